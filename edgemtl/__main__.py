@@ -1,0 +1,5 @@
+"""`python -m edgemtl` (what torchrun launches) runs the CLI."""
+
+from edgemtl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Datasets as numpy readers (deploy side: no torch import here)."""

@@ -1,0 +1,91 @@
+"""From a recipe's `data` section (or a checkpoint's data record) to a split reader.
+
+Why a record: a checkpoint stores `dataset_record(recipe)` so that `eval`,
+`export` and `profile` can rebuild exactly the split the run was scored on
+(for synthetic data: the generator's parameters, regenerated into the cache).
+numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from edgemtl.config import DataConfig
+from edgemtl.data.sample import Sample
+from edgemtl.errors import UserError
+
+#: Units of each regression target per dataset kind (for manifests and tables).
+DEPTH_UNITS: dict[str, str] = {
+    "synthetic": "m (z-depth)",
+    "nyuv2": "m",
+    "cityscapes": "inverse depth",
+    "taskonomy": "m",
+    "folder": "",
+}
+
+
+class SplitReader(Protocol):
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Sample: ...
+
+
+def dataset_record(cfg: DataConfig) -> dict[str, Any]:
+    """What a checkpoint stores to rebuild its splits."""
+    record: dict[str, Any] = {"kind": cfg.kind, "root": cfg.resolved_root()}
+    if cfg.kind == "synthetic":
+        from edgemtl.data.synthetic import SynthParams
+
+        params = SynthParams(
+            n_train=cfg.synthetic.n_train,
+            n_val=cfg.synthetic.n_val,
+            height=cfg.size[0],
+            width=cfg.size[1],
+            seed=cfg.synthetic.seed,
+        )
+        record["params"] = params.to_dict()
+    return record
+
+
+def resolve_root(record: dict[str, Any], root: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+    """The folder holding the dataset; synthetic data is generated into the cache if needed."""
+    chosen = root or record.get("root")
+    if record["kind"] == "synthetic" and not chosen:
+        from edgemtl.data.synthetic import SynthParams, ensure_dataset
+
+        return ensure_dataset(SynthParams.from_dict(record["params"]), progress=progress)
+    if not chosen:
+        raise UserError(f"dataset {record['kind']}: no root folder given (set data.root, or pass --data ROOT)")
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise UserError(f"dataset {record['kind']}: root {path} is not a folder")
+    return path
+
+
+def _synthetic_class_names(folder: Path) -> tuple[str, ...]:
+    meta = folder / "synthetic.json"
+    try:
+        return tuple(json.loads(meta.read_text())["class_names"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"synthetic dataset {folder}: cannot read class names from {meta.name} ({exc.__class__.__name__})") from None
+
+
+def open_split(
+    record: dict[str, Any],
+    split: str,
+    task_keys: list[str],
+    root: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SplitReader:
+    """A reader over one split (`train` or `val`) yielding channels-last Samples."""
+    kind = record["kind"]
+    folder = resolve_root(record, root, progress)
+    if kind == "synthetic":
+        from edgemtl.data.npy_layout import NpyLayoutReader
+
+        return NpyLayoutReader(folder, split, task_keys, class_names=_synthetic_class_names(folder))
+    raise UserError(f"dataset kind {kind!r} has no reader yet (available: synthetic)")

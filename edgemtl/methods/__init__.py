@@ -1,0 +1,28 @@
+"""Training objectives. `build_method(recipe, specs)` picks one by `method.name`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgemtl.config import Recipe
+from edgemtl.errors import UserError
+from edgemtl.methods.base import Method, StepContext
+from edgemtl.methods.sd import SelfDistillation, Vanilla
+from edgemtl.tasks import TaskSpec
+
+METHODS: dict[str, type[Method]] = {
+    "vanilla": Vanilla,
+    "sd": SelfDistillation,
+    "sd_ensemble": SelfDistillation,
+}
+
+
+def build_method(recipe: Recipe, specs: Sequence[TaskSpec]) -> Method:
+    try:
+        cls = METHODS[recipe.method.name]
+    except KeyError:
+        raise UserError(f"unknown method {recipe.method.name!r} (expected one of: {', '.join(METHODS)})") from None
+    return cls(recipe, specs)
+
+
+__all__ = ["METHODS", "Method", "StepContext", "build_method"]

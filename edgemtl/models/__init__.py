@@ -1,0 +1,1 @@
+"""Torch models: shared encoder, Teacher decoders, Student heads, MultiTaskNet."""
