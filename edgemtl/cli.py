@@ -65,6 +65,32 @@ def eval_(
 
 
 @app.command()
+def export(
+    source: Annotated[Optional[Path], typer.Argument(help="Checkpoint (default: newest runs/*/best.pt) or a bundle folder.")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help="student, teacher or ensemble (default: the bundle's, else student).")] = None,
+    outputs: Annotated[str, typer.Option("--outputs", help="raw (logits, maps) or decoded (argmax labels in-graph).")] = "raw",
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also build the FP16 ONNX (and FP16 engine where TensorRT exists).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Also build the symmetric QDQ INT8 ONNX (and engine).")] = False,
+    calib: Annotated[int, typer.Option("--calib", min=1, help="INT8 calibration images from the training split.")] = 64,
+    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (static batch 1 by default).")] = False,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch of the TensorRT profile with --dynamic-batch.")] = 16,
+    no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Skip onnxsim.")] = False,
+    data: Annotated[Optional[str], typer.Option("--data", help="Dataset root for parity/calibration samples.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Bundle folder (default export/<run>-<head>/).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild artifacts whose content would change.")] = False,
+    tol: Annotated[Optional[list[str]], typer.Option("--tol", help="Override a parity bound: NAME=VALUE (repeatable), e.g. int8_miou_drop=5.")] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Parity samples from the validation split.")] = 8,
+    trt: Annotated[Optional[bool], typer.Option("--trt/--no-trt", help="Build TensorRT engines (default: where TensorRT and a GPU exist).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
+    from edgemtl.export.command import export_command, parse_tolerances
+
+    export_command(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, not no_simplify,
+                   data, out, force, parse_tolerances(tol or []), samples, trt, quiet)
+
+
+@app.command()
 def profile(
     artifacts: Annotated[list[Path], typer.Argument(help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt).")],
     batch: Annotated[str, typer.Option("--batch", help="Batch size, or a comma-separated sweep: 1,4,8.")] = "1",

@@ -346,7 +346,7 @@ class Trainer:
         """Fresh runs start each head's output at the constant predictor of the training split."""
         from edgemtl.baselines import fit_constants
 
-        self.model.init_output_bias(fit_constants(self.train_reader, self.specs, self.input_spec))
+        self.model.init_outputs(fit_constants(self.train_reader, self.specs, self.input_spec))
 
     def fit(self) -> dict[str, Any]:
         cfg = self.recipe.train

@@ -8,6 +8,7 @@ without PyTorch. The lead's typer wrapper calls `export_command`.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,21 @@ from edgemtl.data.preprocess import InputSpec
 from edgemtl.errors import UserError
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter, open_existing
-from edgemtl.export.manifest import MANIFEST_NAME, Artifact, find_artifact, load_manifest, verify_artifact
-from edgemtl.export.pipeline import Context, build_engine_artifact, derive_fp16, derive_int8, onnx_name, run_onnx
+from edgemtl.export.manifest import (
+    MANIFEST_NAME,
+    Artifact,
+    find_artifact,
+    load_manifest,
+    verify_artifact,
+)
+from edgemtl.export.pipeline import (
+    Context,
+    build_engine_artifact,
+    derive_fp16,
+    derive_int8,
+    onnx_name,
+    run_onnx,
+)
 from edgemtl.export.samples import SampleSet, load_samples
 from edgemtl.tasks import TaskSpec
 
@@ -80,14 +94,23 @@ def export_command(
         source = latest_best(runs_dir)
         console.print(f"exporting the newest checkpoint: {source}")
     source = Path(source)
-    if source.is_dir():
-        result = _from_bundle(source, head, outputs, fp16, int8, calib, data, force, tol, samples, trt,
-                              max_batch, console)
-    elif source.is_file():
-        result = _from_checkpoint(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, simplify,
-                                  data, out, force, tol, samples, trt, export_dir, console)
-    else:
+    if not source.exists():
         raise UserError(f"{source}: no such checkpoint file or bundle folder")
+    if source.is_dir() and out is not None and Path(out).resolve() != source.resolve():
+        raise UserError(f"--out {out}: exporting from bundle {source} adds to that bundle; copy it first")
+    if source.is_dir() and dynamic_batch:
+        raise UserError(f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed when its FP32 ONNX "
+                        "was exported; re-export from the checkpoint")
+    with console.status("export", spinner="dots") as status:
+        def say(msg: str) -> None:
+            status.update(f"export: {msg}")
+
+        if source.is_dir():
+            result = _from_bundle(source, head, outputs, fp16, int8, calib, data, force, tol, samples, trt,
+                                  max_batch, console, say)
+        else:
+            result = _from_checkpoint(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch,
+                                      simplify, data, out, force, tol, samples, trt, export_dir, console, say)
     _print_end(result, Console(quiet=quiet))
     return result
 
@@ -112,12 +135,13 @@ def _trt_plan(requested: bool | None, head: str, upsampling: str) -> tuple[bool,
 
 
 def _context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances, sample_set: SampleSet,
-             dynamic: bool, max_batch: int, upsampling: str, console: Console) -> Context:
+             dynamic: bool, max_batch: int, upsampling: str, console: Console,
+             say: Callable[[str], None]) -> Context:
     tasks = {k: TaskSpec.from_dict(t.model_dump(mode="json")) for k, t in writer.manifest.tasks.items()}
     feed = min(4, max_batch) if dynamic else 1
     ctx = Context(writer, tasks, spec, tol, sample_set, feed=feed, max_batch=max_batch if dynamic else 1,
                   unpool=upsampling == "unpool" and writer.manifest.head in ("teacher", "ensemble"),
-                  say=lambda msg: console.print(f"[dim]export:[/] {msg}"))
+                  say=say)
     if sample_set.kind == "random":
         note = f"parity on random normalised inputs (dataset unavailable: {sample_set.reason})"
         ctx.notes.append(note)
@@ -128,7 +152,7 @@ def _context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances, samp
 def _from_checkpoint(path: Path, head: str | None, outputs: str, fp16: bool, int8: bool, calib: int,
                      dynamic_batch: bool, max_batch: int, simplify: bool, data: str | None, out: Path | None,
                      force: bool, tol: parity.Tolerances, samples: int, trt: bool | None, export_dir: Path,
-                     console: Console) -> dict[str, Any]:
+                     console: Console, say: Callable[[str], None]) -> dict[str, Any]:
     from edgemtl.export import from_checkpoint as fc
 
     ckpt, head = fc.load(path, head)
@@ -142,7 +166,7 @@ def _from_checkpoint(path: Path, head: str | None, outputs: str, fp16: bool, int
         spec = InputSpec.from_dict(fresh.input.input_spec_dict())
         keys = list(fresh.tasks)
         sample_set = load_samples(fresh.dataset, spec, keys, "val", samples, data)
-        ctx = _context(writer, spec, tol, sample_set, dynamic_batch, max_batch, upsampling, console)
+        ctx = _context(writer, spec, tol, sample_set, dynamic_batch, max_batch, upsampling, console, say)
         if trt_note:
             ctx.notes.append(trt_note)
         art, reference = fc.export_fp32(ctx, ckpt, simplify, dynamic_batch)
@@ -161,7 +185,7 @@ def _from_checkpoint(path: Path, head: str | None, outputs: str, fp16: bool, int
 
 def _from_bundle(bundle: Path, head: str | None, outputs: str, fp16: bool, int8: bool, calib: int,
                  data: str | None, force: bool, tol: parity.Tolerances, samples: int, trt: bool | None,
-                 max_batch: int, console: Console) -> dict[str, Any]:
+                 max_batch: int, console: Console, say: Callable[[str], None]) -> dict[str, Any]:
     manifest = load_manifest(bundle)
     if head is not None and head != manifest.head:
         raise UserError(f"{bundle}: this bundle holds the {manifest.head} head, not {head}")
@@ -178,7 +202,7 @@ def _from_bundle(bundle: Path, head: str | None, outputs: str, fp16: bool, int8:
         spec = InputSpec.from_dict(manifest.input.input_spec_dict())
         sample_set = load_samples(manifest.dataset, spec, list(manifest.tasks), "val", samples, data)
         ctx = _context(writer, spec, tol, sample_set, fp32.batch.dynamic, max(fp32.batch.max, 1),
-                       manifest.upsampling, console)
+                       manifest.upsampling, console, say)
         if trt_note:
             ctx.notes.append(trt_note)
         fp32_path = bundle / fp32.file

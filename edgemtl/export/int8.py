@@ -43,7 +43,12 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: Sequence[n
 
     `calib`: batches shaped like the graph input (N x 3 x H x W float32, normalised).
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calib:

@@ -277,7 +277,7 @@ def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
     path = Path(onnx_path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError / OSError variants
+    except Exception as exc:  # noqa: BLE001 (onnx raises DecodeError / OSError variants)
         raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     facts: dict[str, Any] = {"opset": default_opset(proto)}
     for prop in proto.metadata_props:

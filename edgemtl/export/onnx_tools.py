@@ -18,7 +18,7 @@ from edgemtl.errors import UserError
 from edgemtl.export.manifest import default_opset
 
 #: ONNX tensor element type -> numpy dtype name, for the manifest's output records.
-_ELEM_NAMES = {
+_ELEM_NAMES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.INT32: "int32", onnx.TensorProto.INT64: "int64",
     onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8",
@@ -30,7 +30,7 @@ def load(path: str | Path) -> onnx.ModelProto:
     path = Path(path)
     try:
         return onnx.load(str(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (protobuf DecodeError, OSError, onnx's own errors)
         raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
 
 
@@ -64,7 +64,7 @@ def simplify(model: onnx.ModelProto, skip_constant_folding: bool = False) -> tup
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             simplified, ok = onnxsim.simplify(model, skip_constant_folding=skip_constant_folding)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any onnxsim failure means: keep the original)
         return model, f"simplification failed: kept the original ({type(exc).__name__}: {str(exc)[:120]})"
     if not ok:
         return model, "simplification failed: kept the original (onnxsim's own check did not pass)"
@@ -88,7 +88,7 @@ def io_info(model: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
     inits = {t.name for t in model.graph.initializer}
 
     def info(v: onnx.ValueInfoProto) -> dict[str, Any]:
-        elem = v.type.tensor_type.elem_type
+        elem = int(v.type.tensor_type.elem_type)
         return {"name": v.name, "shape": _dims(v), "dtype": _ELEM_NAMES.get(elem, str(elem))}
 
     return {"inputs": [info(v) for v in model.graph.input if v.name not in inits],
@@ -113,7 +113,7 @@ def session(path: str | Path, threads: int = 1) -> Any:
     opts.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (ORT raises its own Fail/InvalidGraph/... types)
         raise UserError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,7 +22,16 @@ from edgemtl.data.preprocess import InputSpec
 from edgemtl.errors import UserError
 from edgemtl.export import onnx_tools, parity
 from edgemtl.export.bundle import BundleWriter
-from edgemtl.export.manifest import Artifact, BatchEntry, Check, OutputEntry, Parity, TrtInfo, embed_metadata
+from edgemtl.export.manifest import (
+    Artifact,
+    BatchEntry,
+    Check,
+    OutputEntry,
+    Parity,
+    Precision,
+    TrtInfo,
+    embed_metadata,
+)
 from edgemtl.export.samples import SampleSet
 from edgemtl.io import sha256_file
 from edgemtl.tasks import MEANINGS, TaskSpec
@@ -90,7 +99,7 @@ def finish_onnx(ctx: Context, model: Any, precision: str, proof: Parity | None,
                 built_from: str | None = None) -> Artifact:
     """Embed metadata, save to staging, checksum; the manifest entry (not yet registered)."""
     name = onnx_name(ctx.head, precision)
-    art = Artifact(file=name, format="onnx", precision=precision, sha256="", opset=onnx_tools.opset(model),
+    art = Artifact(file=name, format="onnx", precision=cast(Precision, precision), sha256="", opset=onnx_tools.opset(model),
                    outputs=output_entries(ctx.tasks, ctx.mode, model), batch=batch_entry(model, ctx),
                    parity=proof, built_from=built_from)
     embed_metadata(model, ctx.writer.manifest, art)
@@ -189,7 +198,7 @@ def build_engine_artifact(ctx: Context, precision: str, onnx_paths: dict[str, Pa
             source, ctx.writer.path(name), strategy, input_name=onnx_tools.io_info(fp32_model)["inputs"][0]["name"],
             chw=(3, ctx.spec.height, ctx.spec.width), batch=(batch.min, batch.opt, batch.max),
             dynamic=batch.dynamic, timing_cache=ctx.writer.path("timing.cache"))
-    art = Artifact(file=name, format="trt", precision=precision, sha256=sha256_file(result.engine),
+    art = Artifact(file=name, format="trt", precision=cast(Precision, precision), sha256=sha256_file(result.engine),
                    size_bytes=result.engine.stat().st_size, outputs=output_entries(ctx.tasks, ctx.mode, fp32_model),
                    batch=batch, built_from=source.name)
     art.trt = TrtInfo(**result.trt_record(strategy, source.name))

@@ -81,7 +81,7 @@ def choose_strategy(trt_version: str, precision: str, upsampling: str = "bilinea
     if precision not in ("fp32", "fp16", "int8"):
         raise UserError(f"unknown precision {precision!r}: expected fp32, fp16 or int8")
     refuse_unpool(head, upsampling)
-    major, minor = parse_version(trt_version)
+    major, _minor = parse_version(trt_version)
     if major < SUPPORTED_MAJORS[0]:
         raise UserError(f"TensorRT {trt_version} is not supported (10.x or 11.x needed; JetPack 6+): "
                         "profile the ONNX files with ONNX Runtime instead")
@@ -110,7 +110,7 @@ def import_tensorrt() -> Any | None:
     """Real TensorRT or None (`tensorrt-stubs` imports as an empty namespace package)."""
     try:
         import tensorrt as trt
-    except Exception:
+    except Exception:  # noqa: BLE001 (a broken install raises OSError on its libraries)
         return None
     return trt if hasattr(trt, "Builder") and hasattr(trt, "__version__") else None
 
@@ -120,7 +120,7 @@ def gpu_info() -> dict[str, str] | None:
     try:  # the runtime's probe (cuda-python or pycuda); imported by name to keep mypy's scope here
         facts = importlib.import_module("edgemtl.runtime.trt_env").gpu_facts()
         return {"gpu": str(facts["gpu"]), "compute_capability": str(facts["compute_capability"])}
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 (no binding or no GPU: try nvidia-smi next)
         pass
     smi = shutil.which("nvidia-smi")
     if smi is None:

@@ -80,7 +80,7 @@ def export_head(module: torch.nn.Module, output_names: Sequence[str], height: in
                 input_names=[INPUT_NAME], output_names=list(output_names),
                 dynamic_shapes=dynamic_shapes, verbose=False,
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (the exporter raises many types; all become one line)
         tail = " | ".join(line for line in "".join(log).splitlines()[-3:] if line.strip())
         raise UserError(f"torch.onnx.export failed for {path}: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}{' | ' + tail if tail else ''}") from None

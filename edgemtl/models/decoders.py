@@ -48,7 +48,7 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor, indices: torch.Tensor | None, size: torch.Size) -> torch.Tensor:
         if self.mode == "unpool":
             assert self.project is not None and indices is not None
-            return F.max_unpool2d(self.project(x), indices, 2, 2, output_size=size)
+            return F.max_unpool2d(self.project(x), indices, (2, 2), (2, 2), output_size=size)
         if self.mode == "nearest":
             return F.interpolate(x, size=size, mode="nearest")
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

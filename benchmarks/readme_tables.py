@@ -1,0 +1,58 @@
+"""Render the README's benchmark tables from committed JSON (never typed by hand).
+
+Each table in README.md sits between `<!-- bench:NAME -->` and `<!-- /bench -->`
+and is produced by `markdown(result)` in benchmarks/NAME.py from
+benchmarks/results/NAME.json. `--check` exits 1 when the README is stale
+(tests/test_readme_tables.py runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+
+
+def render(name: str) -> str:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+    return module.markdown(result)
+
+
+def updated(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if any table differs from its JSON")
+    parser.add_argument("files", nargs="*", type=Path)
+    args = parser.parse_args()
+    args.files = args.files or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    stale = []
+    for path in args.files:
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        new = updated(text)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"stale benchmark tables in: {', '.join(map(str, stale))} (run python benchmarks/readme_tables.py)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
