@@ -18,7 +18,7 @@ from edgemtl.errors import UserError
 from edgemtl.io import atomic_file
 
 PANEL_PX = 320
-TITLE_PX = 36
+TITLE_PX = 48
 LEGEND_ROW_PX = 24
 LEGEND_COLUMNS = 6
 DPI = 100
