@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from edgemtl.config import AugmentConfig
-from edgemtl.data.augment import AugmentParams, Augmenter, augment_rng, build_augmenter
+from edgemtl.data.augment import Augmenter, AugmentParams, augment_rng, build_augmenter
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.sample import Sample
 from edgemtl.data.synthetic import FLOOR, WALL, Camera, SynthParams, render_sample

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_cli
 from data_fixtures import write_cityscapes, write_folder, write_nyuv2, write_taskonomy
+from PIL import Image
+
 from edgemtl.data.check import check_dataset
 from edgemtl.data.show import figure_pixels
 from edgemtl.errors import UserError
@@ -30,7 +30,7 @@ def test_good_nyuv2_report(tmp_path: Path) -> None:
     assert seg["invalid_fraction"] == pytest.approx(15 / (32 * 48))
     labels = np.concatenate([s["label"].ravel() for s in written["train"]])
     counts = np.bincount(labels[labels >= 0].astype(int), minlength=13)
-    assert list(seg["histogram"].values()) == counts.tolist() and list(seg["histogram"])[0] == "bed"
+    assert list(seg["histogram"].values()) == counts.tolist() and next(iter(seg["histogram"])) == "bed"
     depth = train["tasks"]["depth"]
     assert depth["invalid_fraction"] == pytest.approx(24 / (32 * 48))
     valid = np.concatenate([s["depth"].ravel() for s in written["train"]])

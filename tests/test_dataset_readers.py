@@ -6,8 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_fixtures import (
+    FOLDER_CLASSES,
+    write_cityscapes,
+    write_folder,
+    write_nyuv2,
+    write_taskonomy,
+)
 
-from data_fixtures import FOLDER_CLASSES, write_cityscapes, write_folder, write_nyuv2, write_taskonomy
 from edgemtl.config import DataConfig
 from edgemtl.data.readers import detect_kind, open_reader
 from edgemtl.data.registry import dataset_record, open_split
@@ -102,6 +108,13 @@ def test_taskonomy_resizes_to_recipe_size_with_consistent_masks(tmp_path: Path) 
     for key, m in masks.items():
         assert m[corner].all(), key
     assert (masks["keypoints"] == corner).all() and (masks["edges"] == corner).all()
+    # Same values as decoding at full size and resizing after (image bilinear, targets nearest).
+    from edgemtl.data.preprocess import resize_bilinear, resize_nearest
+
+    native = open_reader("taskonomy", tmp_path, "val", list(s.targets))[1]
+    np.testing.assert_allclose(s.image, resize_bilinear(native.image, 32, 32), atol=1e-6)
+    for key, value in s.targets.items():
+        np.testing.assert_array_equal(value, resize_nearest(native.targets[key], 32, 32))
 
 
 def test_taskonomy_split_file_forms(tmp_path: Path) -> None:
@@ -154,7 +167,6 @@ def test_folder_dataset_decodes_scale_offset_invalid(tmp_path: Path) -> None:
 ])
 def test_folder_dataset_yaml_is_validated(tmp_path: Path, edit, fragment: str) -> None:
     import yaml
-
     from data_fixtures import folder_spec
 
     write_folder(tmp_path, {"train": 1, "val": 1})
@@ -182,3 +194,14 @@ def test_missing_root_names_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     record = dataset_record(DataConfig(kind="nyuv2", root_env="EDGEMTL_NYUV2", size=(32, 48)))
     with pytest.raises(UserError, match="nowhere is not a folder"):
         open_split(record, "train", ["seg"])
+
+
+def test_readers_check_and_show_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; import edgemtl.data.readers, edgemtl.data.check, edgemtl.data.check_command, "
+            "edgemtl.data.show, edgemtl.data.taskonomy, edgemtl.data.folder, edgemtl.data.npy_datasets, "
+            "edgemtl.data.augment; assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

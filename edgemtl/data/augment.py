@@ -72,8 +72,8 @@ class Augmenter:
 
     def draw(self, rng: np.random.Generator, height: int, width: int) -> AugmentParams:
         scale = self.scales[int(rng.integers(len(self.scales)))]
-        crop_h = max(1, min(height, int(round(height / scale))))
-        crop_w = max(1, min(width, int(round(width / scale))))
+        crop_h = max(1, min(height, round(height / scale)))
+        crop_w = max(1, min(width, round(width / scale)))
         top = int(rng.integers(0, height - crop_h + 1))
         left = int(rng.integers(0, width - crop_w + 1))
         flip = bool(rng.random() < 0.5) if self.flip else False

@@ -130,8 +130,9 @@ def _check_sample(reader: Any, index: int, stats: dict[str, _Stats], shapes: set
                                 f"({n} classes)")
             invalid = target < 0
             stats[key].add(target, invalid)
-            assert stats[key].hist is not None
-            stats[key].hist += np.bincount(target[~invalid].ravel(), minlength=n)[:n]
+            hist = stats[key].hist
+            if hist is not None:
+                hist += np.bincount(target[~invalid].ravel(), minlength=n)[:n]
             continue
         if not np.isfinite(target).all():
             raise UserError(f"{path}: NaN/Inf values after decoding; expected finite numbers")

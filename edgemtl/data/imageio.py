@@ -49,9 +49,8 @@ def read_png(path: Path) -> np.ndarray:
         raise UserError(f"{path}: cannot decode as PNG ({exc.__class__.__name__}: {exc}); "
                         "the file may be truncated or not a PNG") from None
     dtype, _ = _MODES[mode]
-    if mode == "I":
-        if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise UserError(f"{path}: 32-bit PNG values outside 0..65535 (expected 16-bit)")
+    if mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise UserError(f"{path}: 32-bit PNG values outside 0..65535 (expected 16-bit)")
     return arr.astype(dtype, copy=False)
 
 

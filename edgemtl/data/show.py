@@ -26,7 +26,7 @@ DPI = 100
 
 def figure_pixels(n_panels: int, height: int, width: int, n_classes: int = 0) -> tuple[int, int]:
     """(width, height) in pixels of the PNG for a sample of height x width."""
-    panel_h = int(round(PANEL_PX * height / width))
+    panel_h = round(PANEL_PX * height / width)
     legend_rows = math.ceil(n_classes / LEGEND_COLUMNS) if n_classes else 0
     return n_panels * PANEL_PX, panel_h + TITLE_PX + (legend_rows * LEGEND_ROW_PX + 8 if legend_rows else 0)
 
@@ -80,7 +80,7 @@ def render_sample(sample: Sample, class_names: tuple[str, ...], out: Path, title
     panels = _panels(sample, class_names)
     n_classes = len(class_names) if "seg" in sample.targets else 0
     fig_w, fig_h = figure_pixels(len(panels), height, width, n_classes)
-    panel_h = int(round(PANEL_PX * height / width))
+    panel_h = round(PANEL_PX * height / width)
     legend_h = fig_h - panel_h - TITLE_PX
     fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
     for i, (name, rgb) in enumerate(panels):

@@ -15,8 +15,9 @@ Decoding (REFERENCE.md §2), channels-last like every Sample:
 - keypoints2d, edge_texture: 16-bit heatmaps -> v / 65535 in [0, 1].
 - mask_valid (optional, nonzero = valid): every target is marked invalid
   (seg -1, depth 0, normal 0, keypoints/edges -1) where the mask is 0.
-With `size`, everything is resized to it after masking: rgb bilinear, every
-target nearest, so masks stay consistent across tasks. numpy + Pillow only.
+With `size`, everything is resized to it: rgb bilinear, every target and the
+mask nearest (on the raw codes, before decoding: the same result, less work),
+so masks stay consistent across tasks. numpy + Pillow only.
 """
 
 from __future__ import annotations
@@ -223,24 +224,29 @@ class TaskonomyReader:
         raw = read_png(files["image"])
         if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
             raise UserError(f"{files['image']}: rgb must be an 8-bit RGB PNG, got {raw.dtype} with shape {raw.shape}")
-        image = raw[..., :3].astype(np.float32) / 255.0
-        hw = image.shape[:2]
+        hw = raw.shape[:2]
+        out_hw = self.size or hw
+
+        def shrink(arr: np.ndarray) -> np.ndarray:
+            # Nearest on the raw codes equals nearest after the per-pixel decoding, at a
+            # quarter of the decoding work for 512 -> 256.
+            return resize_nearest(arr, *out_hw)
+
+        image = resize_bilinear(raw[..., :3].astype(np.float32) / 255.0, *out_hw)
         valid = None
         if MASK in files:
             mask = read_png(files[MASK])
             if mask.shape[:2] != hw:
                 raise UserError(f"{files[MASK]}: size {mask.shape[:2]} does not match its rgb's {hw}")
-            valid = (mask if mask.ndim == 2 else mask[..., 0]) > 0
+            valid = shrink(mask if mask.ndim == 2 else mask[..., 0]) > 0
         targets: dict[str, np.ndarray] = {}
         for task in self.tasks:
-            target = _decode(task, read_png(files[task]), files[task])
-            if target.shape[:2] != hw:
-                raise UserError(f"{files[task]}: size {target.shape[:2]} does not match its rgb's {hw}")
+            code = read_png(files[task])
+            if code.shape[:2] != hw:
+                raise UserError(f"{files[task]}: size {code.shape[:2]} does not match its rgb's {hw}")
+            target = _decode(task, np.ascontiguousarray(shrink(code)), files[task])
             if valid is not None:
                 target[~valid] = _INVALID[task]
             targets[task] = target
-        if self.size is not None:
-            image = resize_bilinear(image, *self.size)
-            targets = {task: np.ascontiguousarray(resize_nearest(t, *self.size)) for task, t in targets.items()}
         building, key = self._items[index]
         return Sample(image=image, targets=targets, name=f"{building}/{key}")
