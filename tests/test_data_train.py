@@ -44,6 +44,8 @@ def test_two_step_train_on_fixture(tmp_path: Path, recipe: str) -> None:
     assert set(rows[0]["heads"]) == {"teacher", "student", "ensemble"}
     if recipe == "taskonomy":
         assert ckpt["data"]["size"] == [32, 32] and len(ckpt["tasks"]["seg"]["class_names"]) == 17
+    if recipe == "folder":
+        assert ckpt["data"]["size"] == [32, 48] and ckpt["tasks"]["seg"]["class_names"] == ["road", "car", "person"]
     if recipe == "cityscapes":
         assert ckpt["data"]["label_folder"] == "label_7" and ckpt["tasks"]["depth"]["units"] == "inverse depth"
     if recipe != "taskonomy":

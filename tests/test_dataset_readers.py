@@ -157,6 +157,8 @@ def test_folder_dataset_decodes_scale_offset_invalid(tmp_path: Path) -> None:
     assert (depth[-3:, :4] == 0).all()
     np.testing.assert_allclose(s.targets["normal"], ref["normal"], atol=1e-6)
     assert detect_kind(tmp_path) == "folder"
+    small = open_reader("folder", tmp_path, "train", ["seg", "depth"], {"size": [16, 32]})[2]
+    assert small.image.shape == (16, 32, 3) and small.targets["seg"].shape == (16, 32)
 
 
 @pytest.mark.parametrize(("edit", "fragment"), [

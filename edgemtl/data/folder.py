@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgemtl.data.imageio import read_npy, read_png
+from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample
 from edgemtl.errors import UserError
 from edgemtl.tasks import TASK_KINDS
@@ -157,8 +158,12 @@ def decode_target(task: str, raw: np.ndarray, entry: TaskEntry, path: Path) -> n
 class FolderReader:
     """Random access to one split of a folder dataset; `reader[i]` -> Sample."""
 
-    def __init__(self, root: str | Path, split: str, tasks: list[str], spec: FolderSpec | None = None) -> None:
+    def __init__(self, root: str | Path, split: str, tasks: list[str], spec: FolderSpec | None = None,
+                 size: tuple[int, int] | None = None) -> None:
         self.root = Path(root)
+        #: With a size, samples come resized to it (image bilinear, targets nearest: the
+        #: shared preprocessing's policy), so images of any size match the model input.
+        self.size = tuple(size) if size else None
         self.spec = spec or load_folder_spec(self.root)
         self.split = split
         self.tasks = list(tasks)
@@ -222,4 +227,7 @@ class FolderReader:
                 raise UserError(f"{files[task]}: size {target.shape[:2]} does not match its image's "
                                 f"{image.shape[:2]}")
             targets[task] = target
+        if self.size is not None:
+            image = resize_bilinear(image, *self.size)
+            targets = {task: np.ascontiguousarray(resize_nearest(t, *self.size)) for task, t in targets.items()}
         return Sample(image=image, targets=targets, name=f"{self.split}/{self.stems[index]}")

@@ -38,7 +38,8 @@ def open_reader(kind: str, root: Path, split: str, tasks: Sequence[str],
     if kind == "folder":
         from edgemtl.data.folder import FolderReader
 
-        return FolderReader(root, split, tasks)
+        size = options.get("size")
+        return FolderReader(root, split, tasks, size=tuple(size) if size else None)
     if kind == "synthetic":
         from edgemtl.data.npy_layout import NpyLayoutReader
         from edgemtl.data.registry import _synthetic_class_names

@@ -59,6 +59,8 @@ def dataset_options(cfg: DataConfig) -> dict[str, Any]:
         options["label_folder"] = cfg.label_folder
     if cfg.kind == "taskonomy":
         options.update(split_file=cfg.split_file, layout=cfg.layout, size=list(cfg.size))
+    if cfg.kind == "folder":
+        options["size"] = list(cfg.size)
     return options
 
 
