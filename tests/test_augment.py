@@ -179,11 +179,11 @@ def test_augmented_loader_is_a_pure_function_of_seed_epoch_index() -> None:
     aug = Augmenter((1.0, 1.25, 1.5), flip=True, jitter=0.2, size=(32, 64))
     dataset = PreparedSplit(reader, InputSpec(32, 64), augment=aug, seed=3)
 
-    def batches(epoch: int, start: int) -> list[torch.Tensor]:
-        return [images for images, _ in train_loader(dataset, 2, 3, epoch, start, workers=0)]
+    def batches(epoch: int, start: int, workers: int = 0) -> list[torch.Tensor]:
+        return [images for images, _ in train_loader(dataset, 2, 3, epoch, start, workers=workers)]
 
     full = batches(1, 0)
-    resumed = batches(1, 2)  # --resume at batch 2 of epoch 1
+    resumed = batches(1, 2, workers=1)  # --resume at batch 2 of epoch 1, in a worker process
     assert len(full) == 4 and len(resumed) == 2
     for a, b in zip(full[2:], resumed):
         assert torch.equal(a, b)

@@ -37,11 +37,22 @@ def test_good_nyuv2_report(tmp_path: Path) -> None:
     assert depth["min"] == pytest.approx(valid[valid > 0].min()) and depth["max"] == pytest.approx(valid.max())
     assert report["splits"]["train"]["tasks"]["normal"]["invalid_fraction"] == pytest.approx(12 / (32 * 48))
     assert report["warnings"] == []
+    assert train["example_files"] == {"image": "train/image/0.npy", "seg": "train/label/0.npy",
+                                      "depth": "train/depth/0.npy", "normal": "train/normal/0.npy"}
 
 
-@pytest.mark.parametrize("kind", ["cityscapes", "taskonomy", "folder"])
+def _synthetic(root: Path) -> None:
+    from edgemtl.data.synthetic import SynthParams, write_dataset
+
+    write_dataset(root, SynthParams(n_train=2, n_val=1, height=32, width=64, seed=1))
+
+
+@pytest.mark.parametrize("kind", ["cityscapes", "taskonomy", "folder", "synthetic"])
 def test_good_fixtures_pass(tmp_path: Path, kind: str) -> None:
-    {"cityscapes": write_cityscapes, "taskonomy": write_taskonomy, "folder": write_folder}[kind](tmp_path)
+    writers = {"cityscapes": write_cityscapes, "taskonomy": write_taskonomy, "folder": write_folder,
+               "synthetic": _synthetic}
+    writers[kind](tmp_path / "d")
+    tmp_path = tmp_path / "d"
     report = check_dataset(tmp_path)  # kind detected
     assert report["ok"] and report["dataset"] == kind
     if kind == "taskonomy":

@@ -181,6 +181,13 @@ def check_split(reader: Any, tasks: Sequence[str], limit: int | None = None,
     return report, warnings
 
 
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def check_dataset(root: str | Path, kind: str | None = None, tasks: Sequence[str] | None = None,
                   splits: Sequence[str] | None = None, options: dict[str, Any] | None = None,
                   limit: int | None = None,
@@ -213,6 +220,8 @@ def check_dataset(root: str | Path, kind: str | None = None, tasks: Sequence[str
         layout = getattr(reader, "layout", None)
         if layout:
             split_report["layout"] = layout
+        if hasattr(reader, "files"):
+            split_report["example_files"] = {key: _relative(path, root) for key, path in reader.files(0).items()}
         report["splits"][split] = split_report
         report["warnings"].extend(warnings)
     report["ok"] = True

@@ -80,6 +80,10 @@ def check_command(root: Path, dataset: str | None, json_path: str | None, label_
             atomic_write_json(json_path, report)
         out = Console(quiet=quiet)
         out.print(summary_table(report))
+        for split, rep in report["splits"].items():
+            files = ", ".join(f"{key}={path}" for key, path in rep.get("example_files", {}).items())
+            layout = f" ({rep['layout']})" if rep.get("layout") else ""
+            out.print(f"{split} #0{layout}: {files}", soft_wrap=True)
         for warning in report["warnings"][:20]:
             out.print(f"[yellow]warning:[/] {warning}")
         counts = ", ".join(f"{s} {r['count']}" for s, r in report["splits"].items())
