@@ -160,6 +160,48 @@ def data_synth(
     synth_command(out, n_train, n_val, size, seed, quiet)
 
 
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected).")]
+LabelFolderOpt = Annotated[Optional[str], typer.Option("--label-folder", help="Cityscapes: label_7 (default), label_19, label_2 or label.")]
+SplitFileOpt = Annotated[Optional[str], typer.Option("--split-file", help="Taskonomy: CSV building,split or a path with {split}.")]
+LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="Taskonomy: building_domain or domain_building (default: detected).")]
+
+
+@data_app.command("check")
+def data_check(
+    root: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    dataset: DatasetOpt = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the report as JSON to PATH ('-' = stdout).")] = None,
+    label_folder: LabelFolderOpt = None,
+    split_file: SplitFileOpt = None,
+    layout: LayoutOpt = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Only these tasks, e.g. seg,depth.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Check only the first N samples per split.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class histogram."""
+    from edgemtl.data.check_command import check_command
+
+    check_command(root, dataset, json_path, label_folder, split_file, layout, tasks, limit, quiet)
+
+
+@data_app.command("show")
+def data_show(
+    root: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    index: Annotated[int, typer.Option("--index", "-i", help="Sample index in the split.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("sample.png"),
+    dataset: DatasetOpt = None,
+    split: Annotated[str, typer.Option("--split", help="train or val.")] = "train",
+    label_folder: LabelFolderOpt = None,
+    split_file: SplitFileOpt = None,
+    layout: LayoutOpt = None,
+    quiet: Quiet = False,
+) -> None:
+    """Image and every target side by side (labels colour-mapped with a legend, depth, normals as RGB)."""
+    from edgemtl.data.show import show_command
+
+    show_command(root, index, out, dataset, split, label_folder, split_file, layout, quiet)
+
+
 def main() -> None:
     try:
         app()

@@ -31,6 +31,28 @@ class SyntheticData(Section):
     seed: int = 0
 
 
+class AugmentConfig(Section):
+    """Training-split augmentation (off by default; eval/val splits are never augmented)."""
+
+    #: Scale-crop factors drawn uniformly per sample; a crop of 1/s of each side is
+    #: resized back and depth divided by s. [1.0] = no crop.
+    scale: tuple[float, ...] = (1.0,)
+    #: Horizontal flip with probability 1/2 (normals' x component negated).
+    flip: bool = False
+    #: Photometric jitter strength j: brightness, contrast, saturation factors in [1-j, 1+j].
+    jitter: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("scale")
+    @classmethod
+    def _scales_at_least_one(cls, scale: tuple[float, ...]) -> tuple[float, ...]:
+        if not scale or any(s < 1.0 or s > 4.0 for s in scale):
+            raise ValueError(f"expected a non-empty list of scales in [1, 4], got {list(scale)}")
+        return scale
+
+    def enabled(self) -> bool:
+        return self.flip or self.jitter > 0 or any(s != 1.0 for s in self.scale)
+
+
 class DataConfig(Section):
     kind: Literal["synthetic", "nyuv2", "cityscapes", "taskonomy", "folder"] = "synthetic"
     #: Dataset folder. For synthetic data, None means "generate into the cache".
@@ -43,6 +65,13 @@ class DataConfig(Section):
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     synthetic: SyntheticData = SyntheticData()
     workers: int = Field(2, ge=0)
+    #: Cityscapes: label folder (label_7, label_19, label_2, or label = 7 classes).
+    label_folder: str = "label_7"
+    #: Taskonomy: split file (relative to root unless absolute); default {root}/splits.csv.
+    split_file: str | None = None
+    #: Taskonomy folder layout: {building}/{domain}/, {domain}/{building}/, or auto-detected.
+    layout: Literal["auto", "building_domain", "domain_building"] = "auto"
+    augment: AugmentConfig = AugmentConfig()
 
     @field_validator("size")
     @classmethod

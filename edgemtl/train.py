@@ -353,7 +353,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "recipe.yaml", dump_yaml(self.recipe))
         self._open_writer()
-        dataset = PreparedSplit(self.train_reader, self.input_spec)
+        from edgemtl.data.augment import build_augmenter
+
+        augment = build_augmenter(self.recipe.data.augment, self.recipe.data.size, self.recipe.data.kind)
+        dataset = PreparedSplit(self.train_reader, self.input_spec, augment=augment, seed=cfg.seed)
         start_time = time.perf_counter()
         images_seen = 0
         self.model.train()

@@ -99,6 +99,12 @@ class NpyLayoutReader:
     def __len__(self) -> int:
         return self._n
 
+    def files(self, index: int) -> dict[str, Path]:
+        """The files behind sample `index`: "image" and one per task (for `data check`)."""
+        out = {"image": self._image_dir / f"{index}.npy"}
+        out.update({task: folder / f"{index}.npy" for task, folder in self._dirs.items()})
+        return out
+
     def __iter__(self) -> Iterator[Sample]:
         for i in range(self._n):
             yield self[i]

@@ -48,7 +48,20 @@ def dataset_record(cfg: DataConfig) -> dict[str, Any]:
             seed=cfg.synthetic.seed,
         )
         record["params"] = params.to_dict()
+    record.update(dataset_options(cfg))
     return record
+
+
+def dataset_options(cfg: DataConfig) -> dict[str, Any]:
+    """Per-kind reader options a checkpoint needs to rebuild the split (issue 3)."""
+    options: dict[str, Any] = {"root_env": cfg.root_env} if cfg.root_env else {}
+    if cfg.kind == "cityscapes":
+        options["label_folder"] = cfg.label_folder
+    if cfg.kind == "taskonomy":
+        options.update(split_file=cfg.split_file, layout=cfg.layout, size=list(cfg.size))
+    if cfg.kind == "folder":
+        options["size"] = list(cfg.size)
+    return options
 
 
 def resolve_root(record: dict[str, Any], root: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -59,7 +72,9 @@ def resolve_root(record: dict[str, Any], root: str | Path | None = None, progres
 
         return ensure_dataset(SynthParams.from_dict(record["params"]), progress=progress)
     if not chosen:
-        raise UserError(f"dataset {record['kind']}: no root folder given (set data.root, or pass --data ROOT)")
+        env = record.get("root_env")
+        also = f", set the {env} environment variable" if env else ""
+        raise UserError(f"dataset {record['kind']}: no root folder given (set data.root{also}, or pass --data ROOT)")
     path = Path(chosen).expanduser()
     if not path.is_dir():
         raise UserError(f"dataset {record['kind']}: root {path} is not a folder")
@@ -88,4 +103,6 @@ def open_split(
         from edgemtl.data.npy_layout import NpyLayoutReader
 
         return NpyLayoutReader(folder, split, task_keys, class_names=_synthetic_class_names(folder))
-    raise UserError(f"dataset kind {kind!r} has no reader yet (available: synthetic)")
+    from edgemtl.data.readers import open_reader
+
+    return open_reader(kind, folder, split, task_keys, record)

@@ -19,17 +19,32 @@ from edgemtl.data.registry import SplitReader
 
 
 class PreparedSplit(Dataset):
-    """Reader + the shared preprocessing, as tensors."""
+    """Reader + the shared preprocessing, as tensors.
 
-    def __init__(self, reader: SplitReader, spec: InputSpec) -> None:
+    With `augment` (training split only), sample i of epoch e is augmented from
+    `augment_rng(seed, e, i)`: a pure function, so resume and workers replay it.
+    """
+
+    def __init__(self, reader: SplitReader, spec: InputSpec, augment: Any = None, seed: int = 0) -> None:
         self.reader = reader
         self.spec = spec
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.reader)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image, targets = prepare_sample(self.reader[index], self.spec)
+        sample = self.reader[index]
+        if self.augment is not None:
+            from edgemtl.data.augment import augment_rng
+
+            sample = self.augment(sample, augment_rng(self.seed, self.epoch, index))
+        image, targets = prepare_sample(sample, self.spec)
         return torch.from_numpy(image), {k: torch.from_numpy(v) for k, v in targets.items()}
 
 
@@ -54,6 +69,8 @@ def train_loader(
     dataset: Dataset, batch_size: int, seed: int, epoch: int, start_batch: int, workers: int, pin_memory: bool = False
 ) -> DataLoader:
     sampler = EpochSampler(len(dataset), seed, epoch, start_batch * batch_size)  # type: ignore[arg-type]
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs["persistent_workers"] = False

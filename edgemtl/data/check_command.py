@@ -1,0 +1,93 @@
+"""`edgemtl data check ROOT --dataset KIND [--json PATH]`: run the check, print a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from edgemtl.errors import UserError
+from edgemtl.io import atomic_write_json
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _top_classes(hist: dict[str, int], k: int = 4) -> str:
+    total = sum(hist.values())
+    if not total:
+        return "no labelled pixels"
+    top = sorted(hist.items(), key=lambda kv: -kv[1])[:k]
+    empty = sum(1 for n in hist.values() if n == 0)
+    text = ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in top)
+    return text + (f"; {empty} classes absent" if empty else "")
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"{report['dataset']} dataset at {report['root']}")
+    for col in ("split", "n", "target", "on disk", "range", "mean", "invalid", "notes"):
+        table.add_column(col, justify="right" if col in ("n", "mean", "invalid") else "left")
+    for split, rep in report["splits"].items():
+        img = rep["image"]
+        table.add_row(split, str(rep["count"]), "image", img["format"], f"[{_fmt(img['min'])}, {_fmt(img['max'])}]",
+                      _fmt(img["mean"]), "", ", ".join(img["shapes"]))
+        for key, st in rep["tasks"].items():
+            inv = st["invalid_fraction"]
+            notes = _top_classes(st["histogram"]) if "histogram" in st else ""
+            table.add_row("", "", key, st["format"], f"[{_fmt(st['min'])}, {_fmt(st['max'])}]", _fmt(st["mean"]),
+                          "-" if inv is None else f"{100 * inv:.1f}%", notes)
+    return table
+
+
+def check_command(root: Path, dataset: str | None, json_path: str | None, label_folder: str | None,
+                  split_file: str | None, layout: str | None, tasks: str | None, limit: int | None,
+                  quiet: bool) -> dict[str, Any]:
+    from edgemtl.data.check import check_dataset
+    from edgemtl.progress import bar
+
+    options = {"label_folder": label_folder, "split_file": split_file, "layout": layout}
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    console = Console(stderr=True, quiet=quiet)
+    state: dict[str, Any] = {}
+
+    def progress(split: str, done: int, total: int) -> None:
+        if state.get("split") != split:
+            if "ctx" in state:
+                state["ctx"].__exit__(None, None, None)
+            state["split"] = split
+            state["ctx"] = bar(console, f"checking {split}", total)
+            state["advance"] = state["ctx"].__enter__()
+        state["advance"](done, total)
+
+    try:
+        report = check_dataset(root, dataset, task_list, options=options, limit=limit, progress=progress)
+    finally:
+        if "ctx" in state:
+            state["ctx"].__exit__(None, None, None)
+    if json_path == "-":
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        if json_path:
+            atomic_write_json(json_path, report)
+        out = Console(quiet=quiet)
+        out.print(summary_table(report))
+        for split, rep in report["splits"].items():
+            files = ", ".join(f"{key}={path}" for key, path in rep.get("example_files", {}).items())
+            layout = f" ({rep['layout']})" if rep.get("layout") else ""
+            out.print(f"{split} #0{layout}: {files}", soft_wrap=True)
+        for warning in report["warnings"][:20]:
+            out.print(f"[yellow]warning:[/] {warning}")
+        counts = ", ".join(f"{s} {r['count']}" for s, r in report["splits"].items())
+        out.print(f"ok: {report['dataset']} at {report['root']} ({counts}; tasks {', '.join(report['tasks'])})")
+    if not report["ok"]:
+        raise UserError(f"{root}: check failed")
+    return report
