@@ -42,6 +42,9 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a recipe; evaluates every head each epoch and keeps last.pt / best.pt."""
+    from edgemtl.config import load_recipe
+
+    load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
     from edgemtl.train import run_training
 
     run_training(recipe, set_ or [], out, resume, device, quiet)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edgemtl.data.imageio import read_npy, read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
-from edgemtl.data.sample import Sample
+from edgemtl.data.sample import Sample, normalize_index
 from edgemtl.errors import UserError
 from edgemtl.tasks import TASK_KINDS
 
@@ -213,10 +213,7 @@ class FolderReader:
         return out
 
     def __getitem__(self, index: int) -> Sample:
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"{self.split} index out of range [0, {len(self)})")
+        index = normalize_index(index, len(self), self.split)
         files = self.files(index)
         image = decode_image(_read(files["image"], self.spec.image.format), self.spec.image, files["image"])
         targets: dict[str, np.ndarray] = {}

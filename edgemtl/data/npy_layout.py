@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemtl.data.sample import TARGET_LAYOUT, Sample
+from edgemtl.data.sample import TARGET_LAYOUT, Sample, normalize_index
 from edgemtl.errors import UserError
 
 IMAGE_FOLDER = "image"
@@ -110,10 +110,7 @@ class NpyLayoutReader:
             yield self[i]
 
     def __getitem__(self, index: int) -> Sample:
-        if index < 0:
-            index += self._n
-        if not 0 <= index < self._n:
-            raise IndexError(f"{self.split} index out of range [0, {self._n})")
+        index = normalize_index(index, self._n, self.split)
         image = self._load(self._image_dir / f"{index}.npy", np.float32, (3,))
         height, width = image.shape[:2]
         targets: dict[str, np.ndarray] = {}

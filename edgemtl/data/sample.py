@@ -29,3 +29,12 @@ class Sample:
     image: np.ndarray
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = ""
+
+
+def normalize_index(index: int, length: int, split: str) -> int:
+    """Python-style index into a split (negative counts from the end); IndexError past it."""
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"{split} index out of range [0, {length})")
+    return index

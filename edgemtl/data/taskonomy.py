@@ -30,7 +30,7 @@ import numpy as np
 
 from edgemtl.data.imageio import read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
-from edgemtl.data.sample import Sample
+from edgemtl.data.sample import Sample, normalize_index
 from edgemtl.errors import UserError
 
 RGB = "rgb"
@@ -216,10 +216,7 @@ class TaskonomyReader:
         return out
 
     def __getitem__(self, index: int) -> Sample:
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"{self.split} index out of range [0, {len(self)})")
+        index = normalize_index(index, len(self), self.split)
         files = self.files(index)
         raw = read_png(files["image"])
         if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
