@@ -25,11 +25,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgemtl.config import load_recipe  # noqa: E402
-from edgemtl.data.torch_dataset import PreparedSplit  # noqa: E402
-from edgemtl.io import atomic_write_json  # noqa: E402
-from edgemtl.methods import StepContext  # noqa: E402
-from edgemtl.train import Trainer  # noqa: E402
+from edgemtl.config import load_recipe
+from edgemtl.data.torch_dataset import PreparedSplit
+from edgemtl.io import atomic_write_json, atomic_write_text
+from edgemtl.methods import StepContext
+from edgemtl.train import Trainer
 
 RESULT = REPO / "benchmarks" / "results" / "train_step_speed.json"
 OPTIONS: dict[str, list[str]] = {
@@ -120,7 +120,7 @@ def main() -> None:
         old = json.loads(args.out.read_text()).get("rows", [])
     done = {(r["device"], r["option"]) for r in rows}
     merged = [r for r in old if (r["device"], r["option"]) not in done] + rows
-    atomic_write_json(args.out, {
+    data = {
         "schema_version": 1,
         "what": "Trainer._train_step throughput (sd method, 5 tasks, Adam) on one fixed synthetic batch",
         "torch": torch.__version__,
@@ -128,7 +128,27 @@ def main() -> None:
         "machine": platform.machine(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "rows": merged,
-    })
+    }
+    atomic_write_json(args.out, data)
+    atomic_write_text(args.out.with_suffix(".md"), markdown(data))
+
+
+def markdown(data: dict) -> str:
+    """The JSON as a Markdown table (pasted into docs/deploy.md)."""
+    lines = [
+        f"torch {data['torch']}, {data['machine']}" + (f", {data['gpu']}" if data.get("gpu") else ""),
+        "",
+        "| device | option | img/s | ms/step | vs fp32 | batch | size | width | threads | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = {r["device"]: r["images_per_s"] for r in data["rows"] if r["option"] == "fp32"}
+    for r in data["rows"]:
+        ratio = f"{r['images_per_s'] / base[r['device']]:.2f}x" if r["device"] in base else "-"
+        lines.append(
+            f"| {r['device']} | {r['option']} | {r['images_per_s']} | {r['step_ms']} | {ratio} | {r['batch']} | "
+            f"{r['size'][0]}x{r['size'][1]} | {r['width']} | {r['threads']} | {r.get('load_avg_1min', '-')} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

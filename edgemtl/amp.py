@@ -39,6 +39,22 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=DTYPES[self.mode])
 
+    def outputs_fp32(self, outputs: Any) -> Any:
+        """Network outputs as fp32 for the losses, which run outside autocast.
+
+        Why: loss code written for fp32 (e.g. `clamp_min(1e-12)` before a sqrt)
+        breaks in fp16, where 1e-12 underflows to 0 and the gradient turns inf.
+        """
+        if not self.enabled:
+            return outputs
+        if isinstance(outputs, torch.Tensor):
+            return outputs.float() if outputs.is_floating_point() else outputs
+        if isinstance(outputs, dict):
+            return {key: self.outputs_fp32(value) for key, value in outputs.items()}
+        if isinstance(outputs, (list, tuple)):
+            return type(outputs)(self.outputs_fp32(value) for value in outputs)
+        return outputs
+
     def scale(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Losses as the balancer must backpropagate them (times the fp16 loss scale)."""
         if not self.scaler.is_enabled():

@@ -238,7 +238,7 @@ def eval_shard(total: int, rank: int, world_size: int) -> np.ndarray:
 class ShardReader:
     """A split reader restricted to some indices (keeps the reader protocol)."""
 
-    def __init__(self, reader: Any, indices: Sequence[int]) -> None:
+    def __init__(self, reader: Any, indices: Sequence[int] | np.ndarray) -> None:
         self.reader = reader
         self.indices = [int(i) for i in indices]
         self.class_names = reader.class_names
@@ -298,8 +298,8 @@ class RunningStats:
 
     def after_chunk(self) -> None:
         for m, sums in zip(self.layers, self._sums):
-            sums[0] += m.running_mean  # type: ignore[operator]
-            sums[1] += m.running_var  # type: ignore[operator]
+            sums[0] += m.running_mean  # type: ignore[operator,arg-type]
+            sums[1] += m.running_var  # type: ignore[operator,arg-type]
         self._count += 1
 
     def finish(self, dist: Dist) -> None:

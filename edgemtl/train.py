@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from torch.utils.data import DataLoader
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
 
 from edgemtl.amp import Precision
 from edgemtl.checkpoint import load_checkpoint, save_checkpoint
@@ -407,7 +407,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self.precision.autocast():
                 outputs = self.method.forward(self.model, x, ctx)
-                terms = self.method.loss_terms(outputs, y, ctx)
+            terms = self.method.loss_terms(self.precision.outputs_fp32(outputs), y, ctx)
             if stats is not None:
                 stats.after_chunk()
             task_losses = {task: sum(group.values()) for task, group in terms.items()}
@@ -558,7 +558,7 @@ class Trainer:
         from edgemtl.baselines import score_constants
 
         final = self.history[-1]["heads"] if self.history else {}
-        constants = {None: None}
+        constants: dict[Any, Any] = {None: None}
         if self.dist.is_main:
             constants = score_constants(self.train_reader, self.val_reader, self.specs, self.input_spec, self.recipe.train.eval_limit)
         summary = {

