@@ -40,7 +40,7 @@ def test_device_profile_installs_without_torch_and_runs_profile_and_predict(tmp_
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py, cli = venv / "bin" / "python", venv / "bin" / "edgemtl"
-    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check",
                               str(_source_copy(tmp_path / "src"))], check=False, capture_output=True, text=True, timeout=900)
     if install.returncode != 0 and OFFLINE.search(install.stdout + install.stderr):
         pytest.skip("no package index reachable and the pip cache lacks the device profile's wheels")
