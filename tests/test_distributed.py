@@ -63,6 +63,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[s
     env = {TRACE_ENV: str(trace)}
     first = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(run), *sets], env)
     assert first.returncode == 0, first.stderr[-3000:]
+    shutil.copytree(run, root / "after-epoch-1")
     second = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(run), "--resume",
                        *_sets(["train.epochs=2"])], env)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -128,6 +129,17 @@ def test_resumed_ddp_run_matches_single_process_run(ddp_run: dict[str, Path], si
     for got, want in zip(_rows(ddp_run["run"]), _rows(single_run)):
         assert got["losses"] == pytest.approx(want["losses"], rel=1e-6)
         assert got["heads"]["student"]["seg"] == pytest.approx(want["heads"]["student"]["seg"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_checkpoint_resumes_in_one_process_with_micro_batches(ddp_run: dict[str, Path], single_run: Path) -> None:
+    run = ddp_run["root"] / "after-epoch-1"  # written by 2 processes; continued by one
+    threads = torch.get_num_threads()
+    try:
+        run_training(RECIPE, ["train.epochs=2", "train.micro_batches=2"], out=run, resume=True, quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    _assert_same_weights(run / "last.pt", single_run / "last.pt")
 
 
 @pytest.mark.slow
