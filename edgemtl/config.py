@@ -170,6 +170,16 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(0, ge=0)
     grad_clip: float | None = Field(None, gt=0)
     threads: int | None = Field(None, ge=1)
+    #: Chunks per process of each (global) batch: BN statistics and loss means per chunk,
+    #: gradients averaged over chunks (gradient accumulation; see docs/deploy.md).
+    micro_batches: int = Field(1, ge=1)
+    #: Mixed precision of training steps (evaluation stays fp32).
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    #: torch.compile the network (first steps pay the compile time).
+    compile: bool = False
+    #: SyncBatchNorm across processes under torchrun (CUDA only).
+    sync_bn: bool = False
 
 
 class Recipe(Section):

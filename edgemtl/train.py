@@ -4,6 +4,9 @@ Resume is exact: the batch order is a pure function of (seed, epoch), the
 position inside an epoch is saved, and model, optimizer, scheduler and torch
 RNG states travel in `last.pt`. A NaN/Inf loss stops training before the bad
 step is applied, so the last checkpoint stays good.
+
+Under `torchrun` every process runs this trainer on its slice of each global
+batch (`edgemtl.distributed` holds the conventions); rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -22,18 +25,22 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from edgemtl.amp import Precision
 from edgemtl.checkpoint import load_checkpoint, save_checkpoint
 from edgemtl.config import Recipe, dump_yaml, load_recipe, recipe_from_dict
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.registry import DEPTH_UNITS, SplitReader, dataset_record, open_split
 from edgemtl.data.torch_dataset import PreparedSplit, steps_per_epoch, train_loader
+from edgemtl.distributed import (
+    Dist, RunningStats, SampleTrace, ShardReader, check_batch, eval_shard, split_chunks,
+)
 from edgemtl.errors import UserError
 from edgemtl.io import atomic_write_json, atomic_write_text
 from edgemtl.metrics import HIGHER_IS_BETTER
 from edgemtl.methods import Method, StepContext, build_method
 from edgemtl.methods.balancers import Balancer
 from edgemtl.models.network import MultiTaskNet
-from edgemtl.scoring import HeadsBlock, score_split, with_delta_m
+from edgemtl.scoring import HeadsBlock, metric_set, score_split, with_delta_m
 from edgemtl.tables import heads_table
 from edgemtl.tasks import TaskSpec, make_spec
 
@@ -136,12 +143,16 @@ class Trainer:
         quiet: bool = False,
         console: Console | None = None,
         step_callback: Callable[[Position], None] | None = None,
+        dist: Dist | None = None,
     ) -> None:
         self.recipe = recipe
         self.run_dir = run_dir
+        self.dist = dist or Dist()
         self.device = pick_device(device)
-        self.quiet = quiet
-        self.console = console or Console(stderr=True, quiet=quiet)
+        if self.device.type == "cuda" and self.dist.active:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.quiet = quiet or not self.dist.is_main
+        self.console = console or Console(stderr=True, quiet=self.quiet)
         self.step_callback = step_callback
         cfg = recipe.train
         if cfg.threads:
@@ -156,6 +167,7 @@ class Trainer:
         self.specs = task_specs_for(recipe, self.train_reader)
         self.method: Method = build_method(recipe, self.specs)
         self.model: MultiTaskNet = self.method.build_model().to(self.device)
+        self._prepare_model()
         self.extra = self.method.extra_module()
         if self.extra is not None:
             self.extra.to(self.device)
@@ -163,6 +175,9 @@ class Trainer:
         self.optimizer = self._build_optimizer()
         self.scheduler = self._build_scheduler()
         self.steps_per_epoch = steps_per_epoch(len(self.train_reader), cfg.batch_size)
+        self.chunk_size = check_batch(cfg.batch_size, self.dist.world_size, cfg.micro_batches)
+        self.precision = Precision(cfg.amp, self.device)
+        self._stats: dict[bool, RunningStats] = {}
         if self.steps_per_epoch == 0:
             raise UserError(
                 f"train.batch_size {cfg.batch_size} is larger than the training split ({len(self.train_reader)} images)"
@@ -177,6 +192,24 @@ class Trainer:
     # ----------------------------------------------------------------- setup
     def _status(self, text: str) -> Any:
         return self.console.status(text) if not self.quiet else _NullContext()
+
+    def _prepare_model(self) -> None:
+        """SyncBatchNorm, memory format and compilation, as the recipe asks."""
+        cfg = self.recipe.train
+        if cfg.sync_bn and self.dist.active:
+            if self.device.type != "cuda":
+                raise UserError(
+                    f"train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only; this run is on {self.device.type} "
+                    "(set train.sync_bn=false)"
+                )
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if cfg.compile:
+            self.model.compile()
+
+    def _params(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.recipe.train.optimizer
@@ -222,11 +255,14 @@ class Trainer:
             "data": self.record,
             "input": self.input_spec.to_dict(),
             "upsampling": self.recipe.model.upsampling,
+            "amp_scaler": self.precision.state_dict(),
+            "distributed": {"world_size": self.dist.world_size, "micro_batches": self.recipe.train.micro_batches},
         }
 
     def save(self, name: str) -> Path:
         path = self.run_dir / name
-        save_checkpoint(path, self.checkpoint_payload())
+        if self.dist.is_main:
+            save_checkpoint(path, self.checkpoint_payload())
         return path
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -240,6 +276,7 @@ class Trainer:
         pos = ckpt["position"]
         self.position = Position(int(pos["epoch"]), int(pos["batch"]), int(pos["global_step"]))
         torch.set_rng_state(ckpt["rng"]["torch"])
+        self.precision.load_state_dict(ckpt.get("amp_scaler"))
         sel = ckpt["select"]
         self.selection = Selection(sel["head"], sel["metric"], sel["reference"], sel["best_value"], sel["best_epoch"])
         self.history = self._read_history(upto_epoch=self.position.epoch)
@@ -250,13 +287,16 @@ class Trainer:
             return []
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         rows = [row for row in rows if row["epoch"] < upto_epoch]
-        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+        if self.dist.is_main:
+            atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
         return rows
 
     # -------------------------------------------------------------- evaluate
     @torch.no_grad()
     def infer(self, images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         x = torch.from_numpy(images).to(self.device)
+        if self.recipe.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         outputs = self.model(x, heads=self.method.eval_heads)
         return {head: {k: v.float().cpu().numpy() for k, v in tasks.items()} for head, tasks in outputs.items()}
 
@@ -264,6 +304,12 @@ class Trainer:
         self.model.eval()
         limit = self.recipe.train.eval_limit
         total = len(self.val_reader) if limit is None else min(limit, len(self.val_reader))
+        reader: Any = self.val_reader
+        if self.dist.active:  # this rank's shard, no padding; states are summed below
+            reader = ShardReader(self.val_reader, eval_shard(total, self.dist.rank, self.dist.world_size))
+            total, limit = len(reader), None
+        heads = self.method.eval_heads
+        sets = {head: metric_set(self.specs) for head in heads}
         task_id = progress.add_task("  eval", total=total, loss="") if progress is not None else None
 
         def advance(done: int, _total: int) -> None:
@@ -272,13 +318,19 @@ class Trainer:
 
         try:
             block = score_split(
-                self.infer, self.val_reader, self.input_spec, self.specs, self.method.eval_heads,
-                batch_size=max(self.recipe.train.batch_size, 8), limit=limit, progress=advance,
+                self.infer, reader, self.input_spec, self.specs, heads,
+                batch_size=max(self.recipe.train.batch_size, 8), limit=limit, progress=advance, sets=sets,
             )
         finally:
             if progress is not None and task_id is not None:
                 progress.remove_task(task_id)
             self.model.train()
+        if self.dist.active:
+            block = {}
+            for head in heads:
+                merged = metric_set(self.specs)
+                merged.merge_state(self.dist.sum_state(sets[head].state()))
+                block[head] = merged.compute()
         if self.selection.reference is None:
             self.selection.reference = block[self.selection.head]
         return with_delta_m(block, self.selection.reference)
@@ -300,6 +352,8 @@ class Trainer:
     def _log_epoch(self, epoch: int, block: HeadsBlock, losses: dict[str, float]) -> dict[str, Any]:
         row = {"schema_version": METRICS_SCHEMA_VERSION, "epoch": epoch, "split": "val", "heads": block, "losses": losses}
         self.history.append(row)
+        if not self.dist.is_main:
+            return row
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
         if self.writer is not None:
@@ -316,6 +370,8 @@ class Trainer:
         return row
 
     def _open_writer(self) -> None:
+        if not self.dist.is_main:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -324,23 +380,80 @@ class Trainer:
         self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=self.position.epoch)
 
     def _train_step(self, images: torch.Tensor, targets: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
-        outputs = self.method.forward(self.model, images, ctx)
-        terms = self.method.loss_terms(outputs, targets, ctx)
-        task_losses = {task: sum(group.values()) for task, group in terms.items()}
-        total = sum(task_losses.values())
-        value = float(total.detach())  # type: ignore[union-attr]
-        if not math.isfinite(value):
-            bad = [f"{task}.{name}" for task, group in terms.items() for name, t in group.items() if not torch.isfinite(t)]
-            raise _NonFinite(value, bad)
-        self.optimizer.zero_grad(set_to_none=True)
+        """One optimizer step on this rank's slice of a global batch, in `train.micro_batches` chunks.
+
+        Every chunk's loss is checked on every rank before any backward pass
+        (a NaN anywhere stops all ranks together). Balancers that combine
+        per-task gradients (`per_task_gradients = True`) get the mean of the
+        chunks' task losses in one call and average their per-task gradients
+        across ranks themselves (`edgemtl.distributed.mean_across_ranks`); the
+        trainer averages every other gradient.
+        """
+        cfg = self.recipe.train
+        chunks = cfg.micro_batches
+        per_task = bool(getattr(self.balancer, "per_task_gradients", False))
+        stats = self._running_stats(per_task)
         shared = [p for p in self.model.encoder.parameters() if p.requires_grad]
-        self.balancer.backward(task_losses, shared)  # type: ignore[arg-type]
-        if self.recipe.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.train.grad_clip)
-        self.optimizer.step()
-        logged = {f"{task}.{name}": float(t.detach()) for task, group in terms.items() for name, t in group.items()}
-        logged["total"] = value
-        return logged
+        self.optimizer.zero_grad(set_to_none=True)
+        if stats is not None:
+            stats.begin()
+        logged: dict[str, float] = {}
+        kept: list[dict[str, torch.Tensor]] = []
+        for x, y in split_chunks(images, targets, chunks):
+            if stats is not None:
+                stats.before_chunk()
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.precision.autocast():
+                outputs = self.method.forward(self.model, x, ctx)
+            terms = self.method.loss_terms(self.precision.outputs_fp32(outputs), y, ctx)
+            if stats is not None:
+                stats.after_chunk()
+            task_losses = {task: sum(group.values()) for task, group in terms.items()}
+            value = float(sum(task_losses.values()).detach())  # type: ignore[union-attr]
+            bad = None
+            if not math.isfinite(value):
+                bad = _NonFinite(value, [f"{t}.{n}" for t, g in terms.items() for n, v in g.items() if not torch.isfinite(v)])
+            self._agree_finite(bad)
+            for task, group in terms.items():
+                for name, term in group.items():
+                    logged[f"{task}.{name}"] = logged.get(f"{task}.{name}", 0.0) + float(term.detach())
+            logged["total"] = logged.get("total", 0.0) + value
+            if per_task:
+                kept.append(task_losses)  # type: ignore[arg-type]
+            else:
+                self.balancer.backward(self.precision.scale(task_losses), shared)  # type: ignore[arg-type]
+        if per_task:
+            mean = {task: sum(k[task] for k in kept) / chunks for task in kept[0]}
+            self.balancer.backward(self.precision.scale(mean), shared)  # type: ignore[arg-type]
+            ids = {id(p) for p in shared}
+            self.dist.mean_gradients([p for p in self._params() if id(p) not in ids])
+        else:
+            self.dist.mean_gradients(self._params(), chunks=chunks)
+        if stats is not None:
+            stats.finish(self.dist)
+        self.precision.unscale(self.optimizer)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.precision.step(self.optimizer)
+        return {name: value / chunks for name, value in logged.items()}
+
+    def _running_stats(self, keep_graphs: bool) -> RunningStats | None:
+        """BN running statistics averaged over chunks and ranks (None: one chunk, one process)."""
+        if self.recipe.train.micro_batches == 1 and not self.dist.active:
+            return None
+        if keep_graphs not in self._stats:
+            self._stats[keep_graphs] = RunningStats(self.model, keep_graphs)
+        return self._stats[keep_graphs]
+
+    def _agree_finite(self, bad: _NonFinite | None) -> None:
+        """Raise the first bad rank's `_NonFinite` on every rank if any rank's loss is not finite."""
+        if not self.dist.any(bad is not None):
+            return
+        reports = self.dist.gather_objects(None if bad is None else (bad.value, bad.terms))
+        rank = next(r for r, report in enumerate(reports) if report is not None)
+        value, terms = reports[rank]
+        raise _NonFinite(value, terms, rank)
 
     def init_from_data(self) -> None:
         """Fresh runs start each head's output at the constant predictor of the training split."""
@@ -350,11 +463,14 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         cfg = self.recipe.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "recipe.yaml", dump_yaml(self.recipe))
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "recipe.yaml", dump_yaml(self.recipe))
         self._open_writer()
         from edgemtl.data.augment import build_augmenter
 
+        self.dist.broadcast_module(self.model, self.extra, self.balancer.module())
+        trace = SampleTrace(self.dist.rank)
         augment = build_augmenter(self.recipe.data.augment, self.recipe.data.size, self.recipe.data.kind)
         dataset = PreparedSplit(self.train_reader, self.input_spec, augment=augment, seed=cfg.seed)
         start_time = time.perf_counter()
@@ -370,10 +486,11 @@ class Trainer:
                     )
                     sums: dict[str, float] = {}
                     loader = train_loader(
-                        dataset, cfg.batch_size, cfg.seed, epoch, self.position.batch,
-                        self.recipe.data.workers, pin_memory=self.device.type == "cuda",
+                        dataset, cfg.batch_size, cfg.seed, epoch, self.position.batch, self.recipe.data.workers,
+                        pin_memory=self.device.type == "cuda", rank=self.dist.rank, world_size=self.dist.world_size,
                     )
-                    for images, targets in loader:
+                    for indices, (images, targets) in zip(loader.batch_sampler, loader):
+                        trace.record(epoch, self.position.batch, indices)
                         ctx = StepContext(epoch, cfg.epochs, self.position.batch, self.steps_per_epoch)
                         images = images.to(self.device, non_blocking=True)
                         targets = {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
@@ -385,7 +502,7 @@ class Trainer:
                             sums[name] = sums.get(name, 0.0) + value
                         self.position.batch += 1
                         self.position.global_step += 1
-                        images_seen += images.shape[0]
+                        images_seen += images.shape[0] * self.dist.world_size
                         progress.update(bar, advance=1, loss=f"loss {logged['total']:.3f}")
                         if cfg.checkpoint_every and self.position.global_step % cfg.checkpoint_every == 0:
                             self.save("last.pt")
@@ -394,7 +511,7 @@ class Trainer:
                     if self.scheduler is not None:
                         self.scheduler.step()
                     done = max(1, self.position.batch)
-                    losses = {name: value / done for name, value in sums.items()}
+                    losses = self.dist.mean_floats({name: value / done for name, value in sums.items()})
                     block = self.evaluate(progress)
                     self.position = Position(epoch + 1, 0, self.position.global_step)
                     self._log_epoch(epoch, block, losses)
@@ -424,10 +541,12 @@ class Trainer:
 
     def _stop_non_finite(self, bad: _NonFinite) -> None:
         last = self.run_dir / "last.pt"
-        if not last.is_file() and all(torch.isfinite(p).all() for p in self.model.parameters()):
+        if self.dist.is_main and not last.is_file() and all(torch.isfinite(p).all() for p in self.model.parameters()):
             self.save("last.pt")
         where = f" in {', '.join(bad.terms)}" if bad.terms else ""
-        kept = f"; last good checkpoint: {last}" if last.is_file() else ""
+        if self.dist.active:
+            where += f" on rank {bad.rank}"
+        kept = f"; last good checkpoint: {last}" if self.dist.broadcast_object(last.is_file()) else ""
         raise UserError(
             f"training stopped: loss is {bad.value}{where} at epoch {self.position.epoch + 1}, "
             f"batch {self.position.batch + 1}{kept}"
@@ -437,7 +556,9 @@ class Trainer:
         from edgemtl.baselines import score_constants
 
         final = self.history[-1]["heads"] if self.history else {}
-        constants = score_constants(self.train_reader, self.val_reader, self.specs, self.input_spec, self.recipe.train.eval_limit)
+        constants: dict[Any, Any] = {None: None}
+        if self.dist.is_main:
+            constants = score_constants(self.train_reader, self.val_reader, self.specs, self.input_spec, self.recipe.train.eval_limit)
         summary = {
             "schema_version": METRICS_SCHEMA_VERSION,
             "recipe": self.recipe.name,
@@ -452,16 +573,19 @@ class Trainer:
             "train_images_per_s": round(images_seen / elapsed, 2) if elapsed > 0 else None,
             "device": str(self.device),
             "threads": torch.get_num_threads(),
+            "world_size": self.dist.world_size,
         }
-        atomic_write_json(self.run_dir / "summary.json", summary)
+        if self.dist.is_main:
+            atomic_write_json(self.run_dir / "summary.json", summary)
         return summary
 
 
 class _NonFinite(Exception):
-    def __init__(self, value: float, terms: list[str]) -> None:
+    def __init__(self, value: float, terms: list[str], rank: int = 0) -> None:
         super().__init__(value)
         self.value = value
         self.terms = terms
+        self.rank = rank
 
 
 class _NullContext:
@@ -480,29 +604,40 @@ def run_training(
     device: str | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """`edgemtl train`: build, (resume,) fit, print the per-head table."""
-    console = Console(stderr=True, quiet=quiet)
+    """`edgemtl train`: build, (resume,) fit, print the per-head table.
+
+    Under `torchrun` every process calls this; rank 0 picks the run folder and
+    alone writes and prints.
+    """
     recipe = load_recipe(recipe_path, overrides)
-    if resume:
-        run_dir = find_resume_dir(recipe, out)
-        ckpt = load_checkpoint(run_dir / "last.pt")
-        recipe = recipe_from_dict(ckpt["recipe"], str(run_dir / "last.pt"), overrides)
-        trainer = Trainer(recipe, run_dir, device, quiet, console)
-        trainer.restore(ckpt)
-        console.print(f"resuming {run_dir} at epoch {trainer.position.epoch + 1}, batch {trainer.position.batch}")
-    else:
-        run_dir = out or default_run_dir(recipe)
-        if (run_dir / "last.pt").exists():
-            raise UserError(f"{run_dir} already holds a run (last.pt): use --resume, or another --out")
-        trainer = Trainer(recipe, run_dir, device, quiet, console)
-        trainer.init_from_data()
-        console.print(
-            f"training [bold]{recipe.name}[/] ({recipe.method.name}, heads: {', '.join(trainer.method.eval_heads)}) "
-            f"on {trainer.device} -> {run_dir}"
-        )
-    summary = trainer.fit()
+    dist = Dist.from_env(pick_device(device).type)
+    quiet = quiet or not dist.is_main
+    console = Console(stderr=True, quiet=quiet)
+    try:
+        if resume:
+            run_dir = Path(dist.broadcast_object(str(find_resume_dir(recipe, out))))
+            ckpt = load_checkpoint(run_dir / "last.pt")
+            recipe = recipe_from_dict(ckpt["recipe"], str(run_dir / "last.pt"), overrides)
+            trainer = Trainer(recipe, run_dir, device, quiet, console, dist=dist)
+            trainer.restore(ckpt)
+            console.print(f"resuming {run_dir} at epoch {trainer.position.epoch + 1}, batch {trainer.position.batch}")
+        else:
+            run_dir = Path(dist.broadcast_object(str(out or default_run_dir(recipe))))
+            if (run_dir / "last.pt").exists():
+                raise UserError(f"{run_dir} already holds a run (last.pt): use --resume, or another --out")
+            trainer = Trainer(recipe, run_dir, device, quiet, console, dist=dist)
+            if dist.is_main:  # fit() broadcasts rank 0's weights
+                trainer.init_from_data()
+            procs = f" x {dist.world_size} processes" if dist.active else ""
+            console.print(
+                f"training [bold]{recipe.name}[/] ({recipe.method.name}, heads: {', '.join(trainer.method.eval_heads)}) "
+                f"on {trainer.device}{procs} -> {run_dir}"
+            )
+        summary = trainer.fit()
+    finally:
+        dist.close()
     out_console = Console(quiet=quiet)
-    if summary["final"]:
+    if summary["final"] and summary["constant_predictor"] is not None:
         from edgemtl.baselines import NAME
 
         shown = {**summary["final"], NAME: summary["constant_predictor"]}
@@ -512,4 +647,3 @@ def run_training(
         f"{summary['wall_time_s']:.0f} s, {summary['train_images_per_s']} img/s -> {run_dir}"
     )
     return summary
-

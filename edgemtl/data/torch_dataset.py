@@ -7,12 +7,11 @@ start at any batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from edgemtl.data.preprocess import InputSpec, prepare_sample
 from edgemtl.data.registry import SplitReader
@@ -52,37 +51,31 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-class EpochSampler(Sampler[int]):
-    """Shuffled order for one epoch, skipping the first `start` batches' samples."""
+def rank_batches(n: int, batch_size: int, seed: int, epoch: int, start_batch: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+    """This rank's sample indices for each remaining global batch of the epoch.
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int = 0) -> None:
-        self.order = epoch_permutation(n, seed, epoch)[start:]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order.tolist())
-
-    def __len__(self) -> int:
-        return len(self.order)
+    Global batch i is `perm[i*B:(i+1)*B]` of the (seed, epoch) permutation (the
+    single-process order); rank r takes the r-th of `world_size` equal contiguous
+    slices. Incomplete last batches are dropped, as in single-process training.
+    """
+    perm = epoch_permutation(n, seed, epoch)
+    per_rank = batch_size // world_size
+    out = []
+    for i in range(start_batch, n // batch_size):
+        lo = i * batch_size + rank * per_rank
+        out.append(perm[lo : lo + per_rank].tolist())
+    return out
 
 
 def train_loader(
-    dataset: Dataset, batch_size: int, seed: int, epoch: int, start_batch: int, workers: int, pin_memory: bool = False
+    dataset: Dataset, batch_size: int, seed: int, epoch: int, start_batch: int, workers: int,
+    pin_memory: bool = False, rank: int = 0, world_size: int = 1,
 ) -> DataLoader:
-    sampler = EpochSampler(len(dataset), seed, epoch, start_batch * batch_size)  # type: ignore[arg-type]
+    """Loader over this rank's remaining batches of `epoch` (`loader.batch_sampler` lists their indices)."""
     if hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(epoch)
-    kwargs: dict[str, Any] = {}
-    if workers > 0:
-        kwargs["persistent_workers"] = False
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        drop_last=True,
-        pin_memory=pin_memory,
-        **kwargs,
-    )
+        dataset.set_epoch(epoch)  # augmentation draws depend on (seed, epoch, index)
+    batches = rank_batches(len(dataset), batch_size, seed, epoch, start_batch, rank, world_size)  # type: ignore[arg-type]
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
