@@ -171,6 +171,22 @@ def measure(n: int, steps: int) -> dict[str, Any]:
     }
 
 
+
+def markdown(result: dict) -> str:
+    """The docs table, rendered from the JSON by benchmarks/readme_tables.py."""
+    lines = [
+        "| reader | model size | samples/s, 1 core | with scale-crop + flip | DataLoader, 0 / 2 workers (wall) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["readers"]:
+        size = "x".join(str(v) for v in row["model_size"])
+        wall = row["loader_samples_per_s_wall"]
+        lines.append(
+            f"| {row['reader']} | {size} | {row['samples_per_s_1core']:.0f} | {row['samples_per_s_1core_augmented']:.0f} "
+            f"| {wall.get('0', float('nan')):.0f} / {wall.get('2', float('nan')):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=24, help="Training samples per fixture.")
