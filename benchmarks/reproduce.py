@@ -40,7 +40,7 @@ SEEDS = (0, 1, 2)
 
 #: Fixed per-run budgets. cpu: measured to fit the grid in <= 3 h on 2 cores (see docs/methods.md).
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"size": [64, 128], "width": 0.125, "n_train": 256, "n_val": 64, "epochs": 8, "batch": 8, "lr": 1e-3, "step_size": 6},
+    "cpu": {"size": [64, 128], "width": 0.125, "n_train": 256, "n_val": 64, "epochs": 6, "batch": 8, "lr": 1e-3, "step_size": 4},
     "smoke": {"size": [32, 64], "width": 0.125, "n_train": 16, "n_val": 8, "epochs": 1, "batch": 4, "lr": 2e-3, "step_size": 1},
 }
 
@@ -185,13 +185,23 @@ def final_metrics(folder: Path, head: str) -> dict[str, dict[str, float]]:
     return {t: m for t, m in block.items() if isinstance(m, dict)}
 
 
+def _done(runs_dir: Path, key: str, seeds: tuple[int, ...]) -> bool:
+    keys = [f"stl-{t}" for t in TASKS] if key == "stl" else [key]
+    return all((Run(k, "", seed).folder(runs_dir) / "summary.json").is_file() for k in keys for seed in seeds)
+
+
 def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
-    """Per row and seed: final-epoch metrics of the row's head and Δm against that seed's single-task runs."""
+    """Per row and seed: final-epoch metrics of the row's head and Δm against that seed's single-task runs.
+    Rows whose runs are not all finished (a partial grid) are left out."""
     from edgemtl.metrics import delta_m
 
     rows: dict[str, Any] = {}
+    if not _done(runs_dir, "stl", seeds):
+        return rows
     for label, key, head in ROWS:
-        per_seed = []
+        if not _done(runs_dir, key, seeds):
+            continue
+        per_seed: list[dict[str, Any]] = []
         for seed in seeds:
             reference: dict[str, dict[str, float]] = {}
             for t in TASKS:
@@ -203,8 +213,9 @@ def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
             per_seed.append({"seed": seed, "metrics": metrics, "delta_m": delta_m(metrics, reference)})
         rows[f"{key}/{head}"] = {"label": label, "run": key, "head": head, "seeds": per_seed,
                                  **mean_std([s["delta_m"] for s in per_seed])}
-    best = max(BALANCER_RUNS, key=lambda k: rows[f"{k}/teacher"]["mean"])
-    rows["best-balancer/teacher"] = {**rows[f"{best}/teacher"], "label": f"best balancer ({best})"}
+    if all(f"{k}/teacher" in rows for k in BALANCER_RUNS):
+        best = max(BALANCER_RUNS, key=lambda k: rows[f"{k}/teacher"]["mean"])
+        rows["best-balancer/teacher"] = {**rows[f"{best}/teacher"], "label": f"best balancer ({best})"}
     return rows
 
 
@@ -218,6 +229,10 @@ def mean_std(values: list[float]) -> dict[str, float]:
 def judge(rows: dict[str, Any]) -> list[dict[str, Any]]:
     verdicts = []
     for paper, text, a, b in CLAIMS:
+        if f"{a[0]}/{a[1]}" not in rows or f"{b[0]}/{b[1]}" not in rows:
+            verdicts.append({"paper": paper, "claim": text, "a": a[0], "b": b[0], "gap": None, "margin_2std": None,
+                             "verdict": "not run"})
+            continue
         ra, rb = rows[f"{a[0]}/{a[1]}"], rows[f"{b[0]}/{b[1]}"]
         gap = ra["mean"] - rb["mean"]
         margin = 2 * max(ra["std"], rb["std"])
@@ -262,14 +277,17 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {row['label']} | {row['head']} | " + " | ".join(cells) + f" | {dm} |")
     lines += ["", "| paper | claim | gap in Δm | 2 × std | verdict |", "|---|---|---:|---:|---|"]
     for v in result["claims"]:
-        lines.append(f"| {v['paper']} | {v['claim']} | {v['gap']:+.2f} | {v['margin_2std']:.2f} | {v['verdict']} |")
+        if v["verdict"] == "not run":
+            lines.append(f"| {v['paper']} | {v['claim']} | - | - | not run |")
+        else:
+            lines.append(f"| {v['paper']} | {v['claim']} | {v['gap']:+.2f} | {v['margin_2std']:.2f} | {v['verdict']} |")
     if result.get("wall_time_s"):
         lines += ["", f"Grid wall time: {result['wall_time_s'] / 3600:.2f} h ({result['jobs']} parallel runs)."]
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- paper plan
-PAPER_DATASETS = {"nyuv2": {"n_train": 795, "tasks": ["seg", "depth", "normal"]},
+PAPER_DATASETS: dict[str, dict[str, Any]] = {"nyuv2": {"n_train": 795, "tasks": ["seg", "depth", "normal"]},
                   "cityscapes": {"n_train": 2975, "tasks": ["seg", "depth"]}}
 
 
@@ -373,6 +391,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="Seeds (the cpu preset needs exactly 3).")
     parser.add_argument("--gpu-tflops", type=float, default=100.0, help="paper: effective training TFLOP/s assumed per GPU.")
     parser.add_argument("--out", type=Path, help="Result JSON (default benchmarks/results/reproduce_<preset>.json).")
+    parser.add_argument("--report", action="store_true", help="Only tabulate the finished runs in --runs-dir (a partial grid too).")
     parser.add_argument("--only", help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their times.")
     args = parser.parse_args()
     from edgemtl.io import atomic_write_json, atomic_write_text
@@ -395,6 +414,14 @@ def main() -> None:
     preset = PRESETS[args.preset]
     seeds = tuple(range(args.seeds))
     runs_dir = args.runs_dir or ROOT / "runs" / f"reproduce-{args.preset}"
+    if args.report:
+        rows = collect(runs_dir, seeds)
+        result = {"schema_version": 1, "preset": {"name": args.preset, **preset}, "seeds": list(seeds), "jobs": args.jobs,
+                  "partial": len(rows) < len(ROWS), "rows": rows, "claims": judge(rows)}
+        atomic_write_json(out, result)
+        atomic_write_text(out.with_suffix(".md"), markdown(result))
+        print(markdown(result))
+        return
     start = time.perf_counter()
     runs = grid(seeds)
     if args.only:

@@ -213,9 +213,9 @@ def min_norm_weights(gram: torch.Tensor, iterations: int = 250, tol: float = 1e-
     if n == 1:
         return torch.ones(1, dtype=torch.float64)
     if n == 2:
-        denom = gram[0, 0] - 2 * gram[0, 1] + gram[1, 1]
-        a = 0.5 if float(denom) <= 1e-20 else float(((gram[1, 1] - gram[0, 1]) / denom).clamp(0.0, 1.0))
-        return torch.tensor([a, 1.0 - a], dtype=torch.float64)
+        pair_denom = float(gram[0, 0] - 2 * gram[0, 1] + gram[1, 1])
+        first = 0.5 if pair_denom <= 1e-20 else min(1.0, max(0.0, float(gram[1, 1] - gram[0, 1]) / pair_denom))
+        return torch.tensor([first, 1.0 - first], dtype=torch.float64)
     a = torch.full((n,), 1.0 / n, dtype=torch.float64)
     for _ in range(iterations):
         grad = gram @ a

@@ -11,6 +11,8 @@ trained with their own learning rate and weight decay; the teachers never train.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -84,7 +86,7 @@ class KD4MTL(Method):
 
     def parameter_groups(self, model: MultiTaskNet) -> list[dict]:
         opt = self.recipe.method.adaptor_optimizer  # type: ignore[union-attr]
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         adaptor_params = list(self.adaptors.parameters())
         if adaptor_params:
             groups.append({"params": adaptor_params, "lr": opt.lr, "weight_decay": opt.weight_decay})
@@ -108,8 +110,8 @@ class KD4MTL(Method):
             group = {"teacher": task_loss(spec, outputs["teacher"][spec.key], targets[spec.key])}
             if spec.key in self.teachers:
                 ours, theirs = outputs[FEATURES], outputs[TEACHER_FEATURES + spec.key]
-                adaptors = self.adaptors[spec.key]
-                distance = sum(feature_distance(adaptors[layer](ours[layer]), theirs[layer]) for layer in self.layers)
-                group["feat"] = float(weights.get(spec.key, 1.0)) * distance  # type: ignore[assignment]
+                adaptors: Any = self.adaptors[spec.key]
+                distance = torch.stack([feature_distance(adaptors[layer](ours[layer]), theirs[layer]) for layer in self.layers]).sum()
+                group["feat"] = float(weights.get(spec.key, 1.0)) * distance
             terms[spec.key] = group
         return terms
