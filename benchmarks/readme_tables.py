@@ -1,8 +1,8 @@
 """Render the README's benchmark tables from committed JSON (never typed by hand).
 
-Each table in README.md sits between `<!-- bench:NAME -->` and `<!-- /bench -->`
-and is produced by `markdown(result)` in benchmarks/NAME.py from
-benchmarks/results/NAME.json. `--check` exits 1 when the README is stale
+Each table in README.md and docs/*.md sits between `<!-- bench:NAME -->` (or
+`<!-- bench:SCRIPT:RESULT -->`) and `<!-- /bench -->` and is produced by
+`markdown(result)` in benchmarks/NAME.py from benchmarks/results/NAME.json. `--check` exits 1 when the README is stale
 (tests/test_readme_tables.py runs it).
 """
 
@@ -16,13 +16,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
+BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w:-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.S)
 
 
 def render(name: str) -> str:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    """`NAME` renders results/NAME.json with NAME.py; `SCRIPT:RESULT` results/RESULT.json with SCRIPT.py."""
+    script, _, result_name = name.partition(":")
+    name = result_name or script
+    spec = importlib.util.spec_from_file_location(f"bench_{script}", ROOT / "benchmarks" / f"{script}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up
     spec.loader.exec_module(module)
     result = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
     return module.markdown(result)

@@ -60,11 +60,12 @@ def eval_(
     json_path: Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH ('-' = stdout).")] = None,
     device: Device = None,
     quiet: Quiet = False,
+    reference: Annotated[Optional[list[str]], typer.Option("--reference", help="Δm against RUN_OR_JSON[#head] (repeatable: merged task-wise, e.g. one single-task run per task).")] = None,
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
     from edgemtl.evaluate import eval_command
 
-    eval_command(checkpoint, head, data, split, limit, json_path, device, quiet)
+    eval_command(checkpoint, head, data, split, limit, json_path, device, quiet, reference)
 
 
 @app.command()

@@ -133,10 +133,67 @@ class SDEnsembleMethod(MethodBase):
     lambda_: float = Field(1.0, alias="lambda", ge=0)
 
 
+class KDTwoStageMethod(MethodBase):
+    """Baseline-3: stage 1 trains the Teacher network (vanilla); stage 2 trains a separate
+    Student network (own encoder, fresh init) with task + lambda * KD against the frozen Teacher.
+    `teacher: CKPT` skips stage 1."""
+
+    name: Literal["kd_two_stage"] = "kd_two_stage"
+    lambda_: float = Field(1.0, alias="lambda", ge=0)
+    teacher: str | None = None
+    #: Which head of the teacher checkpoint gives the targets.
+    teacher_head: Literal["teacher", "student", "ensemble"] = "teacher"
+
+
+class AdaptorOptimizer(Section):
+    """The adaptors' own optimizer settings (a parameter group of the run's optimizer)."""
+
+    lr: float = Field(0.1, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+
+
+class KD4MTLMethod(MethodBase):
+    """KD4MTL: frozen single-task checkpoints as feature teachers through per-task adaptors."""
+
+    name: Literal["kd4mtl"] = "kd4mtl"
+    #: task key -> checkpoint holding that task (normally a single-task run).
+    teachers: dict[str, str]
+    adaptor: Literal["linear", "nonlinear", "none"] = "linear"
+    layers: Literal["last", "mid+last"] = "last"
+    #: Per-task distillation weights (missing tasks weigh 1).
+    weights: dict[str, float] = Field(default_factory=dict)
+    adaptor_optimizer: AdaptorOptimizer = AdaptorOptimizer()
+
+
+class BAMMethod(MethodBase):
+    """BAM: prediction distillation from single-task teachers with teacher annealing."""
+
+    name: Literal["bam"] = "bam"
+    teachers: dict[str, str]
+    #: Head of each teacher checkpoint to distil from (None: the head that run selected).
+    teacher_head: Literal["teacher", "student", "ensemble"] | None = None
+    #: Share of ground truth at the start and the end of training (linear in between).
+    anneal_start: float = Field(0.0, ge=0, le=1)
+    anneal_end: float = Field(1.0, ge=0, le=1)
+
+
 MethodConfig = Annotated[
-    Union[VanillaMethod, SDMethod, SDEnsembleMethod],
+    Union[VanillaMethod, SDMethod, SDEnsembleMethod, KDTwoStageMethod, KD4MTLMethod, BAMMethod],
     Field(discriminator="name"),
 ]
+
+
+class BalancerConfig(Section):
+    """How per-task losses become one update (see edgemtl/methods/balancers.py)."""
+
+    name: Literal["equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad"] = "equal"
+    #: DWA temperature.
+    temperature: float = Field(2.0, gt=0)
+    #: GradNorm asymmetry alpha and the learning rate of its task weights.
+    alpha: float = Field(1.5, ge=0)
+    lr: float = Field(0.025, gt=0)
+    #: PCGrad's task order is shuffled with this seed (+ step).
+    seed: int = 0
 
 
 class OptimizerConfig(Section):
@@ -180,6 +237,15 @@ class TrainConfig(Section):
     compile: bool = False
     #: SyncBatchNorm across processes under torchrun (CUDA only).
     sync_bn: bool = False
+    balancer: BalancerConfig = BalancerConfig()
+    #: Δm reference: run folders, summary/eval JSON or checkpoints (merged task-wise);
+    #: None = the selected head's first evaluation.
+    reference: list[str] | None = None
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class Recipe(Section):
@@ -215,6 +281,17 @@ class Recipe(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _method_tasks_exist(self) -> Recipe:
+        for field in ("teachers", "weights"):
+            keys = getattr(self.method, field, None) or {}
+            unknown = [key for key in keys if key not in self.tasks]
+            if unknown:
+                raise ValueError(
+                    f"method.{field} names task {unknown[0]!r}, which is not in tasks ({', '.join(self.tasks)})"
+                )
+        return self
+
     def dump(self) -> dict[str, Any]:
         """Plain dict of the resolved recipe (YAML/JSON/checkpoint friendly)."""
         return self.model_dump(mode="json", by_alias=True)
@@ -222,8 +299,10 @@ class Recipe(Section):
 
 def recipe_heads(recipe: Recipe) -> tuple[str, ...]:
     """The heads a recipe's method trains (ensemble whenever both exist)."""
-    if recipe.method.name == "vanilla":
+    if recipe.method.name in ("vanilla", "kd4mtl", "bam"):
         return ("teacher",)
+    if recipe.method.name == "kd_two_stage":
+        return ("student",)
     return ("teacher", "student", "ensemble")
 
 

@@ -81,10 +81,17 @@ def _check_classes(path: Path, specs: list, reader: Any) -> None:
 
 def eval_command(
     checkpoint: Path, head: str, data: str | None, split: str, limit: int | None, json_path: str | None,
-    device: str | None, quiet: bool,
+    device: str | None, quiet: bool, reference: list[str] | None = None,
 ) -> dict[str, Any]:
     console = Console(stderr=True, quiet=quiet)
-    result = evaluate_checkpoint(checkpoint, head, data, split, limit, device, console=console)
+    ref = None
+    if reference:
+        from edgemtl.reference import load_reference
+
+        ref = load_reference(reference)
+    result = evaluate_checkpoint(checkpoint, head, data, split, limit, device, reference=ref, console=console)
+    if reference:
+        result["reference"] = list(reference)
     if json_path == "-":
         print(json.dumps(result, indent=2))
     else:

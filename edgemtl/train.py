@@ -38,13 +38,25 @@ from edgemtl.errors import UserError
 from edgemtl.io import atomic_write_json, atomic_write_text
 from edgemtl.metrics import HIGHER_IS_BETTER
 from edgemtl.methods import Method, StepContext, build_method
-from edgemtl.methods.balancers import Balancer
+from edgemtl.methods.balancers import Balancer, build_balancer
 from edgemtl.models.network import MultiTaskNet
 from edgemtl.scoring import HeadsBlock, metric_set, score_split, with_delta_m
 from edgemtl.tables import heads_table
 from edgemtl.tasks import TaskSpec, make_spec
 
 METRICS_SCHEMA_VERSION = 1
+#: Balancer weights travel through the per-step log under this prefix, then into metrics.jsonl's "weights".
+WEIGHT_PREFIX = "weight."
+
+
+def epoch_task_losses(losses: dict[str, float], tasks: Any) -> dict[str, float]:
+    """Each task's mean loss over an epoch: the sum of its logged terms ("seg.teacher", "seg.kd" ...)."""
+    out = {key: 0.0 for key in tasks}
+    for name, value in losses.items():
+        task, dot, _ = name.partition(".")
+        if dot and task in out:
+            out[task] += value
+    return out
 
 
 class TrainingInterrupted(Exception):
@@ -171,7 +183,11 @@ class Trainer:
         self.extra = self.method.extra_module()
         if self.extra is not None:
             self.extra.to(self.device)
-        self.balancer = Balancer({key: task.weight for key, task in recipe.tasks.items()})
+        self.balancer: Balancer = build_balancer(cfg.balancer, {key: task.weight for key, task in recipe.tasks.items()})
+        balancer_module = self.balancer.module()
+        if balancer_module is not None:
+            balancer_module.to(self.device)
+        self.method.cut_shared = self.balancer.needs_representation
         self.optimizer = self._build_optimizer()
         self.scheduler = self._build_scheduler()
         self.steps_per_epoch = steps_per_epoch(len(self.train_reader), cfg.batch_size)
@@ -184,6 +200,10 @@ class Trainer:
             )
         head = cfg.select.head or ("student" if "student" in self.method.model_heads else "teacher")
         self.selection = Selection(head=head, metric=cfg.select.metric)
+        if cfg.reference:
+            from edgemtl.reference import load_reference
+
+            self.selection.reference = load_reference(cfg.reference)
         self._check_select_metric()
         self.position = Position()
         self.history: list[dict[str, Any]] = []
@@ -214,9 +234,12 @@ class Trainer:
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.recipe.train.optimizer
         groups = self.method.parameter_groups(self.model)
+        grouped = {id(p) for group in groups for p in group["params"]}
         for module in (self.extra, self.balancer.module()):
             if module is not None:
-                groups.append({"params": list(module.parameters())})
+                params = [p for p in module.parameters() if id(p) not in grouped]
+                if params:  # methods may already give their modules a group of their own (KD4MTL adaptors)
+                    groups.append({"params": params})
         if cfg.name == "adam":
             return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.name == "adamw":
@@ -245,6 +268,7 @@ class Trainer:
             "heads": list(self.method.eval_heads),
             "model": self.model.state_dict(),
             "extra": self.extra.state_dict() if self.extra is not None else None,
+            "balancer": {"name": self.balancer.name, "state": self.balancer.state_dict()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.position.epoch,
@@ -273,6 +297,8 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("balancer"):
+            self.balancer.load_state_dict(ckpt["balancer"]["state"])
         pos = ckpt["position"]
         self.position = Position(int(pos["epoch"]), int(pos["batch"]), int(pos["global_step"]))
         torch.set_rng_state(ckpt["rng"]["torch"])
@@ -349,8 +375,12 @@ class Trainer:
             transient=False,
         )
 
-    def _log_epoch(self, epoch: int, block: HeadsBlock, losses: dict[str, float]) -> dict[str, Any]:
+    def _log_epoch(
+        self, epoch: int, block: HeadsBlock, losses: dict[str, float], weights: dict[str, float] | None = None
+    ) -> dict[str, Any]:
         row = {"schema_version": METRICS_SCHEMA_VERSION, "epoch": epoch, "split": "val", "heads": block, "losses": losses}
+        if weights:
+            row["weights"] = weights
         self.history.append(row)
         if not self.dist.is_main:
             return row
@@ -359,6 +389,8 @@ class Trainer:
         if self.writer is not None:
             for name, value in losses.items():
                 self.writer.add_scalar(f"loss/{name}", value, epoch)
+            for name, value in (weights or {}).items():
+                self.writer.add_scalar(f"weight/{name}", value, epoch)
             for head, metrics in block.items():
                 for task, values in metrics.items():
                     if isinstance(values, dict):
@@ -422,10 +454,13 @@ class Trainer:
             if per_task:
                 kept.append(task_losses)  # type: ignore[arg-type]
             else:
-                self.balancer.backward(self.precision.scale(task_losses), shared)  # type: ignore[arg-type]
+                used = self.balancer.backward(self.precision.scale(task_losses), shared, self.method.shared_cut)  # type: ignore[arg-type]
+                for task, weight in used.items():
+                    logged[f"{WEIGHT_PREFIX}{task}"] = logged.get(f"{WEIGHT_PREFIX}{task}", 0.0) + weight
         if per_task:
             mean = {task: sum(k[task] for k in kept) / chunks for task in kept[0]}
-            self.balancer.backward(self.precision.scale(mean), shared)  # type: ignore[arg-type]
+            used = self.balancer.backward(self.precision.scale(mean), shared, self.method.shared_cut)  # type: ignore[arg-type]
+            logged.update({f"{WEIGHT_PREFIX}{task}": weight * chunks for task, weight in used.items()})
             ids = {id(p) for p in shared}
             self.dist.mean_gradients([p for p in self._params() if id(p) not in ids])
         else:
@@ -512,9 +547,11 @@ class Trainer:
                         self.scheduler.step()
                     done = max(1, self.position.batch)
                     losses = self.dist.mean_floats({name: value / done for name, value in sums.items()})
+                    weights = {k.removeprefix(WEIGHT_PREFIX): losses.pop(k) for k in list(losses) if k.startswith(WEIGHT_PREFIX)}
+                    self.balancer.on_epoch_end(epoch_task_losses(losses, self.recipe.tasks))
                     block = self.evaluate(progress)
                     self.position = Position(epoch + 1, 0, self.position.global_step)
-                    self._log_epoch(epoch, block, losses)
+                    self._log_epoch(epoch, block, losses, weights)
                     self.save("last.pt")
                     self._maybe_best(epoch, block)
                     progress.update(bar, description=f"epoch {epoch + 1}/{cfg.epochs} ✓")
@@ -565,6 +602,9 @@ class Trainer:
             "run_dir": str(self.run_dir),
             "epochs": self.recipe.train.epochs,
             "select": self.selection.to_dict(),
+            "reference": self.recipe.train.reference,
+            "balancer": self.balancer.name,
+            "weights": self.history[-1].get("weights") if self.history else None,
             "final": final,
             "constant_predictor": constants[next(iter(constants))],
             "best_epoch": self.selection.best_epoch,
@@ -625,6 +665,9 @@ def run_training(
             run_dir = Path(dist.broadcast_object(str(out or default_run_dir(recipe))))
             if (run_dir / "last.pt").exists():
                 raise UserError(f"{run_dir} already holds a run (last.pt): use --resume, or another --out")
+            from edgemtl.stages import prepare_stages
+
+            recipe = prepare_stages(recipe, run_dir, device, quiet, console, dist)
             trainer = Trainer(recipe, run_dir, device, quiet, console, dist=dist)
             if dist.is_main:  # fit() broadcasts rank 0's weights
                 trainer.init_from_data()

@@ -77,3 +77,10 @@ def tiny_vanilla_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """best.pt of a 1-epoch `vanilla` run (teacher head only)."""
     overrides = [*TINY_OVERRIDES, "method={name: vanilla}", "train.epochs=1"]
     return _train_once(_shared_root(tmp_path_factory), "tiny-vanilla", overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_single_task_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a 1-epoch single-task (seg) `vanilla` run: a KD4MTL / BAM teacher."""
+    overrides = [*TINY_OVERRIDES, "method={name: vanilla}", "tasks=[seg]", "train.epochs=1"]
+    return _train_once(_shared_root(tmp_path_factory), "tiny-single-seg", overrides)

@@ -16,9 +16,11 @@ def test_readme_tables_match_benchmark_json() -> None:
 
 def test_every_table_block_has_its_json_and_content() -> None:
     text = (REPO / "README.md").read_text()
-    names = re.findall(r"<!-- bench:([\w-]+) -->", text)
-    assert {"quickstart", "train_step"} <= set(names)
+    names = re.findall(r"<!-- bench:([\w:-]+) -->", text)
+    assert {"quickstart", "train_step", "export", "latency"} <= set(names)
     for name in names:
-        assert (REPO / "benchmarks" / "results" / f"{name}.json").is_file(), name
+        script, _, result = name.partition(":")
+        assert (REPO / "benchmarks" / f"{script}.py").is_file(), name
+        assert (REPO / "benchmarks" / "results" / f"{result or script}.json").is_file(), name
         body = text.split(f"<!-- bench:{name} -->", 1)[1].split("<!-- /bench -->", 1)[0]
         assert "|" in body, f"table {name} is empty"

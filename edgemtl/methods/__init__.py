@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 from edgemtl.config import Recipe
 from edgemtl.errors import UserError
+from edgemtl.methods.bam import BAM
 from edgemtl.methods.base import Method, StepContext
+from edgemtl.methods.kd import TwoStageKD
+from edgemtl.methods.kd4mtl import KD4MTL
 from edgemtl.methods.sd import SelfDistillation, Vanilla
 from edgemtl.tasks import TaskSpec
 
@@ -14,6 +17,9 @@ METHODS: dict[str, type[Method]] = {
     "vanilla": Vanilla,
     "sd": SelfDistillation,
     "sd_ensemble": SelfDistillation,
+    "kd_two_stage": TwoStageKD,
+    "kd4mtl": KD4MTL,
+    "bam": BAM,
 }
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edgemtl.config import Recipe
+from edgemtl.models.encoder import EncoderOutput
 from edgemtl.models.network import MultiTaskNet, Outputs
 from edgemtl.tasks import TaskSpec
 
@@ -39,11 +40,28 @@ class StepContext:
         return min(1.0, (self.epoch * self.steps_per_epoch + self.step) / total)
 
 
+@dataclass
+class SharedCut:
+    """The shared representation cut out of the autograd graph (MGDA-UB).
+
+    Decoders read `cuts` (detached copies that require grad), so a task loss's
+    gradient with respect to the representation is `autograd.grad(loss, cuts)`
+    without touching the encoder; `originals` carry that gradient on into it.
+    """
+
+    originals: list[torch.Tensor]
+    cuts: list[torch.Tensor]
+
+
 class Method:
     """Base objective. Subclasses set `model_heads` and implement `loss_terms`."""
 
     #: Heads the MultiTaskNet must hold ("teacher", "student").
     model_heads: tuple[str, ...] = ("teacher",)
+    #: Set by the trainer when its balancer needs gradients on the shared representation.
+    cut_shared: bool = False
+    #: The last forward's cut (only while `cut_shared`).
+    shared_cut: SharedCut | None = None
 
     def __init__(self, recipe: Recipe, specs: Sequence[TaskSpec]) -> None:
         self.recipe = recipe
@@ -71,8 +89,19 @@ class Method:
         """Optimizer parameter groups; extra keys (lr, weight_decay) override the recipe's."""
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
+    def encode(self, model: MultiTaskNet, images: torch.Tensor) -> EncoderOutput:
+        """The shared encoding decoders read (cut out of the graph when `cut_shared`)."""
+        enc = model.encoder(images)
+        if not self.cut_shared:
+            self.shared_cut = None
+            return enc
+        originals = [*enc.skips, enc.bottleneck]
+        cuts = [t.detach().requires_grad_() for t in originals]
+        self.shared_cut = SharedCut(originals, cuts)
+        return EncoderOutput(cuts[:-1], enc.indices, cuts[-1])
+
     def forward(self, model: MultiTaskNet, images: torch.Tensor, ctx: StepContext) -> Outputs:
-        return model(images, heads=self.train_heads)
+        return model.forward_from_encoding(self.encode(model, images), self.train_heads)
 
     def loss_terms(self, outputs: Outputs, targets: dict[str, torch.Tensor], ctx: StepContext) -> LossTerms:
         raise NotImplementedError
