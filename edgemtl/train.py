@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -524,7 +524,7 @@ class Trainer:
                         dataset, cfg.batch_size, cfg.seed, epoch, self.position.batch, self.recipe.data.workers,
                         pin_memory=self.device.type == "cuda", rank=self.dist.rank, world_size=self.dist.world_size,
                     )
-                    for indices, (images, targets) in zip(loader.batch_sampler, loader):
+                    for indices, (images, targets) in zip(loader.batch_sampler, loader):  # type: ignore[arg-type]
                         trace.record(epoch, self.position.batch, indices)
                         ctx = StepContext(epoch, cfg.epochs, self.position.batch, self.steps_per_epoch)
                         images = images.to(self.device, non_blocking=True)
