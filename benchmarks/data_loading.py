@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO / "tests"))  # the fixture writers the tests use
 
 from data_fixtures import write_folder, write_npy_release, write_taskonomy
 
-from edgemtl.config import AugmentConfig, load_recipe
+from edgemtl.core.config import AugmentConfig, load_recipe
 from edgemtl.data.augment import build_augmenter
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.readers import open_reader
 from edgemtl.data.synthetic import SynthParams, write_dataset
-from edgemtl.io import atomic_write_json
+from edgemtl.core.io import atomic_write_json
 
 RESULT = REPO / "benchmarks" / "results" / "data_loading.json"
 PAPER_AUGMENT = AugmentConfig(scale=(1.0, 1.2, 1.5), flip=True, jitter=0.0)
@@ -78,7 +78,7 @@ def _per_sample(dataset: Any, n: int) -> float:
 
 
 def _loader_wall(dataset: Any, workers: int, batch: int = 4) -> float:
-    from edgemtl.data.torch_dataset import train_loader
+    from edgemtl.training.data import train_loader
 
     start = time.perf_counter()
     count = 0
@@ -92,8 +92,8 @@ def _train_step_rate(steps: int) -> dict[str, Any]:
     import torch
 
     from edgemtl.data.synthetic import CLASS_NAMES
-    from edgemtl.methods import StepContext, build_method
-    from edgemtl.tasks import make_spec
+    from edgemtl.training.methods import StepContext, build_method
+    from edgemtl.core.tasks import make_spec
 
     torch.set_num_threads(1)
     recipe = load_recipe(REPO / "recipes" / "synthetic.yaml")
@@ -126,7 +126,7 @@ def _train_step_rate(steps: int) -> dict[str, Any]:
 
 
 def measure(n: int, steps: int) -> dict[str, Any]:
-    from edgemtl.data.torch_dataset import PreparedSplit
+    from edgemtl.training.data import PreparedSplit
 
     readers = []
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-") as tmp:

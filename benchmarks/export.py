@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 def train_checkpoint(work: Path, epochs: int, width: float, size: tuple[int, int]) -> Path:
     import torch
 
-    from edgemtl.train import run_training
+    from edgemtl.training.trainer import run_training
 
     torch.set_num_threads(1)
     overrides = [f"data.size=[{size[0]},{size[1]}]", "data.synthetic.n_train=64", "data.synthetic.n_val=16",
@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from edgemtl.export.command import export_command
-    from edgemtl.io import atomic_write_json
+    from edgemtl.core.io import atomic_write_json
 
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-export-") as tmp:
         work = Path(tmp)

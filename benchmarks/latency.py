@@ -46,11 +46,11 @@ def build_bundle(folder: Path, setting: str, head: str, width: float, int8: bool
     import torch
 
     from edgemtl.export.int8 import quantize_int8
-    from edgemtl.export.manifest import Artifact, Manifest, embed_metadata, write_manifest
-    from edgemtl.export.torch_onnx import export_head
-    from edgemtl.io import sha256_file
-    from edgemtl.models.network import MultiTaskNet
-    from edgemtl.tasks import make_spec
+    from edgemtl.core.manifest import Artifact, Manifest, embed_metadata, write_manifest
+    from edgemtl.training.export.torch_onnx import export_head
+    from edgemtl.core.io import sha256_file
+    from edgemtl.training.models.network import MultiTaskNet
+    from edgemtl.core.tasks import make_spec
 
     cfg = SETTINGS[setting]
     h, w = cfg["size"]
@@ -102,7 +102,7 @@ def providers() -> list[str]:
 
 def overhead(bundle: Path, pairs: int, threads: int) -> dict[str, float]:
     """Runner vs bare InferenceSession.run on the same session; ABBA-interleaved pairs."""
-    from edgemtl.runtime import RunnerOptions, open_runner, resolve_artifacts
+    from edgemtl.deploy.runtime import RunnerOptions, open_runner, resolve_artifacts
 
     ref = next(r for r in resolve_artifacts(bundle) if r.precision == "fp32")
     runner = open_runner(ref, RunnerOptions(threads=threads))
@@ -173,10 +173,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from edgemtl.io import atomic_write_text
-    from edgemtl.profile import ProfileOptions, run_profile
-    from edgemtl.profiling.env import environment
-    from edgemtl.profiling.timing import TimingConfig
+    from edgemtl.core.io import atomic_write_text
+    from edgemtl.deploy.profile.command import ProfileOptions, run_profile
+    from edgemtl.deploy.profile.env import environment
+    from edgemtl.deploy.profile.timing import TimingConfig
 
     rows, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-") as tmp:

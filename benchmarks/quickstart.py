@@ -88,7 +88,7 @@ def main() -> None:
         wall = time.perf_counter() - start
     result = summarise(run, wall)
     sys.path.insert(0, str(ROOT))
-    from edgemtl.io import atomic_write_json
+    from edgemtl.core.io import atomic_write_json
 
     atomic_write_json(args.out, result)
     print(markdown(result))

@@ -195,7 +195,7 @@ def _done(runs_dir: Path, key: str, seeds: tuple[int, ...]) -> bool:
 def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
     """Per row and seed: final-epoch metrics of the row's head and Δm against that seed's single-task runs.
     Rows whose runs are not all finished (a partial grid) are left out."""
-    from edgemtl.metrics import delta_m
+    from edgemtl.evaluation.metrics import delta_m
 
     rows: dict[str, Any] = {}
     if not _done(runs_dir, "stl", seeds):
@@ -299,9 +299,9 @@ def training_gflops(recipe_path: Path, tasks: list[str]) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from edgemtl.config import load_recipe
-    from edgemtl.models.network import MultiTaskNet
-    from edgemtl.tasks import make_spec
+    from edgemtl.core.config import load_recipe
+    from edgemtl.training.models.network import MultiTaskNet
+    from edgemtl.core.tasks import make_spec
 
     recipe = load_recipe(recipe_path, [f"tasks={tasks}"])
     specs = [make_spec(t, [f"c{i}" for i in range(13)]) if t == "seg" else make_spec(t) for t in tasks]
@@ -328,7 +328,7 @@ def training_gflops(recipe_path: Path, tasks: list[str]) -> float:
 
 
 def paper_plan(gpu_tflops: float) -> list[dict[str, Any]]:
-    from edgemtl.config import load_recipe
+    from edgemtl.core.config import load_recipe
 
     plan = []
     for ds, info in PAPER_DATASETS.items():
@@ -358,10 +358,10 @@ def one_step_each(plan: list[dict[str, Any]]) -> list[str]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_step import write_teachers
 
-    from edgemtl.config import load_recipe
-    from edgemtl.data.torch_dataset import PreparedSplit, train_loader
-    from edgemtl.methods import StepContext
-    from edgemtl.train import Trainer
+    from edgemtl.core.config import load_recipe
+    from edgemtl.training.data import PreparedSplit, train_loader
+    from edgemtl.training.methods import StepContext
+    from edgemtl.training.trainer import Trainer
 
     torch.set_num_threads(1)
     done = []
@@ -396,7 +396,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="Only tabulate the finished runs in --runs-dir (a partial grid too).")
     parser.add_argument("--only", help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their times.")
     args = parser.parse_args()
-    from edgemtl.io import atomic_write_json, atomic_write_text
+    from edgemtl.core.io import atomic_write_json, atomic_write_text
 
     out = args.out or RESULTS / f"reproduce_{args.preset}.json"
     if args.preset == "paper":

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemtl.data.synthetic import GENERATOR_VERSION, SynthParams, render_sample
-from edgemtl.io import atomic_write_json
+from edgemtl.core.io import atomic_write_json
 
 RESULT = Path(__file__).resolve().parent / "results" / "synthetic_speed.json"
 

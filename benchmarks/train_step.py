@@ -58,16 +58,16 @@ TRAINED = {
 
 def specs():  # type: ignore[no-untyped-def]
     from edgemtl.data.synthetic import CLASS_NAMES
-    from edgemtl.tasks import make_spec
+    from edgemtl.core.tasks import make_spec
 
     return [make_spec("seg", list(CLASS_NAMES))] + [make_spec(k) for k in TASKS[1:]]
 
 
 def write_teachers(folder: Path, width: float) -> dict[str, str]:
     """Untrained teacher checkpoints: one 5-task network, one single-task network per task."""
-    from edgemtl.checkpoint import save_checkpoint
-    from edgemtl.config import recipe_from_dict
-    from edgemtl.models.network import MultiTaskNet
+    from edgemtl.training.checkpoint import save_checkpoint
+    from edgemtl.core.config import recipe_from_dict
+    from edgemtl.training.models.network import MultiTaskNet
 
     all_specs = specs()
     paths = {}
@@ -89,9 +89,9 @@ def measure(row: str, teachers: dict[str, str], width: float, height: int, width
     """One row's steps in this process (called in a child)."""
     import torch
 
-    from edgemtl.config import recipe_from_dict
-    from edgemtl.methods import StepContext, build_method
-    from edgemtl.methods.balancers import build_balancer
+    from edgemtl.core.config import recipe_from_dict
+    from edgemtl.training.methods import StepContext, build_method
+    from edgemtl.training.methods.balancers import build_balancer
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -226,7 +226,7 @@ def main() -> None:
             print(f"{name}: {rows[-1]['s_per_step_median']:.3f} s/step, {rows[-1]['peak_mem_mib']:.0f} MiB", file=sys.stderr)
     import torch
 
-    from edgemtl.io import atomic_write_json
+    from edgemtl.core.io import atomic_write_json
 
     result = {
         "schema_version": 2,

@@ -25,11 +25,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgemtl.config import load_recipe
-from edgemtl.data.torch_dataset import PreparedSplit
-from edgemtl.io import atomic_write_json, atomic_write_text
-from edgemtl.methods import StepContext
-from edgemtl.train import Trainer
+from edgemtl.core.config import load_recipe
+from edgemtl.training.data import PreparedSplit
+from edgemtl.core.io import atomic_write_json, atomic_write_text
+from edgemtl.training.methods import StepContext
+from edgemtl.training.trainer import Trainer
 
 RESULT = REPO / "benchmarks" / "results" / "train_step_speed.json"
 OPTIONS: dict[str, list[str]] = {

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 app = typer.Typer(
     name="edgemtl",
@@ -42,10 +42,10 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a recipe; evaluates every head each epoch and keeps last.pt / best.pt."""
-    from edgemtl.config import load_recipe
+    from edgemtl.core.config import load_recipe
 
     load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
-    from edgemtl.train import run_training
+    from edgemtl.training.trainer import run_training
 
     run_training(recipe, set_ or [], out, resume, device, quiet)
 
@@ -63,7 +63,7 @@ def eval_(
     reference: Annotated[Optional[list[str]], typer.Option("--reference", help="Δm against RUN_OR_JSON[#head] (repeatable: merged task-wise, e.g. one single-task run per task).")] = None,
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
-    from edgemtl.evaluate import eval_command
+    from edgemtl.training.evaluate import eval_command
 
     eval_command(checkpoint, head, data, split, limit, json_path, device, quiet, reference)
 
@@ -123,7 +123,7 @@ def profile(
     quiet: Quiet = False,
 ) -> None:
     """Latency, accuracy and power of artifacts on this machine, interleaved under the same conditions."""
-    from edgemtl.profile import profile_command
+    from edgemtl.deploy.profile.command import profile_command
 
     profile_command(artifacts, batch, iterations, duration, warmup, warmup_s, rounds, device, provider, threads,
                     fp16, head, precision, format_, accuracy, data, split, limit, reference, power, idle,
@@ -144,7 +144,7 @@ def predict(
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
-    from edgemtl.predict import predict_command
+    from edgemtl.deploy.predict import predict_command
 
     predict_command(artifact, inputs, out, device, provider, threads, precision, head, overlays, quiet)
 
@@ -215,7 +215,7 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - exceptions that opt in with a user-facing message
-        from edgemtl.train import TrainingInterrupted
+        from edgemtl.training.trainer import TrainingInterrupted
 
         if isinstance(err, TrainingInterrupted) and not os.environ.get("EDGEMTL_DEBUG"):
             print(f"stopped: {err}", file=sys.stderr)

@@ -55,7 +55,7 @@ def _train_once(root: Path, name: str, overrides: list[str]) -> Path:
         if not best.is_file():
             import torch
 
-            from edgemtl.train import run_training
+            from edgemtl.training.trainer import run_training
 
             threads = torch.get_num_threads()
             try:

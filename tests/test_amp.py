@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conftest import REPO
-from edgemtl.amp import Precision
-from edgemtl.checkpoint import load_checkpoint
-from edgemtl.config import load_recipe
-from edgemtl.errors import UserError
-from edgemtl.methods import StepContext
-from edgemtl.train import Position, Trainer, TrainingInterrupted
+from edgemtl.training.amp import Precision
+from edgemtl.training.checkpoint import load_checkpoint
+from edgemtl.core.config import load_recipe
+from edgemtl.core.errors import UserError
+from edgemtl.training.methods import StepContext
+from edgemtl.training.trainer import Position, Trainer, TrainingInterrupted
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 TINY = [
@@ -60,7 +60,7 @@ def _trainer(tmp: Path, extra: list[str]) -> Trainer:
 
 
 def _batch(trainer: Trainer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    from edgemtl.data.torch_dataset import PreparedSplit
+    from edgemtl.training.data import PreparedSplit
 
     return next(iter(torch.utils.data.DataLoader(PreparedSplit(trainer.train_reader, trainer.input_spec), batch_size=4)))
 
@@ -127,7 +127,7 @@ def test_precision_rejects_unknown_modes() -> None:
 
 
 def test_sync_bn_on_cpu_under_torchrun_is_a_clear_error(tmp_path: Path) -> None:
-    from edgemtl.distributed import Dist
+    from edgemtl.training.distributed import Dist
 
     fake_world = Dist(rank=0, world_size=2)  # only the check runs: no collective is reached
     with pytest.raises(UserError, match="train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only; this run is on cpu"):

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from edgemtl.config import AugmentConfig
+from edgemtl.core.config import AugmentConfig
 from edgemtl.data.augment import Augmenter, AugmentParams, augment_rng, build_augmenter
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.sample import Sample
 from edgemtl.data.synthetic import FLOOR, WALL, Camera, SynthParams, render_sample
-from edgemtl.data.torch_dataset import PreparedSplit, train_loader
+from edgemtl.training.data import PreparedSplit, train_loader
 
 H0, W0 = 48, 64
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgemtl.config import BalancerConfig
-from edgemtl.methods.balancers import (
+from edgemtl.core.config import BalancerConfig
+from edgemtl.training.methods.balancers import (
     DWA,
     MGDA,
     Balancer,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgemtl.config import load_recipe, recipe_from_dict, recipe_heads, set_override
-from edgemtl.errors import UserError
+from edgemtl.core.config import load_recipe, recipe_from_dict, recipe_heads, set_override
+from edgemtl.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

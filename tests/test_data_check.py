@@ -15,7 +15,7 @@ from PIL import Image
 
 from edgemtl.data.check import check_dataset
 from edgemtl.data.show import figure_pixels
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 
 def test_good_nyuv2_report(tmp_path: Path) -> None:

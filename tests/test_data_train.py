@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, run_cli
 from data_fixtures import write_cityscapes, write_folder, write_nyuv2, write_taskonomy
 
-from edgemtl.checkpoint import load_checkpoint
+from edgemtl.training.checkpoint import load_checkpoint
 
 SMALL = ["model.width=0.125", "train.epochs=1", "train.batch_size=2", "data.workers=0",
          "train.threads=1", "train.eval_limit=2", "train.checkpoint_every=0"]

@@ -14,11 +14,11 @@ from data_fixtures import (
     write_taskonomy,
 )
 
-from edgemtl.config import DataConfig
+from edgemtl.core.config import DataConfig
 from edgemtl.data.readers import detect_kind, open_reader
 from edgemtl.data.registry import dataset_record, open_split
 from edgemtl.data.taskonomy import TASKONOMY_CLASSES, read_split_file
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 
 def test_nyuv2_decodes_release_arrays(tmp_path: Path) -> None:

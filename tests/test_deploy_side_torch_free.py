@@ -8,11 +8,11 @@ import sys
 from conftest import REPO
 
 DEPLOY_MODULES = [
-    "edgemtl.cli", "edgemtl.config", "edgemtl.tasks", "edgemtl.metrics", "edgemtl.scoring", "edgemtl.tables",
-    "edgemtl.baselines", "edgemtl.io", "edgemtl.errors", "edgemtl.progress",
+    "edgemtl.cli", "edgemtl.core.config", "edgemtl.core.tasks", "edgemtl.evaluation.metrics", "edgemtl.evaluation.scoring", "edgemtl.core.tables",
+    "edgemtl.evaluation.baselines", "edgemtl.core.io", "edgemtl.core.errors", "edgemtl.core.progress",
     "edgemtl.data.sample", "edgemtl.data.preprocess", "edgemtl.data.registry", "edgemtl.data.synthetic",
     "edgemtl.data.npy_layout", "edgemtl.data.synth_command",
-    "edgemtl.export.manifest", "edgemtl.runtime", "edgemtl.profile", "edgemtl.report", "edgemtl.predict",
+    "edgemtl.core.manifest", "edgemtl.deploy.runtime", "edgemtl.deploy.profile.command", "edgemtl.deploy.report", "edgemtl.deploy.predict",
 ]
 
 

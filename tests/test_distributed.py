@@ -1,6 +1,6 @@
 """Distributed training: real `torchrun` with 2 CPU processes (gloo) against single-process runs.
 
-The equivalence under test (edgemtl/distributed.py): W processes with global
+The equivalence under test (edgemtl/training/distributed.py): W processes with global
 batch B train exactly like one process with the same B and
 `train.micro_batches = W` (BatchNorm statistics and loss means per chunk).
 """
@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from conftest import REPO
-from edgemtl.checkpoint import load_checkpoint
-from edgemtl.data.torch_dataset import epoch_permutation, rank_batches
-from edgemtl.distributed import TRACE_ENV, Dist, RunningStats, ShardReader, check_batch, eval_shard
-from edgemtl.errors import UserError
-from edgemtl.evaluate import evaluate_checkpoint
-from edgemtl.train import run_training
+from edgemtl.training.checkpoint import load_checkpoint
+from edgemtl.training.data import epoch_permutation, rank_batches
+from edgemtl.training.distributed import TRACE_ENV, Dist, RunningStats, ShardReader, check_batch, eval_shard
+from edgemtl.core.errors import UserError
+from edgemtl.training.evaluate import evaluate_checkpoint
+from edgemtl.training.trainer import run_training
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 N_TRAIN, N_VAL, BATCH = 16, 7, 4  # odd val split: shards of 4 and 3

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edgemtl.export import manifest as mf
+from edgemtl.core import manifest as mf
 from edgemtl.export.command import export_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ def test_student_graph_holds_no_teacher_tensor(student_bundle: tuple[Path, dict]
                                                tmp_path: Path) -> None:
     """By value, not by name: no teacher parameter appears among the student graph's weights,
     while the teacher graph (positive control) does contain teacher parameters."""
-    from edgemtl.checkpoint import load_checkpoint, model_from_checkpoint
+    from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
 
     net = model_from_checkpoint(load_checkpoint(tiny_checkpoint))
     teacher = {p.detach().numpy().astype(np.float32).tobytes() for p in net.teacher.parameters()}

@@ -10,17 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgemtl.errors import UserError
-from edgemtl.export import from_checkpoint as fc
-from edgemtl.export import manifest as mf
+from edgemtl.core.errors import UserError
+from edgemtl.training.export import from_checkpoint as fc
+from edgemtl.core import manifest as mf
 from edgemtl.export.command import export_command, parse_tolerances
-from edgemtl.io import sha256_file
+from edgemtl.core.io import sha256_file
 
 
 def _rewrite_checkpoint(src: Path, dst: Path, **changes: Any) -> Path:
     import torch
 
-    from edgemtl.checkpoint import save_checkpoint
+    from edgemtl.training.checkpoint import save_checkpoint
 
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
     ckpt.update(changes)
@@ -33,8 +33,8 @@ def unpool_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     """The tiny run's recipe with unpool decoders (fresh weights: only structure matters here)."""
     import torch
 
-    from edgemtl.models.network import MultiTaskNet
-    from edgemtl.tasks import TaskSpec
+    from edgemtl.training.models.network import MultiTaskNet
+    from edgemtl.core.tasks import TaskSpec
 
     ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     recipe = {**ckpt["recipe"], "model": {**ckpt["recipe"]["model"], "upsampling": "unpool"}}

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgemtl.errors import UserError
-from edgemtl.export import manifest as mf
-from edgemtl.io import sha256_file
+from edgemtl.core.errors import UserError
+from edgemtl.core import manifest as mf
+from edgemtl.core.io import sha256_file
 
 
 def _tiny_onnx(path: Path) -> onnx.ModelProto:

@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 from edgemtl.export import fp16, int8, onnx_tools, parity
-from edgemtl.tasks import make_spec
+from edgemtl.core.tasks import make_spec
 
 H, W = 8, 12
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 from edgemtl.export import tensorrt_build as tb
 
 REPO = Path(__file__).resolve().parents[1]

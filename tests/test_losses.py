@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from edgemtl.config import recipe_from_dict
-from edgemtl.losses import distill_loss, task_loss
-from edgemtl.methods import StepContext, build_method
-from edgemtl.models.network import ensemble
-from edgemtl.tasks import make_spec
+from edgemtl.core.config import recipe_from_dict
+from edgemtl.training.losses import distill_loss, task_loss
+from edgemtl.training.methods import StepContext, build_method
+from edgemtl.training.models.network import ensemble
+from edgemtl.core.tasks import make_spec
 
 SEG = make_spec("seg", ["a", "b"])
 DEPTH = make_spec("depth")

@@ -10,18 +10,18 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_OVERRIDES, run_cli
-from edgemtl.checkpoint import load_checkpoint, model_from_checkpoint
-from edgemtl.config import load_recipe
-from edgemtl.errors import UserError
-from edgemtl.methods import StepContext, build_method
-from edgemtl.methods.balancers import MGDA
-from edgemtl.methods.bam import ground_truth_share
-from edgemtl.methods.kd4mtl import feature_distance
-from edgemtl.metrics import delta_m
-from edgemtl.reference import load_reference
-from edgemtl.scoring import with_delta_m
-from edgemtl.tasks import make_spec
-from edgemtl.train import run_training
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgemtl.core.config import load_recipe
+from edgemtl.core.errors import UserError
+from edgemtl.training.methods import StepContext, build_method
+from edgemtl.training.methods.balancers import MGDA
+from edgemtl.training.methods.bam import ground_truth_share
+from edgemtl.training.methods.kd4mtl import feature_distance
+from edgemtl.evaluation.metrics import delta_m
+from edgemtl.evaluation.reference import load_reference
+from edgemtl.evaluation.scoring import with_delta_m
+from edgemtl.core.tasks import make_spec
+from edgemtl.training.trainer import run_training
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 
@@ -201,8 +201,8 @@ def test_mgda_on_the_cut_representation_matches_a_weighted_backward() -> None:
 
 # ------------------------------------------------- balancer weights in the log
 def test_dwa_weights_logged_per_epoch(tmp_path: Path) -> None:
-    from edgemtl.methods.balancers import dwa_weights
-    from edgemtl.train import epoch_task_losses
+    from edgemtl.training.methods.balancers import dwa_weights
+    from edgemtl.training.trainer import epoch_task_losses
 
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=4", "train.epochs=3",
                  "tasks=[seg, depth]", "method={name: vanilla}", "train.balancer.name=dwa"]

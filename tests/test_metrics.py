@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgemtl.errors import UserError
-from edgemtl.metrics import (
+from edgemtl.core.errors import UserError
+from edgemtl.evaluation.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
     AbsErrMetric,
@@ -343,5 +343,5 @@ def test_delta_m_skips() -> None:
 
 
 def test_no_torch_import() -> None:
-    code = "import sys, edgemtl.metrics; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, edgemtl.evaluation.metrics; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

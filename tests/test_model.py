@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgemtl.models.network import MultiTaskNet
-from edgemtl.tasks import make_spec
+from edgemtl.training.models.network import MultiTaskNet
+from edgemtl.core.tasks import make_spec
 
 SPECS = [make_spec("seg", ["a", "b", "c"]), make_spec("depth"), make_spec("normal"), make_spec("keypoints"), make_spec("edges")]
 EXPECTED_CHANNELS = {"seg": 3, "depth": 1, "normal": 3, "keypoints": 1, "edges": 1}

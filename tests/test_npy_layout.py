@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgemtl.data.npy_layout import NpyLayoutReader
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 ALL = ["seg", "depth", "normal", "keypoints", "edges"]
 

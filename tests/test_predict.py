@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from test_runtime_bundle import MEAN, STD, make_toy_bundle
 
-from edgemtl.errors import UserError
-from edgemtl.predict import Predictor, predict_command, read_image
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.predict import Predictor, predict_command, read_image
 
 
 @pytest.fixture(scope="module")

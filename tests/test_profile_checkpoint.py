@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgemtl.errors import UserError
-from edgemtl.profile import profile_command
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.profile.command import profile_command
 
 FAST = {"iterations": 4, "warmup": 1, "warmup_s": 0.0, "idle": 0.0, "threads": 1, "rounds": 2, "quiet": True}
 LIMIT = 8
@@ -34,7 +34,7 @@ def bundles(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_student_teacher_fp32_int8_in_one_call(bundles: dict[str, Path], tiny_checkpoint: Path,
                                                tmp_path: Path) -> None:
-    from edgemtl.evaluate import evaluate_checkpoint
+    from edgemtl.training.evaluate import evaluate_checkpoint
 
     report = tmp_path / "r.json"
     profile_command([bundles["student"], bundles["teacher"]], batch="1", accuracy=True, limit=LIMIT,

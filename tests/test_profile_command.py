@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_runtime_bundle import make_toy_bundle
 
-from edgemtl.errors import UserError
-from edgemtl.profile import parse_batches, profile_command
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.profile.command import parse_batches, profile_command
 
 STATS = ("min_ms", "mean_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "std_ms", "cv_percent",
          "images_per_s")
@@ -76,8 +76,8 @@ def test_accuracy_on_synthetic_split_equals_direct_metric_code(tmp_path: Path, m
     from edgemtl.data.preprocess import InputSpec, collate, prepare_sample
     from edgemtl.data.registry import open_split
     from edgemtl.data.synthetic import CLASS_NAMES, SynthParams
-    from edgemtl.metrics import MetricSet
-    from edgemtl.tasks import TaskSpec, decode_numpy
+    from edgemtl.evaluation.metrics import MetricSet
+    from edgemtl.core.tasks import TaskSpec, decode_numpy
 
     monkeypatch.setenv("EDGEMTL_CACHE", str(tmp_path / "cache"))
     record = {"kind": "synthetic", "params": SynthParams(n_train=1, n_val=5, height=16, width=32, seed=3).to_dict()}

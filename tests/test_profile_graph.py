@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from edgemtl.profiling.graph import graph_cost
+from edgemtl.deploy.profile.graph import graph_cost
 
 
 def test_toy_counts_hand_worked(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgemtl.profiling.stats import latency_stats
+from edgemtl.deploy.profile.stats import latency_stats
 
 # 1..10 ms, as nanoseconds.
 TIMES_NS = [k * 1_000_000 for k in (3, 1, 4, 10, 5, 9, 2, 6, 8, 7)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemtl.profiling.tegrastats import parse_line
+from edgemtl.deploy.profile.tegrastats import parse_line
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tegrastats"
 
@@ -64,7 +64,7 @@ def test_lines_without_power(line: str) -> None:
 
 
 def test_energy_per_image_hand_worked() -> None:
-    from edgemtl.profiling.power import summarize
+    from edgemtl.deploy.profile.power import summarize
 
     # mean (6 + 8 + 10) / 3 = 8 W; idle 5 W; 20 ms per batch of 4:
     # energy 8 W x 20 ms / 4 = 40 mJ/img; dynamic (8 - 5) x 20 / 4 = 15 mJ/img; peak 10 W.
@@ -80,7 +80,7 @@ def test_sampler_on_a_recorded_stream(tmp_path: Path) -> None:
     import os
     import time
 
-    from edgemtl.profiling.power import TegrastatsSampler
+    from edgemtl.deploy.profile.power import TegrastatsSampler
 
     script = tmp_path / "tegrastats"
     replay = "\n".join(f"echo '{ln}'; sleep 0.02" for ln in lines("orin_nano_nx.txt") * 5)
@@ -101,7 +101,7 @@ def test_sampler_on_a_recorded_stream(tmp_path: Path) -> None:
 def test_modes_unknown_without_tools() -> None:
     import shutil
 
-    from edgemtl.profiling.power import jetson_modes, open_sampler
+    from edgemtl.deploy.profile.power import jetson_modes, open_sampler
 
     if shutil.which("nvpmodel") is None:
         assert jetson_modes() == {"nvpmodel": "unknown", "jetson_clocks": "unknown"}

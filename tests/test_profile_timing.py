@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from test_runtime_bundle import make_toy_bundle
 
-from edgemtl.errors import UserError
-from edgemtl.profiling.timing import TimingConfig, time_interleaved, time_runner
-from edgemtl.runtime import RunnerOptions, open_runner, resolve_artifacts
-from edgemtl.runtime.onnxruntime_runner import OrtRunner
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.profile.timing import TimingConfig, time_interleaved, time_runner
+from edgemtl.deploy.runtime import RunnerOptions, open_runner, resolve_artifacts
+from edgemtl.deploy.runtime.onnxruntime_runner import OrtRunner
 
 
 class InnerTimedRunner(OrtRunner):

@@ -16,15 +16,15 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     sys.modules["torch"] = None  # any `import torch` now raises ImportError
     from pathlib import Path
-    from edgemtl.profile import profile_command
-    from edgemtl.predict import Predictor, predict_command
+    from edgemtl.deploy.profile.command import profile_command
+    from edgemtl.deploy.predict import Predictor, predict_command
     bundle, frame, out = map(Path, sys.argv[1:4])
     result = profile_command([bundle], batch="1,2", iterations=3, warmup=1, warmup_s=0.0, idle=0.0,
                              threads=1, json_path=str(out / "r.json"), plot=str(out / "p.png"),
                              markdown=str(out / "r.md"), quiet=True)
     predict_command(bundle, [frame], out / "pred", threads=1, quiet=True)
     seg = Predictor(bundle, threads=1).predict(frame)["seg"]
-    from edgemtl.errors import UserError
+    from edgemtl.core.errors import UserError
     ckpt = out / "best.pt"
     ckpt.write_bytes(b"not needed: torch is checked first")
     try:

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import REPO
-from edgemtl.config import load_recipe
-from edgemtl.data.torch_dataset import PreparedSplit, train_loader
-from edgemtl.methods import METHODS, StepContext
-from edgemtl.methods.balancers import BALANCERS
-from edgemtl.train import Trainer
+from edgemtl.core.config import load_recipe
+from edgemtl.training.data import PreparedSplit, train_loader
+from edgemtl.training.methods import METHODS, StepContext
+from edgemtl.training.methods.balancers import BALANCERS
+from edgemtl.training.trainer import Trainer
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 

@@ -2,7 +2,7 @@
 
 `make_toy_bundle` is imported by the other profile/predict tests: it writes a
 real ONNX graph (convolutions, the output names of INTERFACES.md), its
-manifest and metadata_props through `edgemtl.export.manifest`, so everything
+manifest and metadata_props through `edgemtl.core.manifest`, so everything
 downstream runs the real ONNX Runtime on a real file.
 """
 
@@ -15,10 +15,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgemtl.errors import UserError
-from edgemtl.export.manifest import Artifact, Manifest, embed_metadata, write_manifest
-from edgemtl.io import sha256_file
-from edgemtl.runtime import RunnerOptions, open_runner, resolve_artifacts
+from edgemtl.core.errors import UserError
+from edgemtl.core.manifest import Artifact, Manifest, embed_metadata, write_manifest
+from edgemtl.core.io import sha256_file
+from edgemtl.deploy.runtime import RunnerOptions, open_runner, resolve_artifacts
 
 CLASSES = ["floor", "wall", "box"]
 MEAN = [0.5, 0.5, 0.5]

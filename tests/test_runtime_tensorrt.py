@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgemtl.errors import UserError
-from edgemtl.runtime import resolve_artifacts
-from edgemtl.runtime.trt_env import engine_mismatch, import_tensorrt, tensorrt_status
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.runtime import resolve_artifacts
+from edgemtl.deploy.runtime.trt_env import engine_mismatch, import_tensorrt, tensorrt_status
 
 REC = {"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7", "flags": ["FP16"]}
 
@@ -49,8 +49,8 @@ def test_bundle_engine_skipped_or_refused_without_tensorrt(tmp_path: Path) -> No
     """An engine listed in a bundle: skipped (with the reason) when TensorRT is absent."""
     from test_runtime_bundle import make_toy_bundle
 
-    from edgemtl.export.manifest import Artifact, load_manifest, write_manifest
-    from edgemtl.io import sha256_file
+    from edgemtl.core.manifest import Artifact, load_manifest, write_manifest
+    from edgemtl.core.io import sha256_file
 
     if tensorrt_status()[0]:
         pytest.skip("TensorRT runs here: nothing is skipped")
@@ -66,7 +66,7 @@ def test_bundle_engine_skipped_or_refused_without_tensorrt(tmp_path: Path) -> No
     assert [r.format for r in refs] == ["onnx"]
     assert any("student.fp16.trt skipped" in n and "TensorRT" in n for n in refs[0].notes)
     # Named explicitly, the engine is resolved, and loading it says what is missing.
-    from edgemtl.runtime import RunnerOptions, open_runner
+    from edgemtl.deploy.runtime import RunnerOptions, open_runner
 
     (ref,) = resolve_artifacts(engine)
     with pytest.raises(UserError, match="TensorRT is not installed|CUDA"):
@@ -81,10 +81,10 @@ def test_engine_runs_and_matches_onnxruntime(tmp_path: Path) -> None:
         pytest.skip(f"TensorRT engine path needs TensorRT + a CUDA GPU: {reason}")
     from test_runtime_bundle import make_toy_bundle
 
-    from edgemtl.export.manifest import Artifact, load_manifest, write_manifest
-    from edgemtl.io import sha256_file
-    from edgemtl.runtime import RunnerOptions, open_runner
-    from edgemtl.runtime.trt_env import gpu_facts
+    from edgemtl.core.manifest import Artifact, load_manifest, write_manifest
+    from edgemtl.core.io import sha256_file
+    from edgemtl.deploy.runtime import RunnerOptions, open_runner
+    from edgemtl.deploy.runtime.trt_env import gpu_facts
 
     trt = import_tensorrt()
     bundle = make_toy_bundle(tmp_path / "b", dynamic=False)

@@ -32,7 +32,7 @@ from edgemtl.data.synthetic import (
     render_scene,
     write_dataset,
 )
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 H, W = 33, 65  # odd: a pixel sits exactly on the optical axis
 RED = (0.8, 0.1, 0.1)

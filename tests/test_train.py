@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_OVERRIDES, run_cli
-from edgemtl.checkpoint import load_checkpoint, model_from_checkpoint
-from edgemtl.config import load_recipe
-from edgemtl.errors import UserError
-from edgemtl.evaluate import evaluate_checkpoint
-from edgemtl.methods import StepContext, build_method
-from edgemtl.tasks import make_spec
-from edgemtl.train import Position, Trainer, TrainingInterrupted, run_training
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgemtl.core.config import load_recipe
+from edgemtl.core.errors import UserError
+from edgemtl.training.evaluate import evaluate_checkpoint
+from edgemtl.training.methods import StepContext, build_method
+from edgemtl.core.tasks import make_spec
+from edgemtl.training.trainer import Position, Trainer, TrainingInterrupted, run_training
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgemtl.data.imageio import read_npy
 from edgemtl.data.readers import detect_kind, kind_tasks, open_reader
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 CHECK_SCHEMA_VERSION = 1
 #: Image values may exceed [0, 1] by this much (float16 copies) before it is an error.

@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from edgemtl.errors import UserError
-from edgemtl.io import atomic_write_json
+from edgemtl.core.errors import UserError
+from edgemtl.core.io import atomic_write_json
 
 
 def _fmt(value: Any) -> str:
@@ -52,7 +52,7 @@ def check_command(root: Path, dataset: str | None, json_path: str | None, label_
                   split_file: str | None, layout: str | None, tasks: str | None, limit: int | None,
                   quiet: bool) -> dict[str, Any]:
     from edgemtl.data.check import check_dataset
-    from edgemtl.progress import bar
+    from edgemtl.core.progress import bar
 
     options = {"label_folder": label_folder, "split_file": split_file, "layout": layout}
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None

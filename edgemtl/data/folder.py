@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edgemtl.data.imageio import read_npy, read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample, normalize_index
-from edgemtl.errors import UserError
-from edgemtl.tasks import TASK_KINDS
+from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TASK_KINDS
 
 SPEC_FILE = "dataset.yaml"
 Format = Literal["png8", "png16", "npy"]

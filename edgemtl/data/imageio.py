@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 #: Pillow mode -> (numpy dtype, channels) for the PNG modes we accept.
 _MODES: dict[str, tuple[type, int]] = {

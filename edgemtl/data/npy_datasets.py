@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edgemtl.data.npy_layout import NpyLayoutReader
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 #: NYUv2 13-class mapping (Couprie et al.), stored as 0..12.
 NYUV2_CLASSES: tuple[str, ...] = (

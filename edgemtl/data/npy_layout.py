@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemtl.data.sample import TARGET_LAYOUT, Sample, normalize_index
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 IMAGE_FOLDER = "image"
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 KINDS: tuple[str, ...] = ("nyuv2", "cityscapes", "taskonomy", "folder", "synthetic")
 

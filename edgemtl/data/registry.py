@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from edgemtl.config import DataConfig
+from edgemtl.core.config import DataConfig
 from edgemtl.data.sample import Sample
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 #: Units of each regression target per dataset kind (for manifests and tables).
 DEPTH_UNITS: dict[str, str] = {

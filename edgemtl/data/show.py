@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgemtl.data.sample import Sample
-from edgemtl.errors import UserError
-from edgemtl.io import atomic_file
+from edgemtl.core.errors import UserError
+from edgemtl.core.io import atomic_file
 
 PANEL_PX = 320
 TITLE_PX = 48

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edgemtl.errors import UserError
-from edgemtl.progress import bar
+from edgemtl.core.errors import UserError
+from edgemtl.core.progress import bar
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from edgemtl.data.sample import Sample
-from edgemtl.errors import UserError
-from edgemtl.io import atomic_dir, atomic_write_json
+from edgemtl.core.errors import UserError
+from edgemtl.core.io import atomic_dir, atomic_write_json
 
 #: Bump whenever rendered output changes for the same parameters: it is part of
 #: the cache key, so old caches are never mistaken for new ones.

@@ -31,7 +31,7 @@ import numpy as np
 from edgemtl.data.imageio import read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample, normalize_index
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 RGB = "rgb"
 MASK = "mask_valid"

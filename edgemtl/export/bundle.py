@@ -14,8 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edgemtl.errors import UserError
-from edgemtl.export.manifest import MANIFEST_NAME, Artifact, Manifest, load_manifest, write_manifest
+from edgemtl.core.errors import UserError
+from edgemtl.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_manifest, write_manifest
 
 
 class BundleWriter:

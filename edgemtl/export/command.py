@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from edgemtl.data.preprocess import InputSpec
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter, open_existing
-from edgemtl.export.manifest import (
+from edgemtl.core.manifest import (
     MANIFEST_NAME,
     Artifact,
     find_artifact,
@@ -35,7 +35,7 @@ from edgemtl.export.pipeline import (
     run_onnx,
 )
 from edgemtl.export.samples import SampleSet, load_samples
-from edgemtl.tasks import TaskSpec
+from edgemtl.core.tasks import TaskSpec
 
 HEADS = ("teacher", "student", "ensemble")
 
@@ -89,7 +89,7 @@ def export_command(
         raise UserError("--calib, --samples and --max-batch must be at least 1")
     tol = parity.Tolerances.with_overrides(tolerances)
     if source is None:
-        from edgemtl.checkpoint import latest_best
+        from edgemtl.training.checkpoint import latest_best
 
         source = latest_best(runs_dir)
         console.print(f"exporting the newest checkpoint: {source}")
@@ -153,7 +153,7 @@ def _from_checkpoint(path: Path, head: str | None, outputs: str, fp16: bool, int
                      dynamic_batch: bool, max_batch: int, simplify: bool, data: str | None, out: Path | None,
                      force: bool, tol: parity.Tolerances, samples: int, trt: bool | None, export_dir: Path,
                      console: Console, say: Callable[[str], None]) -> dict[str, Any]:
-    from edgemtl.export import from_checkpoint as fc
+    from edgemtl.training.export import from_checkpoint as fc
 
     ckpt, head = fc.load(path, head)
     upsampling = fc.upsampling_of(ckpt)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 #: Numerically sensitive ops kept in FP32: the L2 normalisation of normals
 #: (sum of squares overflows/underflows in FP16), softmax/log-softmax of the

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 
 class _BatchReader:

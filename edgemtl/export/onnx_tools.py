@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgemtl.errors import UserError
-from edgemtl.export.manifest import default_opset
+from edgemtl.core.errors import UserError
+from edgemtl.core.manifest import default_opset
 
 #: ONNX tensor element type -> numpy dtype name, for the manifest's output records.
 _ELEM_NAMES: dict[int, str] = {

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from edgemtl.errors import UserError
-from edgemtl.export.manifest import Check
-from edgemtl.tasks import TaskSpec
+from edgemtl.core.errors import UserError
+from edgemtl.core.manifest import Check
+from edgemtl.core.tasks import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def compare_fp16(tasks: Mapping[str, TaskSpec], outputs_mode: str, ref: Mapping[
 def decode_all(tasks: Mapping[str, TaskSpec], outputs_mode: str,
                outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Graph outputs by name -> decoded predictions by task key (what metrics consume)."""
-    from edgemtl.tasks import decode_numpy
+    from edgemtl.core.tasks import decode_numpy
 
     return {key: decode_numpy(task, np.asarray(outputs[task.output_name(outputs_mode)]))
             for key, task in tasks.items()}

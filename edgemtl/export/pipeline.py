@@ -19,10 +19,10 @@ from typing import Any, cast
 import numpy as np
 
 from edgemtl.data.preprocess import InputSpec
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 from edgemtl.export import onnx_tools, parity
 from edgemtl.export.bundle import BundleWriter
-from edgemtl.export.manifest import (
+from edgemtl.core.manifest import (
     Artifact,
     BatchEntry,
     Check,
@@ -33,8 +33,8 @@ from edgemtl.export.manifest import (
     embed_metadata,
 )
 from edgemtl.export.samples import SampleSet
-from edgemtl.io import sha256_file
-from edgemtl.tasks import MEANINGS, TaskSpec
+from edgemtl.core.io import sha256_file
+from edgemtl.core.tasks import MEANINGS, TaskSpec
 
 
 @dataclass
@@ -143,7 +143,7 @@ def derive_fp16(ctx: Context, fp32_path: Path, reference: dict[str, np.ndarray])
 
 
 def sample_metrics(ctx: Context, outputs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    from edgemtl.scoring import metric_set
+    from edgemtl.evaluation.scoring import metric_set
 
     metrics = metric_set(list(ctx.tasks.values()))
     metrics.update(parity.decode_all(ctx.tasks, ctx.mode, outputs), ctx.samples.targets)
@@ -219,12 +219,12 @@ def build_engine_artifact(ctx: Context, precision: str, onnx_paths: dict[str, Pa
 
 
 def _run_engine(ctx: Context, art: Artifact) -> dict[str, np.ndarray] | None:
-    from edgemtl.runtime.base import ModelRef, RunnerOptions
-    from edgemtl.runtime.trt_env import cuda_binding
+    from edgemtl.deploy.runtime.base import ModelRef, RunnerOptions
+    from edgemtl.deploy.runtime.trt_env import cuda_binding
 
     if cuda_binding() is None:
         return None
-    from edgemtl.runtime.tensorrt_runner import TrtRunner
+    from edgemtl.deploy.runtime.tensorrt_runner import TrtRunner
 
     manifest = ctx.writer.manifest.model_copy(deep=True)
     manifest.artifacts = [art]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgemtl.data.preprocess import InputSpec, prepare_sample
-from edgemtl.errors import UserError
+from edgemtl.core.errors import UserError
 
 
 @dataclass

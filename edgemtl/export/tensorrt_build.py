@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgemtl.errors import UserError
-from edgemtl.io import atomic_write_bytes
+from edgemtl.core.errors import UserError
+from edgemtl.core.io import atomic_write_bytes
 
 if TYPE_CHECKING:
     import tensorrt
@@ -118,7 +118,7 @@ def import_tensorrt() -> Any | None:
 def gpu_info() -> dict[str, str] | None:
     """{gpu, compute_capability} of GPU 0 via a CUDA binding, else nvidia-smi; None if no GPU."""
     try:  # the runtime's probe (cuda-python or pycuda); imported by name to keep mypy's scope here
-        facts = importlib.import_module("edgemtl.runtime.trt_env").gpu_facts()
+        facts = importlib.import_module("edgemtl.deploy.runtime.trt_env").gpu_facts()
         return {"gpu": str(facts["gpu"]), "compute_capability": str(facts["compute_capability"])}
     except Exception:  # noqa: BLE001, S110 (no binding or no GPU: try nvidia-smi next)
         pass

@@ -1,0 +1,403 @@
+"""Recipes: YAML -> typed, validated config objects, with `--set a.b=c` overrides.
+
+Why pydantic: every unknown key and wrong type must fail with the key path
+(`method.lambda: ...`), and later issues add fields without touching a parser.
+Deploy side: no torch here.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TASK_KINDS
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, not silently kept."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SyntheticData(Section):
+    n_train: int = Field(512, ge=1)
+    n_val: int = Field(128, ge=1)
+    seed: int = 0
+
+
+class AugmentConfig(Section):
+    """Training-split augmentation (off by default; eval/val splits are never augmented)."""
+
+    #: Scale-crop factors drawn uniformly per sample; a crop of 1/s of each side is
+    #: resized back and depth divided by s. [1.0] = no crop.
+    scale: tuple[float, ...] = (1.0,)
+    #: Horizontal flip with probability 1/2 (normals' x component negated).
+    flip: bool = False
+    #: Photometric jitter strength j: brightness, contrast, saturation factors in [1-j, 1+j].
+    jitter: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("scale")
+    @classmethod
+    def _scales_at_least_one(cls, scale: tuple[float, ...]) -> tuple[float, ...]:
+        if not scale or any(s < 1.0 or s > 4.0 for s in scale):
+            raise ValueError(f"expected a non-empty list of scales in [1, 4], got {list(scale)}")
+        return scale
+
+    def enabled(self) -> bool:
+        return self.flip or self.jitter > 0 or any(s != 1.0 for s in self.scale)
+
+
+class DataConfig(Section):
+    kind: Literal["synthetic", "nyuv2", "cityscapes", "taskonomy", "folder"] = "synthetic"
+    #: Dataset folder. For synthetic data, None means "generate into the cache".
+    root: str | None = None
+    #: Environment variable that names the root when `root` is not set.
+    root_env: str | None = None
+    #: Model input size (H, W); both divisible by 16 (four 2x2 pools).
+    size: tuple[int, int] = (64, 128)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    synthetic: SyntheticData = SyntheticData()
+    workers: int = Field(2, ge=0)
+    #: Cityscapes: label folder (label_7, label_19, label_2, or label = 7 classes).
+    label_folder: str = "label_7"
+    #: Taskonomy: split file (relative to root unless absolute); default {root}/splits.csv.
+    split_file: str | None = None
+    #: Taskonomy folder layout: {building}/{domain}/, {domain}/{building}/, or auto-detected.
+    layout: Literal["auto", "building_domain", "domain_building"] = "auto"
+    augment: AugmentConfig = AugmentConfig()
+
+    @field_validator("size")
+    @classmethod
+    def _divisible_by_16(cls, size: tuple[int, int]) -> tuple[int, int]:
+        if any(s <= 0 or s % 16 for s in size):
+            raise ValueError(f"each side must be a positive multiple of 16, got {list(size)}")
+        return size
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, std: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(s <= 0 for s in std):
+            raise ValueError("every std must be > 0")
+        return std
+
+    def resolved_root(self) -> str | None:
+        if self.root:
+            return self.root
+        if self.root_env:
+            return os.environ.get(self.root_env) or None
+        return None
+
+
+class TaskConfig(Section):
+    """Per-task options. The task's kind is its key (seg, depth, normal, keypoints, edges)."""
+
+    weight: float = Field(1.0, ge=0)
+
+
+class ModelConfig(Section):
+    width: float = Field(1.0, gt=0, le=4)
+    upsampling: Literal["bilinear", "nearest", "unpool"] = "bilinear"
+    #: Teacher decoder skips: attention-gated (paper), none (Baseline-4) or U-Net concatenation.
+    decoder: Literal["attention", "plain", "unet"] = "attention"
+
+
+class MethodBase(Section):
+    tau: float = Field(1.0, gt=0)
+    detach_teacher: bool = True
+
+
+class VanillaMethod(MethodBase):
+    """Baseline-1: the Teacher network alone (no Student head)."""
+
+    name: Literal["vanilla"] = "vanilla"
+
+
+class SDMethod(MethodBase):
+    """Eq. 5: Teacher and Student task losses + lambda * distillation."""
+
+    name: Literal["sd"] = "sd"
+    lambda_: float = Field(1.0, alias="lambda", ge=0)
+
+
+class SDEnsembleMethod(MethodBase):
+    """Eq. 6: task losses on the ensemble of both heads + lambda * distillation."""
+
+    name: Literal["sd_ensemble"] = "sd_ensemble"
+    lambda_: float = Field(1.0, alias="lambda", ge=0)
+
+
+class KDTwoStageMethod(MethodBase):
+    """Baseline-3: stage 1 trains the Teacher network (vanilla); stage 2 trains a separate
+    Student network (own encoder, fresh init) with task + lambda * KD against the frozen Teacher.
+    `teacher: CKPT` skips stage 1."""
+
+    name: Literal["kd_two_stage"] = "kd_two_stage"
+    lambda_: float = Field(1.0, alias="lambda", ge=0)
+    teacher: str | None = None
+    #: Which head of the teacher checkpoint gives the targets.
+    teacher_head: Literal["teacher", "student", "ensemble"] = "teacher"
+
+
+class AdaptorOptimizer(Section):
+    """The adaptors' own optimizer settings (a parameter group of the run's optimizer)."""
+
+    lr: float = Field(0.1, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+
+
+class KD4MTLMethod(MethodBase):
+    """KD4MTL: frozen single-task checkpoints as feature teachers through per-task adaptors."""
+
+    name: Literal["kd4mtl"] = "kd4mtl"
+    #: task key -> checkpoint holding that task (normally a single-task run).
+    teachers: dict[str, str]
+    adaptor: Literal["linear", "nonlinear", "none"] = "linear"
+    layers: Literal["last", "mid+last"] = "last"
+    #: Per-task distillation weights (missing tasks weigh 1).
+    weights: dict[str, float] = Field(default_factory=dict)
+    adaptor_optimizer: AdaptorOptimizer = AdaptorOptimizer()
+
+
+class BAMMethod(MethodBase):
+    """BAM: prediction distillation from single-task teachers with teacher annealing."""
+
+    name: Literal["bam"] = "bam"
+    teachers: dict[str, str]
+    #: Head of each teacher checkpoint to distil from (None: the head that run selected).
+    teacher_head: Literal["teacher", "student", "ensemble"] | None = None
+    #: Share of ground truth at the start and the end of training (linear in between).
+    anneal_start: float = Field(0.0, ge=0, le=1)
+    anneal_end: float = Field(1.0, ge=0, le=1)
+
+
+MethodConfig = Annotated[
+    Union[VanillaMethod, SDMethod, SDEnsembleMethod, KDTwoStageMethod, KD4MTLMethod, BAMMethod],
+    Field(discriminator="name"),
+]
+
+
+class BalancerConfig(Section):
+    """How per-task losses become one update (see edgemtl/training/methods/balancers.py)."""
+
+    name: Literal["equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad"] = "equal"
+    #: DWA temperature.
+    temperature: float = Field(2.0, gt=0)
+    #: GradNorm asymmetry alpha and the learning rate of its task weights.
+    alpha: float = Field(1.5, ge=0)
+    lr: float = Field(0.025, gt=0)
+    #: PCGrad's task order is shuffled with this seed (+ step).
+    seed: int = 0
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0)
+
+
+class SchedulerConfig(Section):
+    name: Literal["step", "none"] = "step"
+    step_size: int = Field(100, ge=1)
+    gamma: float = Field(0.5, gt=0)
+
+
+class SelectConfig(Section):
+    head: Literal["teacher", "student", "ensemble"] | None = None
+    metric: str = "delta_m"
+
+
+class TrainConfig(Section):
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(8, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    seed: int = 0
+    select: SelectConfig = SelectConfig()
+    #: Cap on validation images per evaluation (None = the whole split).
+    eval_limit: int | None = Field(None, ge=1)
+    #: Write last.pt every N optimizer steps as well as at each epoch end (0 = epoch ends only).
+    checkpoint_every: int = Field(0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    threads: int | None = Field(None, ge=1)
+    #: Chunks per process of each (global) batch: BN statistics and loss means per chunk,
+    #: gradients averaged over chunks (gradient accumulation; see docs/deploy.md).
+    micro_batches: int = Field(1, ge=1)
+    #: Mixed precision of training steps (evaluation stays fp32).
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    #: torch.compile the network (first steps pay the compile time).
+    compile: bool = False
+    #: SyncBatchNorm across processes under torchrun (CUDA only).
+    sync_bn: bool = False
+    balancer: BalancerConfig = BalancerConfig()
+    #: Δm reference: run folders, summary/eval JSON or checkpoints (merged task-wise);
+    #: None = the selected head's first evaluation.
+    reference: list[str] | None = None
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Recipe(Section):
+    name: str = "recipe"
+    data: DataConfig = DataConfig()
+    tasks: dict[str, TaskConfig]
+    model: ModelConfig = ModelConfig()
+    method: MethodConfig = Field(default_factory=SDMethod)
+    train: TrainConfig = TrainConfig()
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _tasks_known(cls, tasks: Any) -> Any:
+        if isinstance(tasks, list):  # `tasks: [seg, depth]` shorthand
+            tasks = {key: {} for key in tasks}
+        if isinstance(tasks, dict):
+            for key, value in list(tasks.items()):
+                if key not in TASK_KINDS:
+                    raise ValueError(f"unknown task {key!r} (expected one of: {', '.join(TASK_KINDS)})")
+                if value is None:
+                    tasks[key] = {}
+            if not tasks:
+                raise ValueError("at least one task is needed")
+        return tasks
+
+    @model_validator(mode="after")
+    def _select_head_exists(self) -> Recipe:
+        heads = recipe_heads(self)
+        if self.train.select.head is not None and self.train.select.head not in heads:
+            raise ValueError(
+                f"train.select.head is {self.train.select.head!r} but method "
+                f"{self.method.name} trains only: {', '.join(heads)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _method_tasks_exist(self) -> Recipe:
+        for field in ("teachers", "weights"):
+            keys = getattr(self.method, field, None) or {}
+            unknown = [key for key in keys if key not in self.tasks]
+            if unknown:
+                raise ValueError(
+                    f"method.{field} names task {unknown[0]!r}, which is not in tasks ({', '.join(self.tasks)})"
+                )
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """Plain dict of the resolved recipe (YAML/JSON/checkpoint friendly)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def recipe_heads(recipe: Recipe) -> tuple[str, ...]:
+    """The heads a recipe's method trains (ensemble whenever both exist)."""
+    if recipe.method.name in ("vanilla", "kd4mtl", "bam"):
+        return ("teacher",)
+    if recipe.method.name == "kd_two_stage":
+        return ("student",)
+    return ("teacher", "student", "ensemble")
+
+
+def _format_loc(loc: tuple[Any, ...], method_names: set[str]) -> str:
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        # Discriminated unions insert the tag ("sd") after "method": drop it.
+        if i == 1 and loc[0] == "method" and item in method_names:
+            continue
+        parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def _method_names() -> set[str]:
+    from typing import get_args
+
+    members = get_args(get_args(MethodConfig)[0])
+    return {member.model_fields["name"].default for member in members}
+
+
+def _validation_message(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = _format_loc(tuple(first["loc"]), _method_names())
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        what = "unknown key"
+    elif kind == "union_tag_invalid":
+        got = first["input"].get("name") if isinstance(first.get("input"), dict) else first.get("input")
+        what = f"unknown method {got!r} (expected one of: {first.get('ctx', {}).get('expected_tags')})"
+    elif kind == "value_error":
+        what = str(first["msg"]).removeprefix("Value error, ")
+    elif kind == "missing":
+        what = "required key is missing"
+    else:
+        what = f"{first['msg']} (got {first.get('input')!r})"
+    more = len(err.errors()) - 1
+    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"recipe {source}: {loc}: {what}{suffix}"
+
+
+def set_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` to a raw recipe dict; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise UserError(f"--set {assignment!r}: expected key.path=value")
+    path, _, text = assignment.partition("=")
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise UserError(f"--set {assignment!r}: empty key path")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {path}: value {text!r} is not valid YAML ({exc.__class__.__name__})") from None
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = {}
+            node[key] = child
+        if not isinstance(child, dict):
+            raise UserError(f"--set {path}: {'.'.join(keys[: depth + 1])} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    raw = copy.deepcopy(raw)
+    for assignment in overrides:
+        set_override(raw, assignment)
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(_validation_message(source, err)) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe file; every failure is a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe {path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise UserError(f"recipe {path}: invalid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"recipe {path}: cannot read ({exc.__class__.__name__})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"recipe {path}: expected a mapping with sections data, tasks, model, method, train")
+    raw.setdefault("name", path.stem)
+    return recipe_from_dict(raw, str(path), overrides)
+
+
+def dump_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.dump(), sort_keys=False)

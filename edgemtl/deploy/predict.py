@@ -1,0 +1,274 @@
+"""`edgemtl predict` and the torch-free `Predictor` API: images in, decoded task maps out.
+
+Why the manifest drives everything: the bundle states input size, mean/std and
+what each output means, so a user on a device passes only images. Preprocessing
+is `edgemtl.data.preprocess.preprocess_image` (the same path training and eval
+used); outputs are decoded (`tasks.decode_numpy`) and resized back to the
+frame: labels nearest, continuous maps bilinear, normals re-normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
+from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".npy")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """H x W x 3 float32 RGB in [0, 1] from PNG/JPG (Pillow) or .npy (float [0,1] or uint8)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such image file")
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: not a readable .npy array ({exc})") from None
+        return _as_rgb01(arr, path)
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable image ({type(exc).__name__}); expected PNG/JPG or .npy") from None
+    return rgb.astype(np.float32) / 255.0
+
+
+def _as_rgb01(arr: np.ndarray, origin: Any) -> np.ndarray:
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise UserError(f"{origin}: expected an H x W x 3 RGB image, got shape {tuple(arr.shape)}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    arr = arr.astype(np.float32)
+    if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
+        raise UserError(f"{origin}: float images must be in [0, 1] (got {arr.min():.3g}..{arr.max():.3g})")
+    return arr
+
+
+def _pick(refs: list[ModelRef], device: str, precision: str | None) -> ModelRef:
+    """One artifact of a bundle: the requested precision, an engine on CUDA, else fp32 ONNX first."""
+    if precision:
+        refs = [r for r in refs if r.precision == precision] or refs
+    order = {"fp32": 0, "fp16": 1, "int8": 2}
+    if device == "cuda":
+        engines = [r for r in refs if r.format == "trt"]
+        if engines:
+            return engines[0]
+    onnx = sorted((r for r in refs if r.format == "onnx"), key=lambda r: order.get(r.precision, 9))
+    return onnx[0] if onnx else refs[0]
+
+
+class Predictor:
+    """Load an artifact once, then `predict(image)` -> {task: map at the image's own size}.
+
+    seg: H x W int32 labels; depth/keypoints/edges: H x W float32; normal:
+    H x W x 3 float32 unit vectors. `image` is an H x W x 3 array (uint8, or
+    float in [0, 1]) or a path.
+    """
+
+    def __init__(self, artifact: str | Path, device: str = "cpu", provider: str | None = None,
+                 threads: int | None = None, precision: str | None = None, head: str | None = None) -> None:
+        refs = resolve_artifacts(artifact, head=head, precisions=[precision] if precision else None)
+        self.ref = _pick(refs, device, precision)
+        self.runner: Runner = open_runner(self.ref, RunnerOptions(device=device, provider=provider, threads=threads))
+        self.runner.load()
+        self._fixed = self.runner.batch_limits()[0]
+        from edgemtl.data.preprocess import InputSpec
+
+        inp = self.ref.manifest.input
+        self.spec = InputSpec(inp.height, inp.width, tuple(inp.mean), tuple(inp.std))  # type: ignore[arg-type]
+
+    @property
+    def class_names(self) -> dict[str, list[str]]:
+        return {t.key: list(t.class_names) for t in self.ref.tasks if t.class_names}
+
+    def predict(self, image: np.ndarray | str | Path) -> dict[str, np.ndarray]:
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray | str | Path]) -> list[dict[str, np.ndarray]]:
+        from edgemtl.data.preprocess import preprocess_image
+
+        frames = [read_image(im) if isinstance(im, (str, Path)) else _as_rgb01(np.asarray(im), "image")
+                  for im in images]
+        batch = np.stack([preprocess_image(f, self.spec) for f in frames])
+        n = len(frames)
+        if n < self._fixed:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], self._fixed - n, axis=0)])
+        if self._fixed > 1 and n > self._fixed:
+            return [r for i in range(0, n, self._fixed) for r in self.predict_batch(images[i:i + self._fixed])]
+        if self._fixed == 1 and n > 1:
+            return [self.predict_batch([im])[0] for im in images]
+        decoded = self.ref.decode(self.runner.infer(batch))
+        return [{k: _to_frame(v[i], frames[i].shape[:2]) for k, v in decoded.items()} for i in range(n)]
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_frame(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One decoded output (H,W labels or C,H,W map) -> the frame's size, channels last."""
+    from edgemtl.data.preprocess import resize_bilinear, resize_nearest
+
+    h, w = size
+    if arr.ndim == 2:
+        return resize_nearest(arr, h, w)
+    chw = np.ascontiguousarray(arr.transpose(1, 2, 0), dtype=np.float32)
+    out = resize_bilinear(chw, h, w)
+    if out.shape[2] == 3:  # normals: re-normalise after interpolation
+        out = out / np.maximum(np.linalg.norm(out, axis=2, keepdims=True), 1e-12)
+        return out.astype(np.float32)
+    return out[..., 0]
+
+
+def predict_command(
+    artifact: Path,
+    inputs: Sequence[Path],
+    out: Path,
+    device: str = "cpu",
+    provider: str | None = None,
+    threads: int | None = None,
+    precision: str | None = None,
+    head: str | None = None,
+    overlays: bool = True,
+    quiet: bool = False,
+) -> list[dict[str, Any]]:
+    """Predict every input image; write `<name>.npz` (+ `<name>.<task>.png` overlays) into `out`."""
+    from rich.console import Console
+
+    from edgemtl.core.progress import bar
+
+    files = _expand(inputs)
+    console = Console(stderr=True, quiet=quiet)
+    written: list[dict[str, Any]] = []
+    with Predictor(artifact, device, provider, threads, precision, head) as predictor:
+        names = predictor.class_names
+        specs = {t.key: t for t in predictor.ref.tasks}
+        with bar(console, f"predict {predictor.ref.label}", len(files)) as advance:
+            for i, path in enumerate(files):
+                image = read_image(path)
+                result = predictor.predict(image)
+                paths = write_outputs(out, _stem(path, files), image, result, specs, names, overlays)
+                written.append({"input": str(path), "outputs": [str(p) for p in paths]})
+                advance(i + 1, len(files))
+    Console(quiet=quiet).print(f"{len(files)} image(s) -> {out} ({predictor.ref.label}, {predictor.runner.name})")
+    return written
+
+
+def _expand(inputs: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise UserError(f"{item}: no such image file or folder")
+    if not files:
+        raise UserError("predict: no input images (PNG/JPG/.npy files or folders of them)")
+    return files
+
+
+def _stem(path: Path, files: list[Path]) -> str:
+    """Output name: the file's stem, made unique when two inputs share one."""
+    same = [f for f in files if f.stem == path.stem]
+    return path.stem if len(same) == 1 else f"{path.parent.name}_{path.stem}"
+
+
+# ---- outputs on disk: arrays and overlays --------------------------------------------
+
+#: Distinct label colours (RGB), cycled for more classes.
+PALETTE = np.array([
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
+    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
+    (0, 0, 128), (128, 128, 128)], dtype=np.uint8)
+
+
+def write_outputs(out: Path, stem: str, image: np.ndarray, result: dict[str, np.ndarray], specs: dict[str, Any],
+                  class_names: dict[str, list[str]], overlays: bool = True) -> list[Path]:
+    """`<stem>.npz` with every task map, plus one PNG overlay per task."""
+    from edgemtl.core.io import atomic_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.npz"]
+    with atomic_file(paths[0]) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **result)  # type: ignore[arg-type]
+    if overlays:
+        for key, value in result.items():
+            kind = specs[key].kind
+            units = getattr(specs[key], "units", "")
+            pixels, legend = render(kind, value, image, class_names.get(key), units)
+            path = out / f"{stem}.{key}.png"
+            _save_png(path, pixels, legend)
+            paths.append(path)
+    return paths
+
+
+def render(kind: str, value: np.ndarray, image: np.ndarray, classes: list[str] | None = None,
+           units: str = "") -> tuple[np.ndarray, list[tuple[tuple[int, int, int] | None, str]]]:
+    """H x W x 3 uint8 picture of one task map, and its legend entries (colour or None, text)."""
+    base = (np.clip(image, 0, 1) * 255).astype(np.float32)
+    if kind == "seg":
+        colours = PALETTE[np.mod(value, len(PALETTE))].astype(np.float32)
+        pixels = (0.45 * base + 0.55 * colours).astype(np.uint8)
+        present = sorted(int(c) for c in np.unique(value))
+        names = classes or [str(c) for c in range(max(present, default=0) + 1)]
+        legend = [(tuple(int(x) for x in PALETTE[c % len(PALETTE)]), names[c] if c < len(names) else str(c))
+                  for c in present]
+        return pixels, legend  # type: ignore[return-value]
+    if kind == "normal":
+        return ((np.clip(value, -1, 1) + 1) * 127.5).astype(np.uint8), [(None, "normals: RGB = (xyz + 1) / 2")]
+    low, high = (float(np.percentile(value, 2)), float(np.percentile(value, 98))) if value.size else (0.0, 1.0)
+    scaled = np.clip((value - low) / max(high - low, 1e-12), 0, 1)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["turbo" if kind == "depth" else "magma"]
+    coloured = cmap(scaled)[..., :3] * 255
+    if kind in ("keypoints", "edges"):
+        grey = base.mean(axis=2, keepdims=True)
+        coloured = 0.4 * grey + 0.6 * coloured
+    ends = ("blue", "red") if kind == "depth" else ("dark", "yellow")
+    label = f"{kind}{' (' + units + ')' if units else ''}: {low:.3g} ({ends[0]}) .. {high:.3g} ({ends[1]})"
+    return coloured.astype(np.uint8), [(None, label)]
+
+
+def _save_png(path: Path, pixels: np.ndarray, legend: list[tuple[tuple[int, int, int] | None, str]]) -> None:
+    """Picture with a legend strip underneath (colour swatches and names)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from edgemtl.core.io import atomic_file
+
+    font = ImageFont.load_default()
+    h, w = pixels.shape[:2]
+    row_h = 14
+    per_row = max(1, w // 110) if any(c is not None for c, _ in legend) else 1
+    rows = -(-len(legend) // per_row)
+    canvas = Image.new("RGB", (max(w, 220), h + rows * row_h + 4), (255, 255, 255))
+    canvas.paste(Image.fromarray(pixels), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, (colour, text) in enumerate(legend):
+        x = (i % per_row) * 110 + 2
+        y = h + 2 + (i // per_row) * row_h
+        if colour is not None:
+            draw.rectangle([x, y + 2, x + 9, y + 11], fill=colour, outline=(0, 0, 0))
+            x += 13
+        draw.text((x, y), text, fill=(0, 0, 0), font=font)
+    with atomic_file(path) as tmp:
+        canvas.save(tmp, format="PNG")

@@ -1,0 +1,89 @@
+"""Accuracy of any runner over a dataset split, through the one scoring loop.
+
+Why `edgemtl.evaluation.scoring.score_split`: `edgemtl eval` scores checkpoints with it,
+so an ONNX/engine row and the checkpoint's `eval` come from the same
+preprocessing and metric code. Here the infer function wraps a runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemtl.core.errors import UserError
+from edgemtl.evaluation.metrics import delta_m
+from edgemtl.deploy.runtime.base import ModelRef, Runner
+
+
+def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any]:
+    """The artifact's dataset record; `--data ROOT` supplies or overrides its folder."""
+    record = dict(ref.manifest.dataset or {})
+    if not record.get("kind"):
+        if data_root is None:
+            raise UserError(f"{ref.path}: the artifact records no dataset: pass --data ROOT")
+        raise UserError(f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be read")
+    return record
+
+
+def open_reader(ref: ModelRef, data_root: str | Path | None, split: str,
+                progress: Callable[[int, int], None] | None = None) -> Any:
+    """Open the split and check it matches the artifact (classes and image size)."""
+    from edgemtl.data.registry import open_split
+
+    record = dataset_record(ref, data_root)
+    reader = open_split(record, split, [t.key for t in ref.tasks], root=data_root, progress=progress)
+    for spec in ref.tasks:
+        if spec.kind == "seg":
+            have = tuple(getattr(reader, "class_names", ()) or ())
+            want = tuple(spec.class_names or ())
+            if have != want:
+                raise UserError(f"dataset classes {list(have)} do not match {ref.path}'s manifest {list(want)}")
+    if len(reader) == 0:
+        raise UserError(f"dataset split {split!r} is empty")
+    h, w = ref.input_hw
+    shape = tuple(reader[0].image.shape[:2])
+    if shape != (h, w):
+        raise UserError(f"dataset images are {shape[0]}x{shape[1]}, {ref.path} expects {h}x{w} "
+                        "(manifest input size): use the matching dataset copy")
+    return reader
+
+
+def score_runner(runner: Runner, reader: Any, limit: int | None = None, batch_size: int = 8,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """{task: {metric: value}} of the runner's artifact over the reader."""
+    from edgemtl.data.preprocess import InputSpec
+    from edgemtl.evaluation.scoring import score_split
+
+    ref = runner.ref
+    low, high = runner.batch_limits()
+    size = min(max(batch_size, low), high)
+    names = ref.output_for_task()
+    spec = InputSpec(ref.input_hw[0], ref.input_hw[1], tuple(ref.manifest.input.mean),  # type: ignore[arg-type]
+                     tuple(ref.manifest.input.std))  # type: ignore[arg-type]
+
+    def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        n = images.shape[0]
+        if n < low:  # a fixed-batch artifact: pad the last batch, drop the padding after
+            pad = np.repeat(images[-1:], low - n, axis=0)
+            images = np.concatenate([images, pad])
+        outs = runner.infer(np.ascontiguousarray(images, dtype=np.float32))
+        return {ref.head: {t.key: outs[names[t.key]][:n] for t in ref.tasks}}
+
+    block = score_split(infer, reader, spec, ref.tasks, [ref.head], batch_size=size, limit=limit,
+                        progress=progress)
+    return block[ref.head]
+
+
+def deltas(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """Per-metric differences (candidate - reference) and delta_m (percent, positive = better)."""
+    diff: dict[str, Any] = {}
+    for task, metrics in result.items():
+        if isinstance(metrics, dict) and isinstance(reference.get(task), dict):
+            diff[task] = {m: float(v) - float(reference[task][m]) for m, v in metrics.items() if m in reference[task]}
+    plain = {t: m for t, m in result.items() if isinstance(m, dict)}
+    ref_plain = {t: m for t, m in reference.items() if isinstance(m, dict)}
+    diff["delta_m"] = delta_m(plain, ref_plain)
+    return diff

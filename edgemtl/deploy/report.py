@@ -1,0 +1,185 @@
+"""Render a profile result: terminal table, JSON, Markdown table, latency-vs-accuracy plot.
+
+One row per artifact x batch: head, precision, backend, device, size, params,
+p50/p99, img/s, each task's headline metric, power and mJ/img. The JSON is the
+result dict itself (every raw time, the environment); the other views are
+derived from it, so they can be regenerated from a saved JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from edgemtl.core.io import atomic_file, atomic_write_text
+
+
+def _headline(artifact: dict[str, Any]) -> dict[str, tuple[str, float]]:
+    """task -> (metric name, value): the first metric of each task (the tables' order)."""
+    heads = artifact.get("heads") or {}
+    block = heads.get(artifact["head"]) or {}
+    out: dict[str, tuple[str, float]] = {}
+    for task, metrics in block.items():
+        if isinstance(metrics, dict) and metrics:
+            name = next(iter(metrics))
+            out[task] = (name, float(metrics[name]))
+    return out
+
+
+def _metric_columns(result: dict[str, Any]) -> list[tuple[str, str]]:
+    cols: list[tuple[str, str]] = []
+    for art in result["artifacts"]:
+        for task, (name, _) in _headline(art).items():
+            if (task, name) not in cols:
+                cols.append((task, name))
+    return cols
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and string cells shared by the terminal and Markdown tables."""
+    from edgemtl.evaluation.metrics import HIGHER_IS_BETTER
+    from edgemtl.core.tables import SHORT_NAMES
+
+    cols = _metric_columns(result)
+    header = ["artifact", "head", "prec.", "backend", "device", "batch", "size MB", "params M", "GFLOPs",
+              "p50 ms", "p99 ms", "img/s"]
+    header += [f"{task} {SHORT_NAMES.get(m, m)}{'↑' if HIGHER_IS_BETTER.get(m, True) else '↓'}" for task, m in cols]
+    header += ["Δm %", "power W", "mJ/img"]
+    body: list[list[str]] = []
+    for art in result["artifacts"]:
+        metrics = _headline(art)
+        facts = art.get("device_facts", {})
+        device = facts.get("gpu") or facts.get("device", "")
+        size = art.get("size_bytes")
+        params = art.get("params")
+        flops = art.get("flops")
+        for row in art.get("rows", []):
+            base = [Path(art["path"]).name, art["head"], art["precision"], art["runner"], str(device),
+                    str(row["batch"]), _num(size / 1e6 if size else None), _num(params / 1e6 if params else None, 3),
+                    _num(flops / 1e9 if flops else None, 3)]
+            if "skipped" in row:
+                body.append(base + ["skipped: " + row["skipped"]] + [""] * (len(header) - len(base) - 1))
+                continue
+            lat = row["latency"]
+            cells = base + [_num(lat["median_ms"]), _num(lat["p99_ms"]), _num(lat["images_per_s"], 1)]
+            cells += [_num(metrics[task][1], 3) if task in metrics else "-" for task, _ in cols]
+            delta = (art.get("deltas") or {}).get("delta_m")
+            cells.append("-" if delta is None else f"{delta:+.2f}")
+            power = row.get("power") or {}
+            if power.get("measured"):
+                cells += [_num(power["mean_w"]), _num(power["mj_per_image"], 1)]
+            else:
+                cells += ["n/m", "-"]
+            body.append(cells)
+    return header, body
+
+
+def print_table(result: dict[str, Any], console: Any) -> None:
+    """Compact form of `rows` for terminals: artifact facts folded into the first cells."""
+    from rich.table import Table
+
+    header, body = rows(result)
+    env = result.get("environment", {})
+    table = Table(title=f"edgemtl profile on {env.get('gpu') or env.get('cpu', '?')}", pad_edge=False)
+    table.add_column("artifact\nhead prec. · backend", min_width=24)
+    table.add_column("batch", justify="right")
+    table.add_column("MB\nparams M", justify="right")
+    table.add_column("GFLOPs", justify="right")
+    table.add_column("p50 ms\np99 ms", justify="right")
+    table.add_column("img/s", justify="right")
+    for name in header[12:]:
+        table.add_column(name.replace(" ", "\n", 1), justify="right")
+    for cells in body:
+        first = f"{cells[0]}\n{cells[1]} {cells[2]} · {cells[3]} {cells[4]}"
+        if cells[9].startswith("skipped"):
+            table.add_row(first, cells[5], f"{cells[6]}\n{cells[7]}", cells[8], cells[9], *[""] * (len(header) - 11))
+            continue
+        table.add_row(first, cells[5], f"{cells[6]}\n{cells[7]}", cells[8], f"{cells[9]}\n{cells[10]}",
+                      *cells[11:])
+    console.print(table)
+    reasons = {r["power"]["reason"] for a in result["artifacts"] for r in a.get("rows", [])
+               if r.get("power") and not r["power"].get("measured")}
+    for reason in sorted(reasons):
+        console.print(f"power: not measured ({reason})")
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    header, body = rows(result)
+    env = result.get("environment", {})
+    lines = [f"Profiled with edgemtl {env.get('edgemtl', '')} on {env.get('cpu', '?')}"
+             + (f", {env['gpu']} (driver {env.get('driver')})" if env.get("gpu") else "")
+             + f"; ONNX Runtime {env.get('onnxruntime')}"
+             + (f", TensorRT {env['tensorrt']}" if env.get("tensorrt") else "") + ".", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---" if i < 5 else "---:" for i in range(len(header))) + "|")
+    for cells in body:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(result: dict[str, Any], path: str | Path) -> None:
+    atomic_write_text(path, markdown(result))
+
+
+def plot_points(result: dict[str, Any]) -> tuple[str, list[tuple[str, float, float]]]:
+    """(y-axis label, [(label, p50 ms at the smallest batch, y)]): y is the first task's headline metric."""
+    cols = _metric_columns(result)
+    points: list[tuple[str, float, float]] = []
+    ylabel = ""
+    if cols:
+        task, metric = cols[0]
+        ylabel = f"{task} {metric}"
+    else:
+        ylabel = "params (M) - no accuracy measured (--data / --accuracy)"
+    for art in result["artifacts"]:
+        timed = [r for r in art.get("rows", []) if "latency" in r]
+        if not timed:
+            continue
+        x = min(timed, key=lambda r: r["batch"])["latency"]["median_ms"]
+        if cols:
+            value = _headline(art).get(cols[0][0])
+            if value is None:
+                continue
+            y = value[1]
+        else:
+            y = (art.get("params") or 0) / 1e6
+        points.append((f"{art['head']} {art['precision']} {art['format']}", x, y))
+    return ylabel, points
+
+
+def write_plot(result: dict[str, Any], path: str | Path) -> None:
+    """Latency vs accuracy, one labelled point per artifact (PNG/SVG/PDF by suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ylabel, points = plot_points(result)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    markers = {"student": "o", "teacher": "s", "ensemble": "^"}
+    for label, x, y in points:
+        ax.scatter([x], [y], marker=markers.get(label.split()[0], "o"), s=50)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    batch = min((r["batch"] for a in result["artifacts"] for r in a.get("rows", []) if "latency" in r), default=1)
+    ax.set_xlabel(f"latency p50 (ms, batch {batch})")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    env = result.get("environment", {})
+    ax.set_title(f"latency vs accuracy on {env.get('gpu') or env.get('cpu', '?')}", fontsize=9)
+    fig.tight_layout()
+    suffix = Path(path).suffix or ".png"
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format=suffix.lstrip("."))
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""ONNX Runtime runner: CPU always; CUDA / TensorRT providers with onnxruntime-gpu.
+
+Why explicit threads and ORT_ENABLE_ALL: timings must be reproducible and
+comparable between artifacts, so the session is configured the same way for
+each and the thread count is recorded rather than left to ORT's default.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+import numpy as np
+
+from edgemtl.core.errors import UserError
+from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
+
+#: provider option -> ONNX Runtime execution providers, in priority order.
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("onnxruntime is not installed: pip install onnxruntime "
+                        "(or onnxruntime-gpu for CUDA/TensorRT providers)") from None
+    return ort
+
+
+def default_threads() -> int:
+    """All CPUs this process may use (affinity-aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+class OrtRunner(Runner):
+    backend = "onnxruntime"
+
+    def __init__(self, ref: ModelRef, options: RunnerOptions) -> None:
+        super().__init__(ref, options)
+        self.provider = options.provider or ("cuda" if options.device == "cuda" else "cpu")
+        if self.provider not in PROVIDERS:
+            raise UserError(f"--provider {self.provider!r}: expected one of {', '.join(PROVIDERS)}")
+        self.threads = options.threads or default_threads()
+        self.session: Any = None
+        self.input_name = "image"
+        self._output_names: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return f"ort-{self.provider}"
+
+    def load(self) -> None:
+        ort = import_onnxruntime()
+        wanted = PROVIDERS[self.provider]
+        available = ort.get_available_providers()
+        if wanted[0] not in available:
+            raise UserError(f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}): "
+                            "pip install onnxruntime-gpu (with a matching CUDA) for --provider "
+                            f"{self.provider}")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.ref.path), sess_options=so,
+                                                providers=[p for p in wanted if p in available])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{self.ref.path}: ONNX Runtime cannot load it ({first})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise UserError(f"{self.ref.path}: expected one image input, the graph has {len(inputs)}")
+        self.input_name = inputs[0].name
+        self._output_names = [o.name for o in self.session.get_outputs()]
+
+    def batch_limits(self) -> tuple[int, int]:
+        """From the graph itself (a symbolic N is dynamic), whatever the manifest says."""
+        if self.session is None:
+            return super().batch_limits()
+        dim = self.session.get_inputs()[0].shape[0]
+        if isinstance(dim, int) and dim > 0:
+            return dim, dim
+        return 1, 1 << 16
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(self._output_names, {self.input_name: batch})
+        return dict(zip(self._output_names, outs))
+
+    def device_facts(self) -> dict[str, Any]:
+        ort = import_onnxruntime()
+        providers = self.session.get_providers() if self.session is not None else list(PROVIDERS[self.provider])
+        return {
+            "backend": self.backend,
+            "runner": self.name,
+            "onnxruntime": ort.__version__,
+            "providers": providers,
+            "device": "cpu" if providers[0] == "CPUExecutionProvider" else "cuda",
+            "cpu": platform.processor() or platform.machine(),
+            "threads": self.threads,
+            "graph_optimization": "ORT_ENABLE_ALL",
+            "copies_included": providers[0] != "CPUExecutionProvider",
+        }

@@ -1,0 +1,88 @@
+"""Checkpoint -> gated FP32 ONNX in the staging folder (the only torch-using export step).
+
+Why separate: `export` from a bundle never imports this module, so it runs
+without PyTorch; everything after the FP32 gate is shared (`pipeline`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemtl import __version__
+from edgemtl.core.errors import UserError
+from edgemtl.export import onnx_tools, parity
+from edgemtl.core.manifest import Manifest, Source, TaskEntry
+from edgemtl.export.pipeline import Context, finish_onnx, gate, proof, run_onnx
+from edgemtl.core.io import sha256_file
+
+
+def load(path: Path, head: str | None) -> tuple[dict[str, Any], str]:
+    """The validated checkpoint and the head to export (default: the run's selection head)."""
+    from edgemtl.training.checkpoint import load_checkpoint, require_head
+
+    ckpt = load_checkpoint(path)
+    if head is None:
+        selected = (ckpt.get("select") or {}).get("head")
+        head = selected if selected in ckpt["heads"] else ("student" if "student" in ckpt["heads"] else "teacher")
+    if head not in ("teacher", "student", "ensemble"):
+        raise UserError(f"--head {head}: expected teacher, student or ensemble")
+    require_head(ckpt, head)
+    return ckpt, head
+
+
+def upsampling_of(ckpt: dict[str, Any]) -> str:
+    return str(ckpt.get("upsampling") or ckpt["recipe"].get("model", {}).get("upsampling", "bilinear"))
+
+
+def fresh_manifest(ckpt: dict[str, Any], path: Path, head: str, outputs: str) -> Manifest:
+    """The manifest's fixed part (no artifacts yet), from what the checkpoint records."""
+    input_record = dict(ckpt["input"])
+    return Manifest(
+        edgemtl_version=__version__,
+        head=head,  # type: ignore[arg-type]
+        outputs_mode=outputs,  # type: ignore[arg-type]
+        tasks={key: TaskEntry(**spec) for key, spec in ckpt["tasks"].items()},
+        source=Source(checkpoint=str(path), sha256=sha256_file(path), recipe=ckpt["recipe"].get("name"),
+                      epoch=ckpt.get("epoch")),
+        input=input_record,  # type: ignore[arg-type]
+        dataset=ckpt.get("data"),
+        upsampling=upsampling_of(ckpt),
+    )
+
+
+def export_fp32(ctx: Context, ckpt: dict[str, Any], simplify: bool,
+                dynamic_batch: bool) -> tuple[Any, dict[str, np.ndarray]]:
+    """Trace the head, check, simplify, gate against torch; returns (artifact, FP32 ONNX outputs)."""
+    import torch
+
+    from edgemtl.training.checkpoint import model_from_checkpoint
+    from edgemtl.training.export.torch_onnx import export_head, run_torch
+
+    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    module = model_from_checkpoint(ckpt).head_module(ctx.head, ctx.mode).eval()
+    names = list(module.output_names)
+    raw = ctx.writer.path(f"{ctx.head}.fp32.raw.onnx")
+    with ctx.step("fp32: torch.onnx.export"):
+        export_head(module, names, ctx.spec.height, ctx.spec.width, raw, batch=ctx.feed if not dynamic_batch else 1,
+                    dynamic_batch=dynamic_batch)
+        onnx_tools.full_check(raw)
+        model = onnx_tools.load(raw)
+        raw.unlink()
+    if simplify:
+        with ctx.step("fp32: onnxsim"):
+            model, warning = onnx_tools.simplify(model, skip_constant_folding=ctx.unpool)
+            if warning:
+                ctx.notes.append(warning)
+                ctx.say(warning)
+    with ctx.step("fp32: parity vs torch"):
+        art = finish_onnx(ctx, model, "fp32", None)
+        batches = ctx.samples.batches(ctx.feed)
+        reference = run_torch(module, names, batches)
+        outputs = run_onnx(ctx, ctx.writer.path(art.file))
+        checks = parity.compare_fp32(ctx.tasks, ctx.mode, reference, outputs, ctx.tol, unpool=ctx.unpool)
+        art.parity = proof(ctx, "torch", checks)
+    gate(art.file, art.parity)
+    return art, outputs
