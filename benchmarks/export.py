@@ -119,8 +119,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "export.json")
     args = parser.parse_args()
 
-    from edgemtl.export.command import export_command
     from edgemtl.core.io import atomic_write_json
+    from edgemtl.export.command import ExportOptions, export_command
 
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-export-") as tmp:
         work = Path(tmp)
@@ -130,8 +130,9 @@ def main() -> None:
         heads: dict[str, Any] = {}
         for head in ("student", "teacher"):
             start = time.perf_counter()
-            summary = export_command(ckpt, head=head, fp16=True, int8=True, calib=args.calib,
-                                     samples=args.samples, out=work / head, trt=False, quiet=True)
+            options = ExportOptions(head=head, fp16=True, int8=True, calib=args.calib,
+                                    samples=args.samples, out=work / head, trt=False, quiet=True)
+            summary = export_command(ckpt, options)
             total = time.perf_counter() - start
             arts = summary["artifacts"]
             paths = {a["precision"]: work / head / a["file"] for a in arts if a["format"] == "onnx"}

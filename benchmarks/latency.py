@@ -45,12 +45,12 @@ def build_bundle(folder: Path, setting: str, head: str, width: float, int8: bool
     import onnx
     import torch
 
-    from edgemtl.export.int8 import quantize_int8
-    from edgemtl.core.manifest import Artifact, Manifest, embed_metadata, write_manifest
-    from edgemtl.training.export.torch_onnx import export_head
     from edgemtl.core.io import sha256_file
-    from edgemtl.training.models.network import MultiTaskNet
+    from edgemtl.core.manifest import Artifact, Manifest, embed_metadata, write_manifest
     from edgemtl.core.tasks import make_spec
+    from edgemtl.export.int8 import quantize_int8
+    from edgemtl.training.export.torch_onnx import export_head
+    from edgemtl.training.models.network import MultiTaskNet
 
     cfg = SETTINGS[setting]
     h, w = cfg["size"]
@@ -177,6 +177,7 @@ def main() -> None:
     from edgemtl.deploy.profile.command import ProfileOptions, run_profile
     from edgemtl.deploy.profile.env import environment
     from edgemtl.deploy.profile.timing import TimingConfig
+    from edgemtl.deploy.runtime import RunnerOptions
 
     rows, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-") as tmp:
@@ -186,11 +187,12 @@ def main() -> None:
         build_s = time.perf_counter() - t_build
         for setting in SETTINGS:
             for provider in providers():
-                opts = ProfileOptions(batches=[1], timing=TimingConfig(warmup_iterations=5, warmup_s=1.0,
-                                                                      iterations=args.iterations),
-                                      rounds=5, device="cuda" if provider != "cpu" else "cpu",
-                                      provider=provider, threads=args.threads, power=provider != "cpu",
-                                      idle_s=1.0 if provider != "cpu" else 0.0)
+                gpu = provider != "cpu"
+                timing = TimingConfig(warmup_iterations=5, warmup_s=1.0, iterations=args.iterations)
+                runner = RunnerOptions(device="cuda" if gpu else "cpu", provider=provider,
+                                       threads=args.threads)
+                opts = ProfileOptions(batches=[1], timing=timing, rounds=5, runner=runner, power=gpu,
+                                      idle_s=1.0 if gpu else 0.0)
                 result = run_profile([bundles[(setting, "student")], bundles[(setting, "teacher")]], opts)
                 raw[f"{setting}/{provider}"] = result
                 for art in result["artifacts"]:

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 
 app = typer.Typer(
     name="edgemtl",
@@ -30,6 +31,17 @@ app.add_typer(data_app, name="data")
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or chatter.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: a.b=value (repeatable).")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto (default: cuda if available).")]
+#: Head names in help texts come from the registry (edgemtl.core.heads).
+HEADS_HELP = choices()
+CKPT_HEAD_HELP = (f"Checkpoints: {HEADS_HELP} (default: the run's selected head, "
+                  f"else {DEFAULT_ORDER[0]}).")
+EXPORT_HEAD_HELP = f"{HEADS_HELP} (default: the bundle's, else the run's selected head)."
+REFERENCE_HELP = ("The results Δm and accuracy deltas are measured against: a run folder, a "
+                  "summary/eval/profile JSON or a checkpoint, PATH#HEAD picks a head; repeatable, "
+                  "merged task-wise (e.g. one single-task run per task).")
+PROFILE_REFERENCE_HELP = (REFERENCE_HELP + " Also one of the profiled artifacts, by path or label "
+                          "(e.g. 'teacher fp32 onnx'), scored on the same images. Default: each "
+                          "INT8/FP16 row against its bundle's FP32 ONNX.")
 
 
 @app.command()
@@ -53,25 +65,29 @@ def train(
 @app.command("eval")
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (runs/<run>/best.pt).")],
-    head: Annotated[str, typer.Option("--head", help="teacher, student, ensemble or all.")] = "all",
+    head: Annotated[str, typer.Option("--head", help=f"{choices((ALL,))}.")] = ALL,
     data: Annotated[Optional[str], typer.Option("--data", help="Dataset root, when not where the run found it.")] = None,
     split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")] = None,
     json_path: Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH ('-' = stdout).")] = None,
     device: Device = None,
     quiet: Quiet = False,
-    reference: Annotated[Optional[list[str]], typer.Option("--reference", help="Δm against RUN_OR_JSON[#head] (repeatable: merged task-wise, e.g. one single-task run per task).")] = None,
+    reference: Annotated[
+        Optional[list[str]], typer.Option("--reference", help=REFERENCE_HELP)] = None,
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
-    from edgemtl.training.evaluate import eval_command
+    from edgemtl.core.options import DataSource, OutputFiles
+    from edgemtl.training.evaluate import EvalOptions, eval_command
 
-    eval_command(checkpoint, head, data, split, limit, json_path, device, quiet, reference)
+    eval_command(checkpoint, EvalOptions(
+        head=head, data=DataSource(data, split, limit), output=OutputFiles(json=json_path),
+        device=device, reference=reference, quiet=quiet))
 
 
 @app.command()
 def export(
     source: Annotated[Optional[Path], typer.Argument(help="Checkpoint (default: newest runs/*/best.pt) or a bundle folder.")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="student, teacher or ensemble (default: the bundle's, else student).")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help=EXPORT_HEAD_HELP)] = None,
     outputs: Annotated[str, typer.Option("--outputs", help="raw (logits, maps) or decoded (argmax labels in-graph).")] = "raw",
     fp16: Annotated[bool, typer.Option("--fp16", help="Also build the FP16 ONNX (and FP16 engine where TensorRT exists).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Also build the symmetric QDQ INT8 ONNX (and engine).")] = False,
@@ -88,10 +104,12 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
-    from edgemtl.export.command import export_command, parse_tolerances
+    from edgemtl.export.command import ExportOptions, export_command, parse_tolerances
 
-    export_command(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, not no_simplify,
-                   data, out, force, parse_tolerances(tol or []), samples, trt, quiet)
+    export_command(source, ExportOptions(
+        head=head, outputs=outputs, fp16=fp16, int8=int8, calib=calib, dynamic_batch=dynamic_batch,
+        max_batch=max_batch, simplify=not no_simplify, data_root=data, out=out, force=force,
+        tolerances=parse_tolerances(tol or []), samples=samples, trt=trt, quiet=quiet))
 
 
 @app.command()
@@ -107,14 +125,15 @@ def profile(
     provider: Annotated[Optional[str], typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: all available; recorded).")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Checkpoints: FP16 autocast.")] = False,
-    head: Annotated[Optional[str], typer.Option("--head", help="Checkpoints: teacher, student or ensemble.")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="Bundles: only these precisions, e.g. fp32,int8.")] = None,
     format_: Annotated[Optional[str], typer.Option("--format", help="Bundles: only these formats, onnx and/or trt.")] = None,
     accuracy: Annotated[bool, typer.Option("--accuracy", help="Score accuracy on the artifact's recorded dataset.")] = False,
     data: Annotated[Optional[str], typer.Option("--data", help="Dataset root: score accuracy on it.")] = None,
     split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")] = None,
-    reference: Annotated[Optional[str], typer.Option("--reference", help="Artifact the accuracy deltas are taken against.")] = None,
+    reference: Annotated[
+        Optional[list[str]], typer.Option("--reference", help=PROFILE_REFERENCE_HELP)] = None,
     power: Annotated[bool, typer.Option("--power/--no-power", help="Sample power (tegrastats on Jetson, NVML on GPUs).")] = True,
     idle: Annotated[float, typer.Option("--idle", help="Idle power window before timing, seconds.")] = 2.0,
     json_path: Annotated[Optional[str], typer.Option("--json", help="Write every number as JSON to PATH ('-' = stdout).")] = None,
@@ -123,11 +142,21 @@ def profile(
     quiet: Quiet = False,
 ) -> None:
     """Latency, accuracy and power of artifacts on this machine, interleaved under the same conditions."""
-    from edgemtl.deploy.profile.command import profile_command
+    from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
+    from edgemtl.deploy.profile import command as pc
+    from edgemtl.deploy.profile.timing import TimingConfig
+    from edgemtl.deploy.runtime import RunnerOptions
 
-    profile_command(artifacts, batch, iterations, duration, warmup, warmup_s, rounds, device, provider, threads,
-                    fp16, head, precision, format_, accuracy, data, split, limit, reference, power, idle,
-                    json_path, markdown, plot, quiet)
+    pc.profile_command(artifacts, pc.ProfileOptions(
+        batches=pc.parse_batches(batch),
+        timing=TimingConfig(warmup_iterations=warmup, warmup_s=warmup_s, iterations=iterations,
+                            duration_s=duration),
+        rounds=rounds,
+        runner=RunnerOptions(device=device, provider=provider, threads=threads, fp16=fp16),
+        select=ArtifactChoice(head=head, precisions=pc.parse_precisions(precision),
+                              formats=pc.parse_formats(format_)),
+        accuracy=accuracy, data=DataSource(data, split, limit), reference=reference, power=power,
+        idle_s=idle, output=OutputFiles(json=json_path, markdown=markdown, plot=plot), quiet=quiet))
 
 
 @app.command()
@@ -139,14 +168,19 @@ def predict(
     provider: Annotated[Optional[str], typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads.")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="Bundles: which artifact (fp32, fp16, int8).")] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help="Checkpoints: teacher, student or ensemble.")] = None,
+    head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")] = True,
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
-    from edgemtl.deploy.predict import predict_command
+    from edgemtl.core.options import ArtifactChoice
+    from edgemtl.deploy.predict import PredictOptions, predict_command
+    from edgemtl.deploy.runtime import RunnerOptions
 
-    predict_command(artifact, inputs, out, device, provider, threads, precision, head, overlays, quiet)
+    predict_command(artifact, inputs, PredictOptions(
+        out=out, runner=RunnerOptions(device=device, provider=provider, threads=threads),
+        select=ArtifactChoice(head=head, precisions=[precision] if precision else None),
+        overlays=overlays, quiet=quiet))
 
 
 @data_app.command("synth")
@@ -159,9 +193,10 @@ def data_synth(
     quiet: Quiet = False,
 ) -> None:
     """Render synthetic multi-task scenes with exact labels to OUT."""
-    from edgemtl.data.synth_command import synth_command
+    from edgemtl.data.synth_command import SynthOptions, parse_size, synth_command
 
-    synth_command(out, n_train, n_val, size, seed, quiet)
+    synth_command(out, SynthOptions(n_train=n_train, n_val=n_val, size=parse_size(size), seed=seed,
+                                    quiet=quiet))
 
 
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected).")]
@@ -183,9 +218,13 @@ def data_check(
     quiet: Quiet = False,
 ) -> None:
     """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class histogram."""
-    from edgemtl.data.check_command import check_command
+    from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
+    from edgemtl.data.check_command import CheckOptions, check_command
 
-    check_command(root, dataset, json_path, label_folder, split_file, layout, tasks, limit, quiet)
+    check_command(root, CheckOptions(
+        format=DatasetFormat(dataset, label_folder, split_file, layout),
+        output=OutputFiles(json=json_path), tasks=parse_list(tasks, "--tasks"), limit=limit,
+        quiet=quiet))
 
 
 @data_app.command("show")
@@ -201,9 +240,11 @@ def data_show(
     quiet: Quiet = False,
 ) -> None:
     """Image and every target side by side (labels colour-mapped with a legend, depth, normals as RGB)."""
-    from edgemtl.data.show import show_command
+    from edgemtl.core.options import DatasetFormat
+    from edgemtl.data.show import ShowOptions, show_command
 
-    show_command(root, index, out, dataset, split, label_folder, split_file, layout, quiet)
+    show_command(root, ShowOptions(index=index, out=out, split=split, quiet=quiet,
+                                   format=DatasetFormat(dataset, label_folder, split_file, layout)))
 
 
 def main() -> None:

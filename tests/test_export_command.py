@@ -15,7 +15,7 @@ import onnx
 import pytest
 
 from edgemtl.core import manifest as mf
-from edgemtl.export.command import export_command
+from edgemtl.export.command import ExportOptions, export_command
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = {"seg": "seg_logits", "depth": "depth", "normal": "normal", "keypoints": "keypoints", "edges": "edges"}
@@ -24,8 +24,9 @@ RAW = {"seg": "seg_logits", "depth": "depth", "normal": "normal", "keypoints": "
 @pytest.fixture(scope="module")
 def student_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("export") / "student"
-    summary = export_command(tiny_checkpoint, head="student", fp16=True, int8=True, calib=16, samples=8,
-                             out=out, quiet=True)
+    options = ExportOptions(head="student", fp16=True, int8=True, calib=16, samples=8, out=out,
+                            quiet=True)
+    summary = export_command(tiny_checkpoint, options)
     return out, summary
 
 
@@ -103,7 +104,8 @@ def test_student_graph_holds_no_teacher_tensor(student_bundle: tuple[Path, dict]
     assert not teacher & in_student_graph
     assert student & in_student_graph
 
-    summary = export_command(tiny_checkpoint, head="teacher", samples=2, out=tmp_path / "teacher", quiet=True)
+    options = ExportOptions(head="teacher", samples=2, out=tmp_path / "teacher", quiet=True)
+    summary = export_command(tiny_checkpoint, options)
     assert summary["artifacts"][0]["parity"]["passed"]
     in_teacher_graph = _initializer_fingerprints(tmp_path / "teacher" / "teacher.fp32.onnx")
     assert teacher & in_teacher_graph and not student & in_teacher_graph
@@ -112,8 +114,9 @@ def test_student_graph_holds_no_teacher_tensor(student_bundle: tuple[Path, dict]
 
 
 def test_decoded_outputs_in_graph(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    summary = export_command(tiny_checkpoint, head="student", outputs="decoded", samples=2,
-                             dynamic_batch=True, max_batch=8, out=tmp_path / "dec", quiet=True)
+    options = ExportOptions(head="student", outputs="decoded", samples=2, dynamic_batch=True,
+                            max_batch=8, out=tmp_path / "dec", quiet=True)
+    summary = export_command(tiny_checkpoint, options)
     m = mf.load_manifest(tmp_path / "dec")
     art = m.artifacts[0]
     assert m.outputs_mode == "decoded" and list(m.tasks)[:3] == ["seg", "depth", "normal"]
@@ -141,8 +144,9 @@ class _NoTorch(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, _NoTorch())
 from pathlib import Path
-from edgemtl.export.command import export_command
-summary = export_command(Path(sys.argv[1]), fp16=True, int8=True, calib=8, samples=4, quiet=True)
+from edgemtl.export.command import ExportOptions, export_command
+options = ExportOptions(fp16=True, int8=True, calib=8, samples=4, quiet=True)
+summary = export_command(Path(sys.argv[1]), options)
 assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))
 print("STATUS", summary["status"])
 """
@@ -184,7 +188,9 @@ def test_missing_dataset_falls_back_to_flagged_random_inputs(student_bundle: tup
     mf.write_manifest(bundle, m)
     # Random inputs only tell how close INT8 stays to FP32 (label agreement >= 100 - int8_miou_drop);
     # a barely trained model's near-tied logits need the looser bound a user would pass too.
-    summary = export_command(bundle, int8=True, calib=4, samples=2, quiet=True, tolerances={"int8_miou_drop": 10.0})
+    options = ExportOptions(int8=True, calib=4, samples=2, quiet=True,
+                            tolerances={"int8_miou_drop": 10.0})
+    summary = export_command(bundle, options)
     int8 = mf.find_artifact(mf.load_manifest(bundle), "onnx", "int8")
     assert int8 is not None and int8.parity is not None
     assert int8.parity.inputs == "random" and int8.parity.passed

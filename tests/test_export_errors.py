@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgemtl.core.errors import UserError
-from edgemtl.training.export import from_checkpoint as fc
 from edgemtl.core import manifest as mf
-from edgemtl.export.command import export_command, parse_tolerances
+from edgemtl.core.errors import UserError
 from edgemtl.core.io import sha256_file
+from edgemtl.export.command import ExportOptions, export_command, parse_tolerances
+from edgemtl.training.export import from_checkpoint as fc
 
 
 def _rewrite_checkpoint(src: Path, dst: Path, **changes: Any) -> Path:
@@ -33,8 +33,8 @@ def unpool_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     """The tiny run's recipe with unpool decoders (fresh weights: only structure matters here)."""
     import torch
 
-    from edgemtl.training.models.network import MultiTaskNet
     from edgemtl.core.tasks import TaskSpec
+    from edgemtl.training.models.network import MultiTaskNet
 
     ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     recipe = {**ckpt["recipe"], "model": {**ckpt["recipe"]["model"], "upsampling": "unpool"}}
@@ -61,7 +61,8 @@ def test_perturbed_onnx_weight_fails_the_gate_and_leaves_no_bundle(
     monkeypatch.setattr(fc, "finish_onnx", perturbed)
     out = tmp_path / "bundles" / "student"
     with pytest.raises(UserError) as info:
-        export_command(tiny_checkpoint, head="student", samples=2, out=out, quiet=True)
+        export_command(tiny_checkpoint, ExportOptions(head="student", samples=2, out=out,
+                                                      quiet=True))
     message = str(info.value)
     assert message.startswith("parity gate failed for student.fp32.onnx vs torch on 2 dataset samples")
     assert "max_abs" in message and "(needs <= 0.001)" in message and "\n" not in message
@@ -71,23 +72,25 @@ def test_perturbed_onnx_weight_fails_the_gate_and_leaves_no_bundle(
 
 def test_existing_bundle_is_extended_never_silently_replaced(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "b"
-    export_command(tiny_checkpoint, head="student", samples=2, out=out, quiet=True)
+    export_command(tiny_checkpoint, ExportOptions(head="student", samples=2, out=out, quiet=True))
     before = sha256_file(out / "student.fp32.onnx")
 
     # same checkpoint, different graph (dynamic batch): refused, bundle untouched
     with pytest.raises(UserError, match="already holds a different student.fp32.onnx.*--force"):
-        export_command(tiny_checkpoint, head="student", samples=2, dynamic_batch=True, out=out, quiet=True)
+        export_command(tiny_checkpoint, ExportOptions(head="student", samples=2,
+                                                      dynamic_batch=True, out=out, quiet=True))
     assert sha256_file(out / "student.fp32.onnx") == before
     assert sorted(os.listdir(tmp_path)) == ["b"]
 
     # another checkpoint: refused up front (before any export work)
     other = _rewrite_checkpoint(tiny_checkpoint, tmp_path / "other.pt", epoch=99)
     with pytest.raises(UserError, match="existing bundle differs .*source checkpoint sha256"):
-        export_command(other, head="student", out=out, quiet=True)
+        export_command(other, ExportOptions(head="student", out=out, quiet=True))
     with pytest.raises(UserError, match="existing bundle differs .*head student != teacher"):
-        export_command(tiny_checkpoint, head="teacher", out=out, quiet=True)
+        export_command(tiny_checkpoint, ExportOptions(head="teacher", out=out, quiet=True))
 
-    summary = export_command(other, head="student", samples=2, out=out, force=True, quiet=True)
+    summary = export_command(other, ExportOptions(head="student", samples=2, out=out, force=True,
+                                                  quiet=True))
     assert summary["status"] == {"student.fp32.onnx": "new"}  # --force started the bundle over
     assert mf.load_manifest(out).source.sha256 == sha256_file(other)
     assert mf.read_metadata(out / "student.fp32.onnx")["source"]["sha256"] == sha256_file(other)
@@ -95,16 +98,20 @@ def test_existing_bundle_is_extended_never_silently_replaced(tiny_checkpoint: Pa
 
 def test_unpool_teacher_refused_for_tensorrt_student_accepted(unpool_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot build the teacher head: its decoder uses unpool"):
-        export_command(unpool_checkpoint, head="teacher", trt=True, out=tmp_path / "t", quiet=True)
+        export_command(unpool_checkpoint, ExportOptions(head="teacher", trt=True,
+                                                        out=tmp_path / "t", quiet=True))
     with pytest.raises(UserError, match="ensemble head: its decoder uses unpool"):
-        export_command(unpool_checkpoint, head="ensemble", trt=True, out=tmp_path / "e", quiet=True)
+        export_command(unpool_checkpoint, ExportOptions(head="ensemble", trt=True,
+                                                        out=tmp_path / "e", quiet=True))
     assert not (tmp_path / "t").exists()
     from edgemtl.export.tensorrt_build import availability
 
     if not availability()[0]:  # the student passes the unpool check; only TensorRT's absence stops it
         with pytest.raises(UserError, match="--trt: TensorRT is not installed"):
-            export_command(unpool_checkpoint, head="student", trt=True, out=tmp_path / "s", quiet=True)
-    summary = export_command(unpool_checkpoint, head="student", samples=2, out=tmp_path / "s", quiet=True)
+            export_command(unpool_checkpoint, ExportOptions(head="student", trt=True,
+                                                            out=tmp_path / "s", quiet=True))
+    summary = export_command(unpool_checkpoint, ExportOptions(head="student", samples=2,
+                                                              out=tmp_path / "s", quiet=True))
     art = mf.load_manifest(tmp_path / "s").artifacts[0]
     assert art.parity.passed and mf.load_manifest(tmp_path / "s").upsampling == "unpool"
     assert not any("not possible" in n for n in summary["notes"])
@@ -115,12 +122,12 @@ def test_corrupted_checkpoint_is_one_line(tmp_path: Path) -> None:
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
     with pytest.raises(UserError, match=r"checkpoint .*best.pt: not a readable edgemtl checkpoint") as info:
-        export_command(bad, head="student", out=tmp_path / "o", quiet=True)
+        export_command(bad, ExportOptions(head="student", out=tmp_path / "o", quiet=True))
     assert "\n" not in str(info.value) and not (tmp_path / "o").exists()
     with pytest.raises(UserError, match="no such checkpoint file or bundle folder"):
-        export_command(tmp_path / "missing.pt", quiet=True)
+        export_command(tmp_path / "missing.pt", ExportOptions(quiet=True))
     with pytest.raises(UserError, match="none found under"):
-        export_command(None, runs_dir=tmp_path / "empty", quiet=True)
+        export_command(None, ExportOptions(runs_dir=tmp_path / "empty", quiet=True))
 
 
 def test_missing_head_names_the_method(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -130,20 +137,20 @@ def test_missing_head_names_the_method(tiny_checkpoint: Path, tmp_path: Path) ->
     recipe = {**ckpt["recipe"], "method": {"name": "vanilla"}}
     vanilla = _rewrite_checkpoint(tiny_checkpoint, tmp_path / "vanilla.pt", heads=["teacher"], recipe=recipe)
     with pytest.raises(UserError, match="has no student head: it was trained with method vanilla"):
-        export_command(vanilla, head="student", out=tmp_path / "o", quiet=True)
+        export_command(vanilla, ExportOptions(head="student", out=tmp_path / "o", quiet=True))
     with pytest.raises(UserError, match="--head tutor: expected teacher, student or ensemble"):
-        export_command(vanilla, head="tutor", quiet=True)
+        export_command(vanilla, ExportOptions(head="tutor", quiet=True))
 
 
 def test_tampered_onnx_is_refused_by_checksum(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "b"
-    export_command(tiny_checkpoint, head="student", samples=2, out=out, quiet=True)
+    export_command(tiny_checkpoint, ExportOptions(head="student", samples=2, out=out, quiet=True))
     data = bytearray((out / "student.fp32.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (out / "student.fp32.onnx").write_bytes(bytes(data))
     manifest_before = (out / "manifest.json").read_text()
     with pytest.raises(UserError, match=r"student.fp32.onnx: checksum mismatch") as info:
-        export_command(out, fp16=True, quiet=True)
+        export_command(out, ExportOptions(fp16=True, quiet=True))
     assert "\n" not in str(info.value)
     assert (out / "manifest.json").read_text() == manifest_before
     assert not (out / "student.fp16.onnx").exists()

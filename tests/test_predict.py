@@ -11,7 +11,8 @@ from PIL import Image
 from test_runtime_bundle import MEAN, STD, make_toy_bundle
 
 from edgemtl.core.errors import UserError
-from edgemtl.deploy.predict import Predictor, predict_command, read_image
+from edgemtl.deploy.predict import PredictOptions, Predictor, predict_command, read_image
+from edgemtl.deploy.runtime import RunnerOptions
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,9 @@ def test_command_writes_arrays_and_overlays(bundle: Path, tmp_path: Path) -> Non
     Image.fromarray(rgb).save(frames / "a.png")
     Image.fromarray(rgb).save(frames / "b.jpg", quality=95)
     np.save(frames / "c.npy", rgb.astype(np.float32) / 255)
-    written = predict_command(bundle, [frames / "a.png", frames / "b.jpg", frames / "c.npy"], tmp_path / "out",
-                              threads=1, quiet=True)
+    options = PredictOptions(out=tmp_path / "out", runner=RunnerOptions(threads=1), quiet=True)
+    frame_paths = [frames / "a.png", frames / "b.jpg", frames / "c.npy"]
+    written = predict_command(bundle, frame_paths, options)
     assert len(written) == 3
     data = np.load(tmp_path / "out" / "a.npz")
     assert data["seg"].shape == (24, 40) and data["depth"].shape == (24, 40)
@@ -72,4 +74,5 @@ def test_read_image_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"\[0, 1\]"):
         read_image(tmp_path / "f.npy")
     with pytest.raises(UserError, match="no such image"):
-        predict_command(tmp_path, [tmp_path / "missing.png"], tmp_path / "o", quiet=True)
+        predict_command(tmp_path, [tmp_path / "missing.png"],
+                        PredictOptions(out=tmp_path / "o", quiet=True))

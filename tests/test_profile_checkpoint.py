@@ -11,24 +11,26 @@ import math
 from pathlib import Path
 
 import pytest
+from test_profile_command import fast
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
 from edgemtl.deploy.profile.command import profile_command
 
-FAST = {"iterations": 4, "warmup": 1, "warmup_s": 0.0, "idle": 0.0, "threads": 1, "rounds": 2, "quiet": True}
 LIMIT = 8
 
 
 @pytest.fixture(scope="module")
 def bundles(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from edgemtl.export.command import export_command
+    from edgemtl.export.command import ExportOptions, export_command
 
     root = tmp_path_factory.mktemp("exp")
     out = {}
     for head in ("student", "teacher"):
         out[head] = root / head
-        export_command(tiny_checkpoint, head=head, int8=True, calib=8, samples=4, out=out[head], trt=False,
-                       quiet=True)
+        options = ExportOptions(head=head, int8=True, calib=8, samples=4, out=out[head], trt=False,
+                                quiet=True)
+        export_command(tiny_checkpoint, options)
     return out
 
 
@@ -37,8 +39,9 @@ def test_student_teacher_fp32_int8_in_one_call(bundles: dict[str, Path], tiny_ch
     from edgemtl.training.evaluate import evaluate_checkpoint
 
     report = tmp_path / "r.json"
-    profile_command([bundles["student"], bundles["teacher"]], batch="1", accuracy=True, limit=LIMIT,
-                    json_path=str(report), plot=str(tmp_path / "pareto.png"), **FAST)
+    profile_command([bundles["student"], bundles["teacher"]],
+                    fast(iterations=4, accuracy=True, data=DataSource(limit=LIMIT),
+                         output=OutputFiles(json=str(report), plot=str(tmp_path / "pareto.png"))))
     data = json.loads(report.read_text())
     by_label = {a["label"]: a for a in data["artifacts"]}
     assert set(by_label) == {"student fp32 onnx", "student int8 onnx", "teacher fp32 onnx", "teacher int8 onnx"}
@@ -70,7 +73,8 @@ def test_student_teacher_fp32_int8_in_one_call(bundles: dict[str, Path], tiny_ch
 
 
 def test_checkpoint_runner_batch_sweep(tiny_checkpoint: Path) -> None:
-    result = profile_command([tiny_checkpoint], head="student", batch="1,2", **FAST)
+    student = ArtifactChoice(head="student")
+    result = profile_command([tiny_checkpoint], fast(iterations=4, select=student, batches=[1, 2]))
     (art,) = result["artifacts"]
     assert art["format"] == "torch" and art["runner"] == "torch-cpu" and art["params"] > 0
     assert [r["batch"] for r in art["rows"]] == [1, 2]
@@ -78,4 +82,5 @@ def test_checkpoint_runner_batch_sweep(tiny_checkpoint: Path) -> None:
 
 def test_checkpoint_missing_head(tiny_vanilla_checkpoint: Path) -> None:
     with pytest.raises(UserError, match="has no student head: it was trained with method vanilla"):
-        profile_command([tiny_vanilla_checkpoint], head="student", **FAST)
+        profile_command([tiny_vanilla_checkpoint],
+                        fast(iterations=4, select=ArtifactChoice(head="student")))

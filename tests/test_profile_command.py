@@ -13,11 +13,27 @@ import pytest
 from test_runtime_bundle import make_toy_bundle
 
 from edgemtl.core.errors import UserError
-from edgemtl.deploy.profile.command import parse_batches, profile_command
+from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
+from edgemtl.deploy.profile.command import (
+    ProfileOptions,
+    parse_batches,
+    parse_precisions,
+    profile_command,
+)
+from edgemtl.deploy.profile.timing import TimingConfig
+from edgemtl.deploy.runtime import RunnerOptions
 
 STATS = ("min_ms", "mean_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "std_ms", "cv_percent",
          "images_per_s")
-FAST = {"iterations": 6, "warmup": 1, "warmup_s": 0.0, "idle": 0.0, "threads": 1, "rounds": 2, "quiet": True}
+
+
+def fast(iterations: int = 6, duration: float | None = None, **kw: object) -> ProfileOptions:
+    """Short timing, no idle window, one thread; `kw` overrides any other option."""
+    timing = TimingConfig(warmup_iterations=1, warmup_s=0.0, iterations=iterations,
+                          duration_s=duration)
+    base: dict = {"timing": timing, "idle_s": 0.0, "runner": RunnerOptions(threads=1), "rounds": 2,
+                  "quiet": True}
+    return ProfileOptions(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +44,9 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_json_markdown_plot(bundles: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = profile_command(list(bundles), batch="1,2", json_path=str(out), markdown=str(tmp_path / "r.md"),
-                             plot=str(tmp_path / "p.png"), **FAST)
+    files = OutputFiles(json=str(out), markdown=str(tmp_path / "r.md"),
+                        plot=str(tmp_path / "p.png"))
+    result = profile_command(list(bundles), fast(batches=parse_batches("1,2"), output=files))
     data = json.loads(out.read_text())
     assert data == json.loads(json.dumps(result))
     assert [a["label"] for a in data["artifacts"]] == ["student fp32 onnx", "teacher fp32 onnx"]
@@ -56,7 +73,7 @@ def test_json_markdown_plot(bundles: tuple[Path, Path], tmp_path: Path) -> None:
 
 
 def test_interleaved_and_duration(bundles: tuple[Path, Path]) -> None:
-    result = profile_command(list(bundles), duration=0.2, **{**FAST, "rounds": 4})
+    result = profile_command(list(bundles), fast(duration=0.2, rounds=4))
     for art in result["artifacts"]:
         (row,) = art["rows"]
         assert row["latency"]["count"] >= 3
@@ -64,7 +81,7 @@ def test_interleaved_and_duration(bundles: tuple[Path, Path]) -> None:
 
 def test_fixed_batch_row_skipped_with_reason(tmp_path: Path) -> None:
     fixed = make_toy_bundle(tmp_path / "f", dynamic=False)
-    result = profile_command([fixed], batch="1,4", **FAST)
+    result = profile_command([fixed], fast(batches=[1, 4]))
     rows = result["artifacts"][0]["rows"]
     assert "latency" in rows[0] and "fixed batch 1" in rows[1]["skipped"]
 
@@ -73,16 +90,16 @@ def test_accuracy_on_synthetic_split_equals_direct_metric_code(tmp_path: Path, m
     """The profile's numbers are exactly what ORT + the shared preprocessing + MetricSet give."""
     import onnxruntime as ort
 
+    from edgemtl.core.tasks import TaskSpec, decode_numpy
     from edgemtl.data.preprocess import InputSpec, collate, prepare_sample
     from edgemtl.data.registry import open_split
     from edgemtl.data.synthetic import CLASS_NAMES, SynthParams
     from edgemtl.evaluation.metrics import MetricSet
-    from edgemtl.core.tasks import TaskSpec, decode_numpy
 
     monkeypatch.setenv("EDGEMTL_CACHE", str(tmp_path / "cache"))
     record = {"kind": "synthetic", "params": SynthParams(n_train=1, n_val=5, height=16, width=32, seed=3).to_dict()}
     bundle = make_toy_bundle(tmp_path / "b", dataset=record, classes=list(CLASS_NAMES))
-    result = profile_command([bundle], accuracy=True, limit=5, **FAST)
+    result = profile_command([bundle], fast(accuracy=True, data=DataSource(limit=5)))
     got = result["artifacts"][0]["heads"]["student"]
     reader = open_split(record, "val", ["seg", "depth"])
     spec = InputSpec(16, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -106,13 +123,13 @@ def test_dataset_mismatch_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     record = {"kind": "synthetic", "params": SynthParams(n_train=1, n_val=2, height=16, width=32).to_dict()}
     wrong_classes = make_toy_bundle(tmp_path / "c", dataset=record)  # 3 toy classes vs 5 synthetic
     with pytest.raises(UserError, match="dataset classes .* do not match"):
-        profile_command([wrong_classes], accuracy=True, **FAST)
+        profile_command([wrong_classes], fast(accuracy=True))
     wrong_size = make_toy_bundle(tmp_path / "s", dataset=record, classes=list(CLASS_NAMES), height=8, width=16)
     with pytest.raises(UserError, match="dataset images are 16x32.*expects 8x16"):
-        profile_command([wrong_size], accuracy=True, **FAST)
+        profile_command([wrong_size], fast(accuracy=True))
     no_record = make_toy_bundle(tmp_path / "n")
     with pytest.raises(UserError, match="records no dataset"):
-        profile_command([no_record], accuracy=True, **FAST)
+        profile_command([no_record], fast(accuracy=True))
 
 
 def test_option_errors(bundles: tuple[Path, Path]) -> None:
@@ -121,10 +138,11 @@ def test_option_errors(bundles: tuple[Path, Path]) -> None:
         with pytest.raises(UserError, match="--batch"):
             parse_batches(bad)
     with pytest.raises(UserError, match="--device"):
-        profile_command([bundles[0]], device="tpu", **FAST)
+        profile_command([bundles[0]], fast(runner=RunnerOptions(device="tpu")))
     with pytest.raises(UserError, match="--precision"):
-        profile_command([bundles[0]], precision="fp8", **FAST)
+        parse_precisions("fp8")
+    only_int8 = ArtifactChoice(precisions=parse_precisions("int8"))
     with pytest.raises(UserError, match="no artifact matches"):
-        profile_command([bundles[0]], precision="int8", **FAST)
+        profile_command([bundles[0]], fast(select=only_int8))
     with pytest.raises(UserError, match="--iterations"):
-        profile_command([bundles[0]], **{**FAST, "iterations": 0})
+        profile_command([bundles[0]], fast(iterations=0))

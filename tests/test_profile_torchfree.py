@@ -16,19 +16,26 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     sys.modules["torch"] = None  # any `import torch` now raises ImportError
     from pathlib import Path
-    from edgemtl.deploy.profile.command import profile_command
-    from edgemtl.deploy.predict import Predictor, predict_command
+    from edgemtl.core.options import OutputFiles
+    from edgemtl.deploy.profile.command import ProfileOptions, profile_command
+    from edgemtl.deploy.profile.timing import TimingConfig
+    from edgemtl.deploy.predict import PredictOptions, Predictor, predict_command
+    from edgemtl.deploy.runtime import RunnerOptions
     bundle, frame, out = map(Path, sys.argv[1:4])
-    result = profile_command([bundle], batch="1,2", iterations=3, warmup=1, warmup_s=0.0, idle=0.0,
-                             threads=1, json_path=str(out / "r.json"), plot=str(out / "p.png"),
-                             markdown=str(out / "r.md"), quiet=True)
-    predict_command(bundle, [frame], out / "pred", threads=1, quiet=True)
+    files = OutputFiles(json=str(out / "r.json"), plot=str(out / "p.png"),
+                        markdown=str(out / "r.md"))
+    timing = TimingConfig(warmup_iterations=1, warmup_s=0.0, iterations=3)
+    result = profile_command([bundle], ProfileOptions(
+        batches=[1, 2], timing=timing, idle_s=0.0, runner=RunnerOptions(threads=1), output=files,
+        quiet=True))
+    one_thread = RunnerOptions(threads=1)
+    predict_command(bundle, [frame], PredictOptions(out=out / "pred", runner=one_thread, quiet=True))
     seg = Predictor(bundle, threads=1).predict(frame)["seg"]
     from edgemtl.core.errors import UserError
     ckpt = out / "best.pt"
     ckpt.write_bytes(b"not needed: torch is checked first")
     try:
-        profile_command([ckpt], quiet=True)
+        profile_command([ckpt], ProfileOptions(quiet=True))
         pt_error = ""
     except UserError as err:
         pt_error = str(err)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import STUDENT, TEACHER, HeadName, available
 from edgemtl.core.tasks import TASK_KINDS
 
 
@@ -142,7 +143,7 @@ class KDTwoStageMethod(MethodBase):
     lambda_: float = Field(1.0, alias="lambda", ge=0)
     teacher: str | None = None
     #: Which head of the teacher checkpoint gives the targets.
-    teacher_head: Literal["teacher", "student", "ensemble"] = "teacher"
+    teacher_head: HeadName = TEACHER
 
 
 class AdaptorOptimizer(Section):
@@ -171,7 +172,7 @@ class BAMMethod(MethodBase):
     name: Literal["bam"] = "bam"
     teachers: dict[str, str]
     #: Head of each teacher checkpoint to distil from (None: the head that run selected).
-    teacher_head: Literal["teacher", "student", "ensemble"] | None = None
+    teacher_head: HeadName | None = None
     #: Share of ground truth at the start and the end of training (linear in between).
     anneal_start: float = Field(0.0, ge=0, le=1)
     anneal_end: float = Field(1.0, ge=0, le=1)
@@ -210,7 +211,7 @@ class SchedulerConfig(Section):
 
 
 class SelectConfig(Section):
-    head: Literal["teacher", "student", "ensemble"] | None = None
+    head: HeadName | None = None
     metric: str = "delta_m"
 
 
@@ -298,12 +299,13 @@ class Recipe(Section):
 
 
 def recipe_heads(recipe: Recipe) -> tuple[str, ...]:
-    """The heads a recipe's method trains (ensemble whenever both exist)."""
+    """The heads a recipe's method gives: the ones it trains plus the derived ones
+    (`edgemtl.core.heads.available`; the methods declare the same in `model_heads`)."""
     if recipe.method.name in ("vanilla", "kd4mtl", "bam"):
-        return ("teacher",)
+        return available((TEACHER,))
     if recipe.method.name == "kd_two_stage":
-        return ("student",)
-    return ("teacher", "student", "ensemble")
+        return available((STUDENT,))
+    return available((TEACHER, STUDENT))
 
 
 def _format_loc(loc: tuple[Any, ...], method_names: set[str]) -> str:

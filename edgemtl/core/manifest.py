@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import HeadName
 from edgemtl.core.io import atomic_write_json, sha256_file
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -145,7 +146,7 @@ class Manifest(_Model):
     schema_version: Literal[1] = SCHEMA_VERSION
     format: Literal["edgemtl-bundle"] = "edgemtl-bundle"
     edgemtl_version: str = ""
-    head: Literal["teacher", "student", "ensemble"]
+    head: HeadName
     outputs_mode: Literal["raw", "decoded"] = "raw"
     tasks: dict[str, TaskEntry]
     source: Source = Field(default_factory=Source)

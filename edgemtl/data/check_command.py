@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,23 @@ from rich.table import Table
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_json
+from edgemtl.core.options import DatasetFormat, OutputFiles
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What `check_command` takes besides the dataset folder.
+
+    format: dataset kind and reader options; output: `--json PATH` ('-' =
+    stdout); tasks: only these task keys (None: all); limit: the first N
+    samples per split (None: all).
+    """
+
+    format: DatasetFormat = field(default_factory=DatasetFormat)
+    output: OutputFiles = field(default_factory=OutputFiles)
+    tasks: Sequence[str] | None = None
+    limit: int | None = None
+    quiet: bool = False
 
 
 def _fmt(value: Any) -> str:
@@ -48,14 +67,13 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def check_command(root: Path, dataset: str | None, json_path: str | None, label_folder: str | None,
-                  split_file: str | None, layout: str | None, tasks: str | None, limit: int | None,
-                  quiet: bool) -> dict[str, Any]:
-    from edgemtl.data.check import check_dataset
+def check_command(root: Path, options: CheckOptions) -> dict[str, Any]:
+    """Check the dataset at `root`; print a summary (or the JSON); UserError when it fails."""
     from edgemtl.core.progress import bar
+    from edgemtl.data.check import check_dataset
 
-    options = {"label_folder": label_folder, "split_file": split_file, "layout": layout}
-    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    quiet = options.quiet
+    task_list = list(options.tasks) if options.tasks else None
     console = Console(stderr=True, quiet=quiet)
     state: dict[str, Any] = {}
 
@@ -69,15 +87,17 @@ def check_command(root: Path, dataset: str | None, json_path: str | None, label_
         state["advance"](done, total)
 
     try:
-        report = check_dataset(root, dataset, task_list, options=options, limit=limit, progress=progress)
+        report = check_dataset(root, options.format.dataset, task_list,
+                               options=options.format.reader_options(), limit=options.limit,
+                               progress=progress)
     finally:
         if "ctx" in state:
             state["ctx"].__exit__(None, None, None)
-    if json_path == "-":
+    if options.output.json_to_stdout:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        if json_path:
-            atomic_write_json(json_path, report)
+        if options.output.json:
+            atomic_write_json(options.output.json, report)
         out = Console(quiet=quiet)
         out.print(summary_table(report))
         for split, rep in report["splits"].items():

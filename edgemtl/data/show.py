@@ -9,13 +9,15 @@ output is predictable: 320 px per panel across. matplotlib Agg, no torch.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgemtl.data.sample import Sample
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
+from edgemtl.core.options import DatasetFormat
+from edgemtl.data.sample import Sample
 
 PANEL_PX = 320
 TITLE_PX = 48
@@ -100,25 +102,38 @@ def render_sample(sample: Sample, class_names: tuple[str, ...], out: Path, title
     return fig_w, fig_h
 
 
-def show_command(root: Path, index: int, out: Path, dataset: str | None, split: str,
-                 label_folder: str | None, split_file: str | None, layout: str | None, quiet: bool) -> Path:
+@dataclass(frozen=True)
+class ShowOptions:
+    """What `show_command` takes besides the dataset folder: the sample (`index` in
+    `split`), the PNG to write (`out`) and how to read the folder (`format`)."""
+
+    index: int = 0
+    out: Path = Path("sample.png")
+    split: str = "train"
+    format: DatasetFormat = field(default_factory=DatasetFormat)
+    quiet: bool = False
+
+
+def show_command(root: Path, options: ShowOptions) -> Path:
+    """Write one sample's side-by-side PNG; returns its path."""
     from rich.console import Console
 
     from edgemtl.data.readers import detect_kind, kind_tasks, open_reader
 
+    index, out, split = options.index, options.out, options.split
     root = root.expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found")
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: expected a .png path")
-    kind = dataset or detect_kind(root)
-    options = {"label_folder": label_folder, "split_file": split_file, "layout": layout}
-    reader = open_reader(kind, root, split, kind_tasks(kind, root), options)
+    kind = options.format.dataset or detect_kind(root)
+    reader = open_reader(kind, root, split, kind_tasks(kind, root), options.format.reader_options())
     if not -len(reader) <= index < len(reader):
-        raise UserError(f"--index {index}: split {split!r} of {root} has {len(reader)} samples (0..{len(reader) - 1})")
+        raise UserError(f"--index {index}: split {split!r} of {root} has {len(reader)} samples "
+                        f"(0..{len(reader) - 1})")
     sample = reader[index]
     class_names = tuple(getattr(reader, "class_names", ()) or ())
     size = render_sample(sample, class_names, out, title=f"{kind} {split} #{index}: {sample.name}")
-    Console(quiet=quiet).print(f"wrote {out} ({size[0]}x{size[1]} px): {sample.name}, "
+    Console(quiet=options.quiet).print(f"wrote {out} ({size[0]}x{size[1]} px): {sample.name}, "
                                f"tasks {', '.join(sample.targets)}")
     return out

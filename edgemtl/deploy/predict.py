@@ -10,16 +10,40 @@ frame: labels nearest, continuous maps bilinear, normals re-normalised.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.options import ArtifactChoice
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".npy")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `predict_command` takes besides the artifact and the inputs.
+
+    out: folder for `<name>.npz` and overlays; runner: device, ONNX Runtime
+    provider, CPU threads; select: the checkpoint head (None: its default
+    head) and, for a bundle, the precision to run (its first entry);
+    overlays: also write `<name>.<task>.png`.
+    """
+
+    out: Path = Path("preds")
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
+    select: ArtifactChoice = field(default_factory=ArtifactChoice)
+    overlays: bool = True
+    quiet: bool = False
+
+    @property
+    def precision(self) -> str | None:
+        """The one bundle precision `--precision` asked for (None: `_pick` chooses)."""
+        return self.select.precisions[0] if self.select.precisions else None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -135,37 +159,31 @@ def _to_frame(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out[..., 0]
 
 
-def predict_command(
-    artifact: Path,
-    inputs: Sequence[Path],
-    out: Path,
-    device: str = "cpu",
-    provider: str | None = None,
-    threads: int | None = None,
-    precision: str | None = None,
-    head: str | None = None,
-    overlays: bool = True,
-    quiet: bool = False,
-) -> list[dict[str, Any]]:
-    """Predict every input image; write `<name>.npz` (+ `<name>.<task>.png` overlays) into `out`."""
+def predict_command(artifact: Path, inputs: Sequence[Path],
+                    options: PredictOptions) -> list[dict[str, Any]]:
+    """Predict every input image; write `<name>.npz` (+ `<name>.<task>.png`) into `options.out`."""
     from rich.console import Console
 
     from edgemtl.core.progress import bar
 
     files = _expand(inputs)
+    out, quiet, run = options.out, options.quiet, options.runner
     console = Console(stderr=True, quiet=quiet)
     written: list[dict[str, Any]] = []
-    with Predictor(artifact, device, provider, threads, precision, head) as predictor:
+    with Predictor(artifact, run.device, run.provider, run.threads, options.precision,
+                   options.select.head) as predictor:
         names = predictor.class_names
         specs = {t.key: t for t in predictor.ref.tasks}
         with bar(console, f"predict {predictor.ref.label}", len(files)) as advance:
             for i, path in enumerate(files):
                 image = read_image(path)
                 result = predictor.predict(image)
-                paths = write_outputs(out, _stem(path, files), image, result, specs, names, overlays)
+                paths = write_outputs(out, _stem(path, files), image, result, specs, names,
+                                      options.overlays)
                 written.append({"input": str(path), "outputs": [str(p) for p in paths]})
                 advance(i + 1, len(files))
-    Console(quiet=quiet).print(f"{len(files)} image(s) -> {out} ({predictor.ref.label}, {predictor.runner.name})")
+    Console(quiet=quiet).print(f"{len(files)} image(s) -> {out} "
+                               f"({predictor.ref.label}, {predictor.runner.name})")
     return written
 
 

@@ -13,7 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from edgemtl.core.heads import head_names
 from edgemtl.core.io import atomic_file, atomic_write_text
+
+#: Plot markers by head, in registry order (teacher square, student circle, ensemble triangle).
+MARKERS = "so^Dv<>P"
 
 
 def _headline(artifact: dict[str, Any]) -> dict[str, tuple[str, float]]:
@@ -45,8 +49,8 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and string cells shared by the terminal and Markdown tables."""
-    from edgemtl.evaluation.metrics import HIGHER_IS_BETTER
     from edgemtl.core.tables import SHORT_NAMES
+    from edgemtl.evaluation.metrics import HIGHER_IS_BETTER
 
     cols = _metric_columns(result)
     header = ["artifact", "head", "prec.", "backend", "device", "batch", "size MB", "params M", "GFLOPs",
@@ -168,7 +172,7 @@ def write_plot(result: dict[str, Any], path: str | Path) -> None:
 
     ylabel, points = plot_points(result)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    markers = {"student": "o", "teacher": "s", "ensemble": "^"}
+    markers = {head: MARKERS[i % len(MARKERS)] for i, head in enumerate(head_names())}
     for label, x, y in points:
         ax.scatter([x], [y], marker=markers.get(label.split()[0], "o"), s=50)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)

@@ -1,34 +1,86 @@
-"""Δm references: metrics to compare a run against, read from what earlier commands wrote.
+"""References: the results Δm (and accuracy deltas) are measured against.
 
-Why several sources merged task-wise: the multi-task literature measures Δm against
-single-task networks, i.e. one run per task (`--reference runs/st-seg --reference
-runs/st-depth`). Each source is a run folder (its summary.json, else best.pt), a
-summary.json, an eval/metrics JSON (`{"heads": {...}}`), a checkpoint (.pt), or a
-plain `{task: {metric: value}}` JSON. `PATH#head` picks a head; otherwise the
-head that run selected, or its only head. Deploy side: torch only for .pt files.
+One meaning for `eval --reference`, `profile --reference` and the recipe key
+`train.reference`. A source is
+- a run folder: its `summary.json`, else its `best.pt`;
+- a JSON file: a run's `summary.json`, an eval JSON or metrics.jsonl row
+  (`{"heads": ...}`), a profile JSON (the scores of its artifacts), or a plain
+  `{task: {metric: value}}` object;
+- a checkpoint (`.pt`): the evaluation it records;
+- (profile only) one of the artifacts being profiled, by path (its file, or
+  the bundle folder for that bundle's FP32 ONNX) or by label (`student fp32
+  onnx`): the scores measured in that same run, on the same images.
+`SOURCE#NAME` picks a head (a profile JSON: an artifact label or head);
+otherwise the head that run selected, or its only head. Several sources merge
+task-wise, the first source that has a task giving it: the multi-task
+literature measures Δm against single-task networks, one run per task
+(docs/methods.md "Δm against a reference"). Torch only for `.pt` files.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgemtl.core.errors import UserError
 
 Reference = dict[str, dict[str, float]]
+#: Files that are models, not results (a profiled one is named by path instead).
+_MODEL_SUFFIXES = (".onnx", ".trt", ".engine", ".plan")
 
 
-def _pick_head(source: str, heads: dict[str, Any], wanted: str | None, selected: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Measured:
+    """A result the running command measured, which a reference may name.
+
+    label: e.g. "student fp32 onnx"; paths: the resolved paths that name it;
+    metrics: {task: {metric: value}} (other entries are ignored).
+    """
+
+    label: str
+    paths: tuple[Path, ...]
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResolvedReference:
+    """Merged reference metrics and a label for what they are (tables, JSON)."""
+
+    metrics: Reference
+    label: str
+
+
+def _pick_head(source: str, heads: dict[str, Any], wanted: str | None,
+               selected: str | None) -> dict[str, Any]:
     for head in (wanted, selected):
         if head is not None:
             if head not in heads:
-                raise UserError(f"reference {source}: no head {head!r} (it has: {', '.join(heads)})")
+                have = ", ".join(heads)
+                raise UserError(f"reference {source}: no head {head!r} (it has: {have})")
             return heads[head]
     if len(heads) == 1:
         return next(iter(heads.values()))
-    raise UserError(f"reference {source}: several heads ({', '.join(heads)}): name one as {source}#HEAD")
+    raise UserError(f"reference {source}: several heads ({', '.join(heads)}): "
+                    f"name one as {source}#HEAD")
+
+
+def _from_profile(source: str, data: dict[str, Any], wanted: str | None) -> dict[str, Any]:
+    scored = [a for a in data.get("artifacts") or [] if isinstance(a, dict) and a.get("heads")]
+    if not scored:
+        raise UserError(f"reference {source}: the profile measured no accuracy "
+                        "(profile with --accuracy or --data)")
+    if wanted is not None:
+        scored = [a for a in scored if wanted in (a.get("label"), a.get("head"))]
+        if not scored:
+            raise UserError(f"reference {source}: no scored artifact labelled {wanted!r}")
+    if len(scored) > 1:
+        labels = ", ".join(str(a.get("label")) for a in scored)
+        raise UserError(f"reference {source}: several scored artifacts ({labels}): "
+                        f"name one as {source}#LABEL")
+    return scored[0]["heads"][scored[0]["head"]]
 
 
 def _from_json(source: str, data: Any, head: str | None) -> dict[str, Any]:
@@ -37,16 +89,22 @@ def _from_json(source: str, data: Any, head: str | None) -> dict[str, Any]:
     if "final" in data and "select" in data:  # summary.json
         block = data.get("best") or data["final"]
         return _pick_head(source, block, head, (data.get("select") or {}).get("head"))
+    if data.get("kind") == "edgemtl-profile":
+        return _from_profile(source, data, head)
     if isinstance(data.get("heads"), dict):  # eval JSON, metrics.jsonl row
         return _pick_head(source, data["heads"], head, None)
     if data and all(isinstance(v, dict) for v in data.values()):  # {task: {metric: value}}
         return data
-    raise UserError(f"reference {source}: not a summary.json, eval JSON or {{task: {{metric: value}}}} object")
+    raise UserError(f"reference {source}: not a summary.json, eval or profile JSON, "
+                    "or {task: {metric: value}} object")
 
 
 def _from_checkpoint(source: str, path: Path, head: str | None) -> dict[str, Any]:
-    from edgemtl.training.checkpoint import load_checkpoint
-
+    try:
+        from edgemtl.training.checkpoint import load_checkpoint
+    except ImportError:
+        raise UserError(f"reference {source}: reading a checkpoint needs PyTorch; pass its run's "
+                        "summary.json or an eval JSON instead") from None
     ckpt = load_checkpoint(path)
     metrics = ckpt.get("metrics") or {}
     if not isinstance(metrics.get("heads"), dict):
@@ -54,8 +112,8 @@ def _from_checkpoint(source: str, path: Path, head: str | None) -> dict[str, Any
     return _pick_head(source, metrics["heads"], head, (ckpt.get("select") or {}).get("head"))
 
 
-def load_one(source: str) -> Reference:
-    """One source's metrics as {task: {metric: value}} (non-task entries dropped)."""
+def _stored(source: str) -> dict[str, Any]:
+    """A source's recorded results (not a measured one)."""
     text, _, head = str(source).partition("#")
     path = Path(text)
     if path.is_dir():
@@ -63,28 +121,64 @@ def load_one(source: str) -> Reference:
             path = path / "summary.json"
         elif (path / "best.pt").is_file():
             path = path / "best.pt"
+        elif (path / "manifest.json").is_file():
+            path = path / "manifest.json"
         else:
             raise UserError(f"reference {source}: folder has neither summary.json nor best.pt")
     if not path.is_file():
         raise UserError(f"reference {source}: no such file or run folder")
+    if path.suffix.lower() in _MODEL_SUFFIXES or path.name == "manifest.json":
+        raise UserError(f"reference {source}: a model, not results: profile it along with the "
+                        "others (it is then scored on the same images), or pass its profile JSON")
     if path.suffix == ".pt":
-        block = _from_checkpoint(source, path, head or None)
-    else:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"reference {source}: not readable JSON ({exc.__class__.__name__})") from None
-        block = _from_json(source, data, head or None)
-    return {task: {k: float(v) for k, v in metrics.items()} for task, metrics in block.items() if isinstance(metrics, dict)}
+        return _from_checkpoint(source, path, head or None)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        why = exc.__class__.__name__
+        raise UserError(f"reference {source}: not readable JSON ({why})") from None
+    return _from_json(source, data, head or None)
 
 
-def load_reference(sources: Sequence[str]) -> Reference:
-    """Merge sources task-wise; the first source that has a task gives it, so
-    `--reference runs/single-seg --reference runs/vanilla` takes seg from the first."""
+def _find_measured(source: str, measured: Sequence[Measured]) -> Measured | None:
+    for item in measured:
+        if source == item.label:
+            return item
+    text = str(source).partition("#")[0]
+    if not measured or not Path(text).exists():
+        return None
+    target = Path(text).resolve()
+    return next((item for item in measured if target in item.paths), None)
+
+
+def _tasks_only(block: dict[str, Any]) -> Reference:
+    return {task: {k: float(v) for k, v in metrics.items()}
+            for task, metrics in block.items() if isinstance(metrics, dict)}
+
+
+def resolve_reference(sources: Sequence[str],
+                      measured: Sequence[Measured] = ()) -> ResolvedReference:
+    """Parse and load every source (see the module docstring) and merge them task-wise.
+
+    `measured`: results the calling command measured (profile: its scored
+    artifacts), which a source may name by path or label. Returns the merged
+    {task: {metric: value}} and a label: the measured labels and other sources,
+    comma-separated. UserError for an unreadable source, an ambiguous head,
+    or no task metrics at all.
+    """
     merged: Reference = {}
+    labels: list[str] = []
     for source in sources:
-        for task, metrics in load_one(source).items():
+        found = _find_measured(str(source), measured)
+        block = found.metrics if found is not None else _stored(str(source))
+        labels.append(found.label if found is not None else str(source))
+        for task, metrics in _tasks_only(block).items():
             merged.setdefault(task, metrics)
     if not merged:
         raise UserError("reference: no task metrics found in " + ", ".join(map(str, sources)))
-    return merged
+    return ResolvedReference(merged, ", ".join(labels))
+
+
+def load_reference(sources: Sequence[str]) -> Reference:
+    """The merged metrics of stored sources (`resolve_reference` without measured results)."""
+    return resolve_reference(sources).metrics

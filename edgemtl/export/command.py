@@ -8,17 +8,16 @@ without PyTorch. The lead's typer wrapper calls `export_command`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from edgemtl.data.preprocess import InputSpec
 from edgemtl.core.errors import UserError
-from edgemtl.export import parity
-from edgemtl.export.bundle import BundleWriter, open_existing
+from edgemtl.core.heads import bundle_head, parse_head
 from edgemtl.core.manifest import (
     MANIFEST_NAME,
     Artifact,
@@ -26,6 +25,10 @@ from edgemtl.core.manifest import (
     load_manifest,
     verify_artifact,
 )
+from edgemtl.core.tasks import TaskSpec
+from edgemtl.data.preprocess import InputSpec
+from edgemtl.export import parity
+from edgemtl.export.bundle import BundleWriter, open_existing
 from edgemtl.export.pipeline import (
     Context,
     build_engine_artifact,
@@ -35,9 +38,47 @@ from edgemtl.export.pipeline import (
     run_onnx,
 )
 from edgemtl.export.samples import SampleSet, load_samples
-from edgemtl.core.tasks import TaskSpec
 
-HEADS = ("teacher", "student", "ensemble")
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything `export_command` takes besides the source (the CLI maps one flag each).
+
+    head: None = the bundle's head, else the checkpoint's default head
+    (`edgemtl.core.heads.default_head`); outputs: "raw" or "decoded"; calib:
+    INT8 calibration images (train split); samples: parity images (val split);
+    data_root: dataset root for both (None: where the checkpoint recorded it);
+    tolerances: parity bound overrides (`parity.Tolerances` field -> value);
+    trt: True = engines required, None = where possible, False = never;
+    runs_dir: where a missing source is looked for (newest runs/*/best.pt);
+    export_dir: parent of the default bundle folder.
+    """
+
+    head: str | None = None
+    outputs: str = "raw"
+    fp16: bool = False
+    int8: bool = False
+    calib: int = 64
+    dynamic_batch: bool = False
+    max_batch: int = 16
+    simplify: bool = True
+    data_root: str | None = None
+    out: Path | None = None
+    force: bool = False
+    tolerances: Mapping[str, float] = field(default_factory=dict)
+    samples: int = 8
+    trt: bool | None = None
+    quiet: bool = False
+    runs_dir: Path = Path("runs")
+    export_dir: Path = Path("export")
+
+    def __post_init__(self) -> None:
+        if self.outputs not in ("raw", "decoded"):
+            raise UserError(f"--outputs {self.outputs}: expected raw or decoded")
+        if self.head is not None:
+            parse_head(self.head)
+        if self.calib < 1 or self.samples < 1 or self.max_batch < 1:
+            raise UserError("--calib, --samples and --max-batch must be at least 1")
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, float]:
@@ -55,63 +96,37 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
     return out
 
 
-def export_command(
-    source: Path | None = None,
-    head: str | None = None,
-    outputs: str = "raw",
-    fp16: bool = False,
-    int8: bool = False,
-    calib: int = 64,
-    dynamic_batch: bool = False,
-    max_batch: int = 16,
-    simplify: bool = True,
-    data: str | None = None,
-    out: Path | None = None,
-    force: bool = False,
-    tolerances: dict[str, float] | None = None,
-    samples: int = 8,
-    trt: bool | None = None,
-    quiet: bool = False,
-    runs_dir: Path = Path("runs"),
-    export_dir: Path = Path("export"),
-) -> dict[str, Any]:
+def export_command(source: Path | None, options: ExportOptions) -> dict[str, Any]:
     """Export one head; returns a summary (bundle, artifacts, timings, notes).
 
-    `source`: checkpoint file, bundle folder, or None (newest runs/*/best.pt).
-    `trt`: True = must build engines (error if impossible), None = where possible, False = never.
+    `source`: checkpoint file, bundle folder, or None (newest `options.runs_dir/*/best.pt`).
     """
-    console = Console(stderr=True, quiet=quiet)
-    if outputs not in ("raw", "decoded"):
-        raise UserError(f"--outputs {outputs}: expected raw or decoded")
-    if head is not None and head not in HEADS:
-        raise UserError(f"--head {head}: expected teacher, student or ensemble")
-    if calib < 1 or samples < 1 or max_batch < 1:
-        raise UserError("--calib, --samples and --max-batch must be at least 1")
-    tol = parity.Tolerances.with_overrides(tolerances)
+    console = Console(stderr=True, quiet=options.quiet)
+    tol = parity.Tolerances.with_overrides(dict(options.tolerances))
     if source is None:
         from edgemtl.training.checkpoint import latest_best
 
-        source = latest_best(runs_dir)
+        source = latest_best(options.runs_dir)
         console.print(f"exporting the newest checkpoint: {source}")
     source = Path(source)
+    out = options.out
     if not source.exists():
         raise UserError(f"{source}: no such checkpoint file or bundle folder")
     if source.is_dir() and out is not None and Path(out).resolve() != source.resolve():
-        raise UserError(f"--out {out}: exporting from bundle {source} adds to that bundle; copy it first")
-    if source.is_dir() and dynamic_batch:
-        raise UserError(f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed when its FP32 ONNX "
-                        "was exported; re-export from the checkpoint")
+        raise UserError(f"--out {out}: exporting from bundle {source} adds to that bundle; "
+                        "copy it first")
+    if source.is_dir() and options.dynamic_batch:
+        raise UserError(f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed "
+                        "when its FP32 ONNX was exported; re-export from the checkpoint")
     with console.status("export", spinner="dots") as status:
         def say(msg: str) -> None:
             status.update(f"export: {msg}")
 
         if source.is_dir():
-            result = _from_bundle(source, head, outputs, fp16, int8, calib, data, force, tol, samples, trt,
-                                  max_batch, console, say)
+            result = _from_bundle(source, options, tol, console, say)
         else:
-            result = _from_checkpoint(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch,
-                                      simplify, data, out, force, tol, samples, trt, export_dir, console, say)
-    _print_end(result, Console(quiet=quiet))
+            result = _from_checkpoint(source, options, tol, console, say)
+    _print_end(result, Console(quiet=options.quiet))
     return result
 
 
@@ -139,9 +154,11 @@ def _context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances, samp
              say: Callable[[str], None]) -> Context:
     tasks = {k: TaskSpec.from_dict(t.model_dump(mode="json")) for k, t in writer.manifest.tasks.items()}
     feed = min(4, max_batch) if dynamic else 1
-    ctx = Context(writer, tasks, spec, tol, sample_set, feed=feed, max_batch=max_batch if dynamic else 1,
-                  unpool=upsampling == "unpool" and writer.manifest.head in ("teacher", "ensemble"),
-                  say=say)
+    from edgemtl.export.tensorrt_build import unpool_blocked
+
+    unpool = unpool_blocked(writer.manifest.head, upsampling)
+    ctx = Context(writer, tasks, spec, tol, sample_set, feed=feed,
+                  max_batch=max_batch if dynamic else 1, unpool=unpool, say=say)
     if sample_set.kind == "random":
         note = f"parity on random normalised inputs (dataset unavailable: {sample_set.reason})"
         ctx.notes.append(note)
@@ -149,33 +166,34 @@ def _context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances, samp
     return ctx
 
 
-def _from_checkpoint(path: Path, head: str | None, outputs: str, fp16: bool, int8: bool, calib: int,
-                     dynamic_batch: bool, max_batch: int, simplify: bool, data: str | None, out: Path | None,
-                     force: bool, tol: parity.Tolerances, samples: int, trt: bool | None, export_dir: Path,
-                     console: Console, say: Callable[[str], None]) -> dict[str, Any]:
+def _from_checkpoint(path: Path, opts: ExportOptions, tol: parity.Tolerances, console: Console,
+                     say: Callable[[str], None]) -> dict[str, Any]:
+    from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint
+    from edgemtl.training.checkpoint import load_checkpoint
     from edgemtl.training.export import from_checkpoint as fc
 
-    ckpt, head = fc.load(path, head)
-    upsampling = fc.upsampling_of(ckpt)
-    build_trt, trt_note = _trt_plan(trt, head, upsampling)
-    fresh = fc.fresh_manifest(ckpt, path, head, outputs)
-    final = out or export_dir / f"{path.parent.name}-{head}{'-decoded' if outputs == 'decoded' else ''}"
-    manifest = open_existing(final, fresh, force)
-    writer = BundleWriter(final, manifest, force)
+    ckpt = load_checkpoint(path)
+    fresh = manifest_from_checkpoint(ckpt, path, opts.head, opts.outputs)
+    head, upsampling = fresh.head, fresh.upsampling
+    build_trt, trt_note = _trt_plan(opts.trt, head, upsampling)
+    suffix = "-decoded" if opts.outputs == "decoded" else ""
+    final = opts.out or opts.export_dir / f"{path.parent.name}-{head}{suffix}"
+    manifest = open_existing(final, fresh, opts.force)
+    writer = BundleWriter(final, manifest, opts.force)
     try:
         spec = InputSpec.from_dict(fresh.input.input_spec_dict())
         keys = list(fresh.tasks)
-        sample_set = load_samples(fresh.dataset, spec, keys, "val", samples, data)
-        ctx = _context(writer, spec, tol, sample_set, dynamic_batch, max_batch, upsampling, console, say)
+        sample_set = load_samples(fresh.dataset, spec, keys, "val", opts.samples, opts.data_root)
+        ctx = _context(writer, spec, tol, sample_set, opts.dynamic_batch, opts.max_batch,
+                       upsampling, console, say)
         if trt_note:
             ctx.notes.append(trt_note)
-        art, reference = fc.export_fp32(ctx, ckpt, simplify, dynamic_batch)
+        art, reference = fc.export_fp32(ctx, ckpt, opts.simplify, opts.dynamic_batch)
         writer.add(art)
         if writer.status[art.file] == "replaced":
             writer.drop_derived_from(art.file)
         fp32_path = writer.path(art.file) if art.file in writer.staged else final / art.file
-        _derive(ctx, fp32_path, reference, fp16, int8, calib, data, build_trt, upsampling,
-                default_engines=("fp32",))
+        _derive(ctx, fp32_path, reference, opts, build_trt, upsampling, default_engines=("fp32",))
         writer.commit()
     except BaseException:
         writer.discard()
@@ -183,24 +201,24 @@ def _from_checkpoint(path: Path, head: str | None, outputs: str, fp16: bool, int
     return _summary(ctx, writer)
 
 
-def _from_bundle(bundle: Path, head: str | None, outputs: str, fp16: bool, int8: bool, calib: int,
-                 data: str | None, force: bool, tol: parity.Tolerances, samples: int, trt: bool | None,
-                 max_batch: int, console: Console, say: Callable[[str], None]) -> dict[str, Any]:
+def _from_bundle(bundle: Path, opts: ExportOptions, tol: parity.Tolerances, console: Console,
+                 say: Callable[[str], None]) -> dict[str, Any]:
     manifest = load_manifest(bundle)
-    if head is not None and head != manifest.head:
-        raise UserError(f"{bundle}: this bundle holds the {manifest.head} head, not {head}")
-    if outputs != "raw" and outputs != manifest.outputs_mode:
-        raise UserError(f"{bundle}: this bundle's outputs are {manifest.outputs_mode}; re-export from the checkpoint")
+    bundle_head(bundle, manifest.head, opts.head)
+    if opts.outputs != "raw" and opts.outputs != manifest.outputs_mode:
+        raise UserError(f"{bundle}: this bundle's outputs are {manifest.outputs_mode}; "
+                        "re-export from the checkpoint")
     for art in manifest.artifacts:
         verify_artifact(bundle, art)
     fp32 = find_artifact(manifest, "onnx", "fp32")
     if fp32 is None:
         raise UserError(f"{bundle / MANIFEST_NAME}: no fp32 ONNX artifact to derive from")
-    build_trt, trt_note = _trt_plan(trt, manifest.head, manifest.upsampling)
-    writer = BundleWriter(bundle, manifest, force)
+    build_trt, trt_note = _trt_plan(opts.trt, manifest.head, manifest.upsampling)
+    writer = BundleWriter(bundle, manifest, opts.force)
     try:
         spec = InputSpec.from_dict(manifest.input.input_spec_dict())
-        sample_set = load_samples(manifest.dataset, spec, list(manifest.tasks), "val", samples, data)
+        sample_set = load_samples(manifest.dataset, spec, list(manifest.tasks), "val", opts.samples,
+                                  opts.data_root)
         ctx = _context(writer, spec, tol, sample_set, fp32.batch.dynamic, max(fp32.batch.max, 1),
                        manifest.upsampling, console, say)
         if trt_note:
@@ -209,7 +227,7 @@ def _from_bundle(bundle: Path, head: str | None, outputs: str, fp16: bool, int8:
         with ctx.step("fp32: reference outputs (ONNX Runtime)"):
             reference = run_onnx(ctx, fp32_path)
         present = tuple(a.precision for a in manifest.artifacts if a.format == "onnx")
-        _derive(ctx, fp32_path, reference, fp16, int8, calib, data, build_trt, manifest.upsampling,
+        _derive(ctx, fp32_path, reference, opts, build_trt, manifest.upsampling,
                 default_engines=present)
         writer.commit()
     except BaseException:
@@ -218,12 +236,13 @@ def _from_bundle(bundle: Path, head: str | None, outputs: str, fp16: bool, int8:
     return _summary(ctx, writer)
 
 
-def _derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], fp16: bool, int8: bool, calib: int,
-            data: str | None, build_trt: bool, upsampling: str, default_engines: tuple[str, ...]) -> None:
+def _derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], opts: ExportOptions,
+            build_trt: bool, upsampling: str, default_engines: tuple[str, ...]) -> None:
     """FP16/INT8 ONNX (kept when already in the bundle, unless --force), then engines."""
     writer = ctx.writer
     onnx_paths = {"fp32": fp32_path}
-    for precision, wanted in (("fp16", fp16), ("int8", int8)):
+    requested = (("fp16", opts.fp16), ("int8", opts.int8))
+    for precision, wanted in requested:
         name = onnx_name(ctx.head, precision)
         old = writer.existing(name)
         if old is not None and not writer.force and (not wanted or old.built_from == fp32_path.name):
@@ -235,15 +254,17 @@ def _derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], fp16: bool
             art = derive_fp16(ctx, fp32_path, reference)
         else:
             keys = list(ctx.tasks)
-            calib_set = load_samples(writer.manifest.dataset, ctx.spec, keys, "train", calib, data)
+            calib_set = load_samples(writer.manifest.dataset, ctx.spec, keys, "train", opts.calib,
+                                     opts.data_root)
             if calib_set.kind == "random":
-                ctx.notes.append(f"INT8 calibrated on random inputs (dataset unavailable: {calib_set.reason})")
+                ctx.notes.append("INT8 calibrated on random inputs "
+                                 f"(dataset unavailable: {calib_set.reason})")
             art = derive_int8(ctx, fp32_path, reference, calib_set)
         writer.add(art)
         onnx_paths[precision] = writer.path(name) if name in writer.staged else writer.final / name
     if not build_trt:
         return
-    precisions = [p for p, w in (("fp16", fp16), ("int8", int8)) if w] or list(default_engines)
+    precisions = [p for p, w in requested if w] or list(default_engines)
     cache = writer.final / "timing.cache"
     if cache.is_file():
         shutil.copy2(cache, writer.path("timing.cache"))

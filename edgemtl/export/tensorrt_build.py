@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import STUDENT, runs_teacher_decoder
 from edgemtl.core.io import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ def parse_version(version: str) -> tuple[int, int]:
 
 
 def unpool_blocked(head: str, upsampling: str) -> bool:
-    """True when this head's graph holds MaxUnpool (ScatterND after export)."""
-    return upsampling == "unpool" and head in ("teacher", "ensemble")
+    """True when this head's graph holds MaxUnpool (ScatterND after export): unpool
+    upsampling and a head that runs the Teacher decoder (`heads.runs_teacher_decoder`)."""
+    return upsampling == "unpool" and runs_teacher_decoder(head)
 
 
 def refuse_unpool(head: str, upsampling: str) -> None:
@@ -76,7 +78,7 @@ def refuse_unpool(head: str, upsampling: str) -> None:
 
 
 def choose_strategy(trt_version: str, precision: str, upsampling: str = "bilinear",
-                    head: str = "student") -> BuildStrategy:
+                    head: str = STUDENT) -> BuildStrategy:
     """The build recipe for `precision` on TensorRT `trt_version` (pure; raises UserError)."""
     if precision not in ("fp32", "fp16", "int8"):
         raise UserError(f"unknown precision {precision!r}: expected fp32, fp16 or int8")

@@ -13,6 +13,7 @@ import torch
 
 from edgemtl import __version__
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import trained_of
 from edgemtl.core.io import atomic_file
 from edgemtl.training.models.network import MultiTaskNet
 from edgemtl.core.tasks import TaskSpec
@@ -56,21 +57,10 @@ def task_specs(ckpt: dict[str, Any]) -> list[TaskSpec]:
     return [TaskSpec.from_dict(spec) for spec in ckpt["tasks"].values()]
 
 
-def require_head(ckpt: dict[str, Any], head: str) -> None:
-    """Fail clearly when a checkpoint lacks the head a command asks for."""
-    heads = list(ckpt["heads"])
-    if head not in heads:
-        method = ckpt["recipe"].get("method", {}).get("name", "?")
-        raise UserError(
-            f"checkpoint {ckpt.get('_path', '?')} has no {head} head: it was trained with method {method} "
-            f"(heads: {', '.join(heads)})"
-        )
-
-
 def model_from_checkpoint(ckpt: dict[str, Any]) -> MultiTaskNet:
     """Rebuild the network in eval mode with the checkpoint's weights."""
     model_cfg = ckpt["recipe"]["model"]
-    trained = [h for h in ckpt["heads"] if h in ("teacher", "student")]
+    trained = trained_of(ckpt["heads"])
     net = MultiTaskNet(task_specs(ckpt), model_cfg["width"], model_cfg["upsampling"], model_cfg["decoder"], heads=trained)
     try:
         net.load_state_dict(ckpt["model"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,22 +12,41 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, require_head, task_specs
+from edgemtl.core.errors import UserError
+from edgemtl.core.heads import ALL, checkpoint_heads, parse_head, require_checkpoint_head
+from edgemtl.core.io import atomic_write_text
+from edgemtl.core.options import DataSource, OutputFiles
+from edgemtl.core.tables import heads_table
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.registry import open_split
-from edgemtl.core.errors import UserError
-from edgemtl.core.io import atomic_write_text
 from edgemtl.evaluation.scoring import score_split, with_delta_m
-from edgemtl.core.tables import heads_table
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, task_specs
 from edgemtl.training.trainer import METRICS_SCHEMA_VERSION, pick_device
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `eval_command` takes besides the checkpoint (the CLI maps one flag each).
+
+    head: a head name or "all" (every head the checkpoint has); device: cpu,
+    cuda or auto (None: cuda when available); reference: the results Δm is
+    measured against (`edgemtl.evaluation.reference.resolve_reference`; None:
+    the run's own reference).
+    """
+
+    head: str = ALL
+    data: DataSource = field(default_factory=DataSource)
+    output: OutputFiles = field(default_factory=OutputFiles)
+    device: str | None = None
+    reference: Sequence[str] | None = None
+    quiet: bool = False
+
+
 def resolve_heads(ckpt: dict[str, Any], head: str) -> list[str]:
-    if head == "all":
-        return list(ckpt["heads"])
-    if head not in ("teacher", "student", "ensemble"):
-        raise UserError(f"--head {head}: expected teacher, student, ensemble or all")
-    require_head(ckpt, head)
+    """The heads to score: every head of the checkpoint for "all", else `head` (validated)."""
+    if parse_head(head, allow_all=True) == ALL:
+        return list(checkpoint_heads(ckpt))
+    require_checkpoint_head(ckpt, head)
     return [head]
 
 
@@ -79,23 +100,25 @@ def _check_classes(path: Path, specs: list, reader: Any) -> None:
             )
 
 
-def eval_command(
-    checkpoint: Path, head: str, data: str | None, split: str, limit: int | None, json_path: str | None,
-    device: str | None, quiet: bool, reference: list[str] | None = None,
-) -> dict[str, Any]:
-    console = Console(stderr=True, quiet=quiet)
+def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
+    """`edgemtl eval`: score, print a table per head (or the JSON), write `--json`."""
+    console = Console(stderr=True, quiet=options.quiet)
     ref = None
-    if reference:
+    if options.reference:
         from edgemtl.evaluation.reference import load_reference
 
-        ref = load_reference(reference)
-    result = evaluate_checkpoint(checkpoint, head, data, split, limit, device, reference=ref, console=console)
-    if reference:
-        result["reference"] = list(reference)
-    if json_path == "-":
-        print(json.dumps(result, indent=2))
-    else:
-        if json_path:
-            atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
-        Console(quiet=quiet).print(heads_table(result["heads"], title=f"{checkpoint} ({split}, {result['samples']} images)"))
+        ref = load_reference(options.reference)
+    data = options.data
+    result = evaluate_checkpoint(checkpoint, options.head, data.root, data.split, data.limit,
+                                 options.device, reference=ref, console=console)
+    if options.reference:
+        result["reference"] = list(options.reference)
+    text = json.dumps(result, indent=2)
+    if options.output.json_to_stdout:
+        print(text)
+        return result
+    if options.output.json:
+        atomic_write_text(options.output.json, text + "\n")
+    title = f"{checkpoint} ({data.split}, {result['samples']} images)"
+    Console(quiet=options.quiet).print(heads_table(result["heads"], title=title))
     return result

@@ -41,30 +41,14 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def checkpoint_ref(path: Path, head: str | None, fp16: bool = False) -> ModelRef:
-    """A `ModelRef` whose manifest-shaped description comes from the checkpoint itself."""
+    """A `ModelRef` whose manifest is the one export would write for this head
+    (`manifest_from_checkpoint`; `head` None: the checkpoint's default head)."""
     import_torch()  # before edgemtl.training.checkpoint, which needs torch: say what to install
-    from edgemtl.training.checkpoint import require_head
-    from edgemtl.data.preprocess import InputSpec
-    from edgemtl.core.manifest import Manifest
+    from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint
 
-    ckpt = _load(path)
-    heads = list(ckpt.get("heads", []))
-    if head is None:
-        head = "student" if "student" in heads else "teacher"
-    if head not in ("teacher", "student", "ensemble"):
-        raise UserError(f"--head {head}: expected teacher, student or ensemble")
-    require_head(ckpt, head)
-    spec = InputSpec.from_dict(ckpt["input"])
-    manifest = Manifest.model_validate({
-        "head": head,
-        "tasks": ckpt["tasks"],
-        "input": {"shape": ["batch", 3, spec.height, spec.width], "height": spec.height, "width": spec.width,
-                  "mean": list(spec.mean), "std": list(spec.std)},
-        "dataset": ckpt.get("data"),
-        "upsampling": (ckpt.get("recipe") or {}).get("model", {}).get("upsampling", "bilinear"),
-        "source": {"checkpoint": str(path), "epoch": ckpt.get("epoch")},
-    })
-    return ModelRef(path=path, format="torch", manifest=manifest, head=head, precision="fp16" if fp16 else "fp32")
+    manifest = manifest_from_checkpoint(_load(path), path, head, checksum=False)
+    return ModelRef(path=path, format="torch", manifest=manifest, head=manifest.head,
+                    precision="fp16" if fp16 else "fp32")
 
 
 class TorchRunner(Runner):

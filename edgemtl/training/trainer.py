@@ -35,6 +35,7 @@ from edgemtl.training.distributed import (
     Dist, RunningStats, SampleTrace, ShardReader, check_batch, eval_shard, split_chunks,
 )
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import default_head
 from edgemtl.core.io import atomic_write_json, atomic_write_text
 from edgemtl.evaluation.metrics import HIGHER_IS_BETTER
 from edgemtl.training.methods import Method, StepContext, build_method
@@ -198,7 +199,7 @@ class Trainer:
             raise UserError(
                 f"train.batch_size {cfg.batch_size} is larger than the training split ({len(self.train_reader)} images)"
             )
-        head = cfg.select.head or ("student" if "student" in self.method.model_heads else "teacher")
+        head = default_head(self.method.eval_heads, cfg.select.head)
         self.selection = Selection(head=head, metric=cfg.select.metric)
         if cfg.reference:
             from edgemtl.evaluation.reference import load_reference

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
 from edgemtl.deploy.profile.stats import latency_stats
 from edgemtl.deploy.profile.timing import TimingConfig, time_interleaved
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
@@ -28,28 +29,46 @@ from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
 PROFILE_SCHEMA_VERSION = 1
 
 
-@dataclass
+FORMATS = ("onnx", "trt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
 class ProfileOptions:
-    """Everything `profile_command` takes besides the paths (plain values; the CLI maps flags)."""
+    """Everything `profile_command` takes besides the paths (the CLI maps its flags).
+
+    batches: batch sizes to time (`parse_batches`); runner: device (cpu or
+    cuda), ONNX Runtime provider, CPU threads, FP16 autocast for checkpoints;
+    select: checkpoint head and bundle precision/format filters; accuracy /
+    data: score accuracy on the recorded dataset / on `data.root`; reference:
+    the results accuracy deltas and Δm are measured against
+    (`edgemtl.evaluation.reference.resolve_reference`; None: each INT8/FP16
+    artifact against the FP32 ONNX of its bundle); idle_s: idle power window.
+    """
 
     batches: Sequence[int] = (1,)
     timing: TimingConfig = field(default_factory=TimingConfig)
     rounds: int = 5
-    device: str = "cpu"
-    provider: str | None = None
-    threads: int | None = None
-    fp16: bool = False
-    head: str | None = None
-    formats: Sequence[str] | None = None
-    precisions: Sequence[str] | None = None
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
+    select: ArtifactChoice = field(default_factory=ArtifactChoice)
     accuracy: bool = False
-    data: str | None = None
-    split: str = "val"
-    limit: int | None = None
-    reference: str | None = None
+    data: DataSource = field(default_factory=DataSource)
+    reference: Sequence[str] | None = None
     power: bool = True
     idle_s: float = 2.0
     seed: int = 0
+    output: OutputFiles = field(default_factory=OutputFiles)
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.runner.device not in ("cpu", "cuda"):
+            raise UserError(f"--device {self.runner.device!r}: expected cpu or cuda")
+        parse_batches(self.batches)
+
+    @property
+    def scores(self) -> bool:
+        """Whether accuracy is measured (`--accuracy` or `--data`)."""
+        return self.accuracy or self.data.root is not None
 
 
 def parse_batches(text: str | Sequence[int]) -> list[int]:
@@ -110,20 +129,19 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
     if not paths:
         raise UserError("profile: give at least one artifact (.onnx, .trt, bundle folder or .pt)")
     refs: list[ModelRef] = []
+    select = options.select
     for p in paths:
-        refs.extend(resolve_artifacts(p, head=options.head, formats=options.formats,
-                                      precisions=options.precisions, fp16=options.fp16))
-    run_opts = RunnerOptions(device=options.device, provider=options.provider, threads=options.threads,
-                             fp16=options.fp16)
+        refs.extend(resolve_artifacts(p, head=select.head, formats=select.formats,
+                                      precisions=select.precisions, fp16=options.runner.fp16))
     runners: list[Runner] = []
     try:
         for ref in refs:
-            runner = open_runner(ref, run_opts)
+            runner = open_runner(ref, options.runner)
             runner.load()
             runners.append(runner)
         artifacts = [_artifact_facts(ref, r) for ref, r in zip(refs, runners)]
         warnings: list[str] = [n for a in artifacts for n in a["notes"]]
-        if options.accuracy or options.data:
+        if options.scores:
             _accuracy(refs, runners, artifacts, options, console)
         _timing(refs, runners, artifacts, options, console, warnings)
     finally:
@@ -135,14 +153,16 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": environment(),
         "conditions": {
-            "device": options.device, "batches": list(options.batches),
+            "device": options.runner.device, "batches": list(options.batches),
             "warmup_iterations": options.timing.warmup_iterations, "warmup_s": options.timing.warmup_s,
             "iterations": None if options.timing.duration_s else options.timing.iterations,
             "duration_s": options.timing.duration_s, "interleaved_rounds": options.rounds,
-            "threads": options.threads, "input": "random normal, already preprocessed (N x 3 x H x W float32)",
+            "threads": options.runner.threads,
+            "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
                        "end_to_end is host wall time incl. host<->device copies, excl. image pre/post-processing",
-            "split": options.split if (options.accuracy or options.data) else None, "limit": options.limit,
+            "split": options.data.split if options.scores else None, "limit": options.data.limit,
+            "reference": list(options.reference) if options.reference else None,
         },
         "artifacts": artifacts,
         "warnings": warnings,
@@ -151,30 +171,30 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
 
 def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[str, Any]],
               options: ProfileOptions, console: Any) -> None:
-    from edgemtl.deploy.profile.accuracy import deltas, open_reader, score_runner
     from edgemtl.core.progress import bar
+    from edgemtl.deploy.profile.accuracy import deltas, open_reader, score_runner
 
+    data = options.data
     readers: dict[str, Any] = {}
     for ref, runner, facts in zip(refs, runners, artifacts):
-        key = json.dumps([ref.manifest.dataset, list(ref.input_hw), [t.key for t in ref.tasks]], sort_keys=True)
+        key = json.dumps([ref.manifest.dataset, list(ref.input_hw), [t.key for t in ref.tasks]],
+                         sort_keys=True)
         if key not in readers:
-            readers[key] = open_reader(ref, options.data, options.split)
+            readers[key] = open_reader(ref, data.root, data.split)
         reader = readers[key]
-        total = len(reader) if options.limit is None else min(options.limit, len(reader))
+        total = len(reader) if data.limit is None else min(data.limit, len(reader))
         with bar(console, f"accuracy {ref.label}", total) as advance:
-            facts["heads"] = {ref.head: score_runner(runner, reader, options.limit, progress=advance)}
+            facts["heads"] = {ref.head: score_runner(runner, reader, data.limit, progress=advance)}
         facts["samples"] = total
     # Deltas: against --reference, else the fp32 artifact of the same head and source.
-    explicit: dict[str, Any] | None = None
-    explicit_label = None
     if options.reference:
-        explicit, explicit_label = _reference_scores(options, refs, runners, artifacts, readers)
+        explicit = _explicit_reference(options.reference, refs, artifacts)
+        for ref, facts in zip(refs, artifacts):
+            facts["reference"] = explicit.label
+            facts["deltas"] = deltas(facts["heads"][ref.head], explicit.metrics)
+        return
     for ref, facts in zip(refs, artifacts):
         mine = facts["heads"][ref.head]
-        if explicit is not None:
-            facts["reference"] = explicit_label
-            facts["deltas"] = deltas(mine, explicit)
-            continue
         for other_ref, other in zip(refs, artifacts):
             if (other is not facts and other_ref.head == ref.head and other_ref.precision == "fp32"
                     and ref.precision != "fp32" and other_ref.bundle == ref.bundle):
@@ -183,30 +203,34 @@ def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[
                 break
 
 
-def _reference_scores(options: ProfileOptions, refs: list[ModelRef], runners: list[Runner],
-                      artifacts: list[dict[str, Any]], readers: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    from edgemtl.deploy.profile.accuracy import open_reader, score_runner
+def _explicit_reference(sources: Sequence[str], refs: list[ModelRef],
+                        artifacts: list[dict[str, Any]]) -> Any:
+    """`--reference` resolved with this run's scored artifacts as measured candidates.
 
-    assert options.reference is not None
-    target = Path(options.reference).resolve()
-    for ref, facts in zip(refs, artifacts):
-        if ref.path.resolve() == target:
-            return facts["heads"][ref.head], facts["label"]
-    candidates = resolve_artifacts(options.reference, head=options.head, fp16=False)
-    ref = next((r for r in candidates if r.precision == "fp32" and r.format == "onnx"), candidates[0])
-    runner = open_runner(ref, RunnerOptions(device=options.device, provider=options.provider,
-                                            threads=options.threads))
-    with runner:
-        reader = open_reader(ref, options.data, options.split)
-        return score_runner(runner, reader, options.limit), f"{ref.label} ({ref.path.name})"
+    A bundle folder names its FP32 ONNX (else its first artifact) as profiled here.
+    """
+    from edgemtl.evaluation.reference import Measured, resolve_reference
+
+    main: dict[Path, int] = {}
+    for i, ref in enumerate(refs):
+        if ref.bundle is not None:
+            folder = ref.bundle.resolve()
+            if folder not in main or (ref.format == "onnx" and ref.precision == "fp32"):
+                main[folder] = i
+    measured = []
+    for i, (ref, facts) in enumerate(zip(refs, artifacts)):
+        paths = [ref.path.resolve()] + [folder for folder, j in main.items() if j == i]
+        measured.append(Measured(facts["label"], tuple(paths), facts["heads"][ref.head]))
+    return resolve_reference(sources, measured)
 
 
 def _timing(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[str, Any]],
             options: ProfileOptions, console: Any, warnings: list[str]) -> None:
-    from edgemtl.deploy.profile.power import open_sampler
     from edgemtl.core.progress import bar
+    from edgemtl.deploy.profile.power import open_sampler
 
-    sampler, reason = open_sampler(options.device) if options.power else (None, "disabled (--no-power)")
+    sampler, reason = (open_sampler(options.runner.device) if options.power
+                       else (None, "disabled (--no-power)"))
     idle: list[float] = []
     if sampler is not None:
         sampler.start()
@@ -257,69 +281,35 @@ def _timing(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[st
             sampler.stop()
 
 
-def profile_command(
-    artifacts: Sequence[Path],
-    batch: str = "1",
-    iterations: int = 50,
-    duration: float | None = None,
-    warmup: int = 5,
-    warmup_s: float = 0.5,
-    rounds: int = 5,
-    device: str = "cpu",
-    provider: str | None = None,
-    threads: int | None = None,
-    fp16: bool = False,
-    head: str | None = None,
-    precision: str | None = None,
-    format: str | None = None,
-    accuracy: bool = False,
-    data: str | None = None,
-    split: str = "val",
-    limit: int | None = None,
-    reference: str | None = None,
-    power: bool = True,
-    idle: float = 2.0,
-    json_path: str | None = None,
-    markdown: str | None = None,
-    plot: str | None = None,
-    quiet: bool = False,
-) -> dict[str, Any]:
+def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[str, Any]:
     """The CLI entry: profile, then print the table and write the requested files."""
     from rich.console import Console
 
     from edgemtl.deploy import report
 
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"--device {device!r}: expected cpu or cuda")
-    options = ProfileOptions(
-        batches=parse_batches(batch),
-        timing=TimingConfig(warmup_iterations=warmup, warmup_s=warmup_s, iterations=iterations, duration_s=duration),
-        rounds=rounds, device=device, provider=provider, threads=threads, fp16=fp16, head=head,
-        formats=_csv(format, ("onnx", "trt"), "--format"), precisions=_csv(precision, ("fp32", "fp16", "int8"), "--precision"),
-        accuracy=accuracy, data=data, split=split, limit=limit, reference=reference, power=power, idle_s=idle,
-    )
-    err = Console(stderr=True, quiet=quiet)
+    err = Console(stderr=True, quiet=options.quiet)
     result = run_profile(artifacts, options, console=err)
-    if json_path == "-":
+    output = options.output
+    if output.json_to_stdout:
         print(json.dumps(result, indent=2))
     else:
-        report.print_table(result, Console(quiet=quiet))
-        if json_path:
-            report.write_json(result, json_path)
-    if markdown:
-        report.write_markdown(result, markdown)
-    if plot:
-        report.write_plot(result, plot)
+        report.print_table(result, Console(quiet=options.quiet))
+        if output.json:
+            report.write_json(result, output.json)
+    if output.markdown:
+        report.write_markdown(result, output.markdown)
+    if output.plot:
+        report.write_plot(result, output.plot)
     for line in result["warnings"]:
         err.print(f"[yellow]warning:[/] {line}")
     return result
 
 
-def _csv(text: str | None, allowed: tuple[str, ...], flag: str) -> list[str] | None:
-    if not text:
-        return None
-    values = [v.strip().lower() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise UserError(f"{flag} {text!r}: expected some of {', '.join(allowed)}")
-    return values
+def parse_formats(text: str | None) -> list[str] | None:
+    """`--format onnx,trt` -> ["onnx", "trt"]; None for all."""
+    return parse_list(text, "--format", FORMATS)
+
+
+def parse_precisions(text: str | None) -> list[str] | None:
+    """`--precision fp32,int8` -> ["fp32", "int8"]; None for all."""
+    return parse_list(text, "--precision", PRECISIONS)

@@ -9,6 +9,7 @@ the cross-entropy against the teacher/ground-truth mixture up to a constant.
 
 from __future__ import annotations
 
+from edgemtl.core.heads import TEACHER
 from edgemtl.training.losses import distill_loss, task_loss
 from edgemtl.training.methods.base import LossTerms, Method, StepContext
 from edgemtl.training.methods.frozen import FrozenNet, load_teachers
@@ -24,7 +25,7 @@ def ground_truth_share(progress: float, start: float = 0.0, end: float = 1.0) ->
 
 
 class BAM(Method):
-    model_heads = ("teacher",)
+    model_heads = (TEACHER,)
 
     def __init__(self, recipe, specs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(recipe, specs)
@@ -53,9 +54,9 @@ class BAM(Method):
         share = ground_truth_share(ctx.progress, cfg.anneal_start, cfg.anneal_end)  # type: ignore[union-attr]
         terms: LossTerms = {}
         for spec in self.specs:
-            pred, target = outputs["teacher"][spec.key], targets[spec.key]
+            pred, target = outputs[TEACHER][spec.key], targets[spec.key]
             if spec.key not in self.teachers:
-                terms[spec.key] = {"teacher": task_loss(spec, pred, target)}
+                terms[spec.key] = {TEACHER: task_loss(spec, pred, target)}
                 continue
             kd = distill_loss(spec, pred, outputs[TARGETS][spec.key], target, cfg.tau, True)
             terms[spec.key] = {"gt": share * task_loss(spec, pred, target), "distill": (1.0 - share) * kd}

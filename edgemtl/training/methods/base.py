@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from edgemtl.core.config import Recipe
+from edgemtl.core.heads import TEACHER, available
+from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.encoder import EncoderOutput
 from edgemtl.training.models.network import MultiTaskNet, Outputs
-from edgemtl.core.tasks import TaskSpec
 
 #: task key -> term name -> scalar tensor (e.g. {"seg": {"teacher": .., "student": .., "kd": ..}}).
 LossTerms = dict[str, dict[str, torch.Tensor]]
@@ -56,8 +57,8 @@ class SharedCut:
 class Method:
     """Base objective. Subclasses set `model_heads` and implement `loss_terms`."""
 
-    #: Heads the MultiTaskNet must hold ("teacher", "student").
-    model_heads: tuple[str, ...] = ("teacher",)
+    #: Trained heads the MultiTaskNet must hold (names from `edgemtl.core.heads`).
+    model_heads: tuple[str, ...] = (TEACHER,)
     #: Set by the trainer when its balancer needs gradients on the shared representation.
     cut_shared: bool = False
     #: The last forward's cut (only while `cut_shared`).
@@ -69,9 +70,8 @@ class Method:
 
     @property
     def eval_heads(self) -> tuple[str, ...]:
-        """Heads evaluated each epoch (ensemble whenever both heads exist)."""
-        heads = tuple(self.model_heads)
-        return heads + ("ensemble",) if set(heads) == {"teacher", "student"} else heads
+        """Heads evaluated each epoch: the trained ones plus derived ones (`heads.available`)."""
+        return available(self.model_heads)
 
     @property
     def train_heads(self) -> tuple[str, ...]:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, require_head, task_specs
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import checkpoint_default_head, require_checkpoint_head
+from edgemtl.core.tasks import TaskSpec
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, task_specs
 from edgemtl.training.models.encoder import EncoderOutput
 from edgemtl.training.models.network import MultiTaskNet, Outputs
-from edgemtl.core.tasks import TaskSpec
 
 
 class FrozenNet:
@@ -27,7 +28,7 @@ class FrozenNet:
         self.path = str(path)
         ckpt = load_checkpoint(path)
         self.ckpt_heads = list(ckpt["heads"])
-        self.selected_head = (ckpt.get("select") or {}).get("head") or self.ckpt_heads[0]
+        self.selected_head = checkpoint_default_head(ckpt)
         self.specs: dict[str, TaskSpec] = {s.key: s for s in task_specs(ckpt)}
         self.net: MultiTaskNet = model_from_checkpoint(ckpt)
         self._ckpt = {"heads": self.ckpt_heads, "recipe": ckpt["recipe"], "_path": self.path}
@@ -52,7 +53,7 @@ class FrozenNet:
 
     def require_head(self, head: str, key: str) -> None:
         try:
-            require_head(self._ckpt, head)
+            require_checkpoint_head(self._ckpt, head)
         except UserError as err:
             raise UserError(f"{key}: {err}") from None
 

@@ -10,6 +10,7 @@ checkpoint, frozen (eval mode, no grad, not saved with the Student).
 from __future__ import annotations
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import STUDENT
 from edgemtl.training.losses import distill_loss, task_loss
 from edgemtl.training.methods.base import LossTerms, Method, StepContext
 from edgemtl.training.methods.frozen import FrozenNet, load_teachers
@@ -22,7 +23,7 @@ FROZEN = "frozen_teacher"
 class TwoStageKD(Method):
     """Stage 2: sum_t L_t^S + lambda KD_t(Student, frozen Teacher)."""
 
-    model_heads = ("student",)
+    model_heads = (STUDENT,)
 
     def __init__(self, recipe, specs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(recipe, specs)
@@ -37,10 +38,6 @@ class TwoStageKD(Method):
         self.teacher.require_head(cfg.teacher_head, "method.teacher")
         self.teacher_head = cfg.teacher_head
 
-    def build_model(self) -> MultiTaskNet:
-        cfg = self.recipe.model
-        return MultiTaskNet(self.specs, cfg.width, cfg.upsampling, cfg.decoder, heads=("student",))
-
     def forward(self, model: MultiTaskNet, images, ctx: StepContext) -> Outputs:  # type: ignore[no-untyped-def]
         outputs = super().forward(model, images, ctx)
         outputs[FROZEN] = self.teacher.predict(images, self.teacher_head)[self.teacher_head]
@@ -49,10 +46,10 @@ class TwoStageKD(Method):
     def loss_terms(self, outputs: Outputs, targets, ctx: StepContext) -> LossTerms:  # type: ignore[no-untyped-def]
         cfg = self.recipe.method
         lam = float(cfg.lambda_)  # type: ignore[union-attr]
-        student, teacher = outputs["student"], outputs[FROZEN]
+        student, teacher = outputs[STUDENT], outputs[FROZEN]
         terms: LossTerms = {}
         for spec in self.specs:
             target = targets[spec.key]
             kd = distill_loss(spec, student[spec.key], teacher[spec.key], target, cfg.tau, True)
-            terms[spec.key] = {"student": task_loss(spec, student[spec.key], target), "kd": lam * kd}
+            terms[spec.key] = {STUDENT: task_loss(spec, student[spec.key], target), "kd": lam * kd}
         return terms

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import TEACHER
 from edgemtl.training.losses import task_loss
 from edgemtl.training.methods.base import LossTerms, Method, StepContext
 from edgemtl.training.methods.frozen import FrozenNet, load_teachers
@@ -64,7 +65,7 @@ def make_adaptor(kind: str, in_channels: int, out_channels: int) -> nn.Module:
 class KD4MTL(Method):
     """Teacher-decoder multi-task network + per-task feature distillation through adaptors."""
 
-    model_heads = ("teacher",)
+    model_heads = (TEACHER,)
 
     def __init__(self, recipe, specs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(recipe, specs)
@@ -107,7 +108,7 @@ class KD4MTL(Method):
         weights = self.recipe.method.weights  # type: ignore[union-attr]
         terms: LossTerms = {}
         for spec in self.specs:
-            group = {"teacher": task_loss(spec, outputs["teacher"][spec.key], targets[spec.key])}
+            group = {TEACHER: task_loss(spec, outputs[TEACHER][spec.key], targets[spec.key])}
             if spec.key in self.teachers:
                 ours, theirs = outputs[FEATURES], outputs[TEACHER_FEATURES + spec.key]
                 adaptors: Any = self.adaptors[spec.key]

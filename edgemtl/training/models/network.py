@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgemtl.core.heads import ENSEMBLE, STUDENT, TEACHER, available, get, missing_message, needs
+from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.decoders import StudentHead, TeacherDecoder
 from edgemtl.training.models.encoder import Encoder, EncoderOutput
-from edgemtl.core.tasks import TaskSpec
 
-HEADS: tuple[str, ...] = ("teacher", "student", "ensemble")
 Outputs = dict[str, dict[str, torch.Tensor]]
 
 
@@ -57,22 +56,22 @@ class MultiTaskNet(nn.Module):
         width: float = 1.0,
         upsampling: str = "bilinear",
         decoder: str = "attention",
-        heads: Iterable[str] = ("teacher", "student"),
+        heads: Iterable[str] = (TEACHER, STUDENT),
     ) -> None:
         super().__init__()
         self.specs = list(tasks)
         self.width = width
         self.upsampling = upsampling
         self.decoder = decoder
-        trained = set(heads)
+        trained = needs(heads)
         self.encoder = Encoder(width, keep_indices=upsampling == "unpool")
         bottleneck = self.encoder.bottleneck_channels
         self.teacher = nn.ModuleDict()
         self.student = nn.ModuleDict()
-        if "teacher" in trained:
+        if TEACHER in trained:
             for spec in self.specs:
                 self.teacher[spec.key] = TeacherDecoder(spec.channels, width, bottleneck, upsampling, decoder)
-        if "student" in trained:
+        if STUDENT in trained:
             for spec in self.specs:
                 self.student[spec.key] = StudentHead(spec.channels, width, bottleneck)
 
@@ -94,43 +93,33 @@ class MultiTaskNet(nn.Module):
                     output.weight.zero_()
                     output.bias.copy_(torch.as_tensor(constants[key], dtype=output.bias.dtype))
 
+    def trained_modules(self) -> dict[str, nn.ModuleDict]:
+        """Trained head name -> its per-task modules (empty when not trained)."""
+        return {TEACHER: self.teacher, STUDENT: self.student}
+
     @property
     def heads(self) -> tuple[str, ...]:
-        """Heads this network can produce."""
-        present = []
-        if len(self.teacher):
-            present.append("teacher")
-        if len(self.student):
-            present.append("student")
-        if len(present) == 2:
-            present.append("ensemble")
-        return tuple(present)
+        """Heads this network can produce (`edgemtl.core.heads.available`)."""
+        return available(name for name, modules in self.trained_modules().items() if len(modules))
 
-    def _decode(self, decoders: nn.ModuleDict, enc: EncoderOutput) -> dict[str, torch.Tensor]:
-        return {spec.key: activate(spec, decoders[spec.key](enc)) for spec in self.specs}
+    def require_heads(self, heads: Iterable[str]) -> None:
+        """ValueError (a programming error, not user input) for a head this network lacks."""
+        for head in heads:
+            if head not in self.heads:
+                raise ValueError(missing_message(head, self.heads, "this network"))
 
     def forward_from_encoding(self, enc: EncoderOutput, heads: Sequence[str]) -> Outputs:
-        missing = [h for h in heads if h not in self.heads]
-        if missing:
-            raise ValueError(f"this network has no {missing[0]} head (it has: {', '.join(self.heads)})")
-        out: Outputs = {}
-        if "teacher" in heads or "ensemble" in heads:
-            out["teacher"] = self._decode(self.teacher, enc)
-        if "student" in heads or "ensemble" in heads:
-            out["student"] = self._decode(self.student, enc)
-        if "ensemble" in heads:
-            out["ensemble"] = ensemble(self.specs, out["teacher"], out["student"])
-        return {head: out[head] for head in heads}
+        self.require_heads(heads)
+        return decode_heads(self.specs, self.trained_modules(), enc, heads)
 
-    def forward(self, x: torch.Tensor, heads: Sequence[str] = ("teacher",)) -> Outputs:
+    def forward(self, x: torch.Tensor, heads: Sequence[str] = (TEACHER,)) -> Outputs:
         return self.forward_from_encoding(self.encoder(x), tuple(heads))
 
     def output_names(self, head: str, outputs: str = "raw") -> list[str]:
         return [spec.output_name(outputs) for spec in self.specs]
 
     def head_module(self, head: str, outputs: str = "raw") -> HeadModule:
-        if head not in self.heads:
-            raise ValueError(f"this network has no {head} head (it has: {', '.join(self.heads)})")
+        self.require_heads((head,))
         return HeadModule(self, head, outputs)
 
 
@@ -149,18 +138,14 @@ class HeadModule(nn.Module):
         self.head = head
         self.outputs = outputs
         self.encoder = net.encoder
-        self.teacher = net.teacher if head in ("teacher", "ensemble") else nn.ModuleDict()
-        self.student = net.student if head in ("student", "ensemble") else nn.ModuleDict()
+        used = needs((head,))
+        self.teacher = net.teacher if TEACHER in used else nn.ModuleDict()
+        self.student = net.student if STUDENT in used else nn.ModuleDict()
         self.output_names = net.output_names(head, outputs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        enc = self.encoder(x)
-        teacher = {s.key: activate(s, self.teacher[s.key](enc)) for s in self.specs} if len(self.teacher) else {}
-        student = {s.key: activate(s, self.student[s.key](enc)) for s in self.specs} if len(self.student) else {}
-        if self.head == "ensemble":
-            result = ensemble(self.specs, teacher, student)
-        else:
-            result = teacher if self.head == "teacher" else student
+        modules = {TEACHER: self.teacher, STUDENT: self.student}
+        result = decode_heads(self.specs, modules, self.encoder(x), (self.head,))[self.head]
         values = []
         for spec in self.specs:
             value = result[spec.key]
@@ -168,3 +153,23 @@ class HeadModule(nn.Module):
                 value = torch.argmax(value, dim=1).to(torch.int32)
             values.append(value)
         return tuple(values)
+
+
+#: Derived head -> how its outputs are computed from its trained heads' (in `built_from` order).
+COMBINE = {ENSEMBLE: ensemble}
+
+
+def decode_heads(specs: Sequence[TaskSpec], modules: dict[str, nn.ModuleDict], enc: EncoderOutput,
+                 heads: Sequence[str]) -> Outputs:
+    """Run each trained head that `heads` need once, then combine the derived ones.
+
+    `modules`: trained head name -> its per-task decoders. Returns {head: {task:
+    N x C x H x W}} for exactly `heads`, activated (`activate`).
+    """
+    out: Outputs = {}
+    for name in needs(heads):
+        out[name] = {spec.key: activate(spec, modules[name][spec.key](enc)) for spec in specs}
+    for head in heads:
+        if head not in out:
+            out[head] = COMBINE[head](specs, *(out[part] for part in get(head).built_from))
+    return {head: out[head] for head in heads}
