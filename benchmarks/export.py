@@ -120,7 +120,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from edgemtl.core.io import atomic_write_json
-    from edgemtl.export.command import ExportOptions, export_command
+    from edgemtl.export.command import export_command
+    from edgemtl.export.options import ExportOptions
 
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-export-") as tmp:
         work = Path(tmp)

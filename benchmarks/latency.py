@@ -191,8 +191,8 @@ def main() -> None:
                 timing = TimingConfig(warmup_iterations=5, warmup_s=1.0, iterations=args.iterations)
                 runner = RunnerOptions(device="cuda" if gpu else "cpu", provider=provider,
                                        threads=args.threads)
-                opts = ProfileOptions(batches=[1], timing=timing, rounds=5, runner=runner, power=gpu,
-                                      idle_s=1.0 if gpu else 0.0)
+                opts = ProfileOptions(batches=[1], timing=timing, rounds=5, runner=runner,
+                                      power=gpu, idle_s=1.0 if gpu else 0.0)
                 result = run_profile([bundles[(setting, "student")], bundles[(setting, "teacher")]], opts)
                 raw[f"{setting}/{provider}"] = result
                 for art in result["artifacts"]:

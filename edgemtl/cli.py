@@ -104,7 +104,8 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
-    from edgemtl.export.command import ExportOptions, export_command, parse_tolerances
+    from edgemtl.export.command import export_command
+    from edgemtl.export.options import ExportOptions, parse_tolerances
 
     export_command(source, ExportOptions(
         head=head, outputs=outputs, fp16=fp16, int8=int8, calib=calib, dynamic_batch=dynamic_batch,

@@ -15,7 +15,8 @@ import onnx
 import pytest
 
 from edgemtl.core import manifest as mf
-from edgemtl.export.command import ExportOptions, export_command
+from edgemtl.export.command import export_command
+from edgemtl.export.options import ExportOptions
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = {"seg": "seg_logits", "depth": "depth", "normal": "normal", "keypoints": "keypoints", "edges": "edges"}
@@ -144,7 +145,8 @@ class _NoTorch(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, _NoTorch())
 from pathlib import Path
-from edgemtl.export.command import ExportOptions, export_command
+from edgemtl.export.command import export_command
+from edgemtl.export.options import ExportOptions
 options = ExportOptions(fp16=True, int8=True, calib=8, samples=4, quiet=True)
 summary = export_command(Path(sys.argv[1]), options)
 assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))

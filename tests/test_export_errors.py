@@ -13,7 +13,8 @@ import pytest
 from edgemtl.core import manifest as mf
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import sha256_file
-from edgemtl.export.command import ExportOptions, export_command, parse_tolerances
+from edgemtl.export.command import export_command
+from edgemtl.export.options import ExportOptions, parse_tolerances
 from edgemtl.training.export import from_checkpoint as fc
 
 

@@ -77,7 +77,8 @@ def test_registry_names_and_kinds() -> None:
     (["teacher", "student", "ensemble"], ("teacher", "student", "ensemble")),
     ([], ()),
 ])
-def test_ensemble_exists_exactly_when_both_heads_do(trained: list[str], have: tuple[str, ...]) -> None:
+def test_ensemble_exists_exactly_when_both_heads_do(trained: list[str],
+                                                   have: tuple[str, ...]) -> None:
     assert heads.available(trained) == have
     assert heads.checkpoint_heads({"heads": trained}) == have
 
@@ -108,7 +109,8 @@ def test_checkpoint_default_is_the_run_selection() -> None:
 
 
 def test_missing_head_error_names_checkpoint_method_and_heads() -> None:
-    ckpt = {"heads": ["teacher"], "recipe": {"method": {"name": "vanilla"}}, "_path": "runs/v/best.pt"}
+    ckpt = {"heads": ["teacher"], "recipe": {"method": {"name": "vanilla"}},
+            "_path": "runs/v/best.pt"}
     with pytest.raises(UserError) as info:
         heads.checkpoint_head(ckpt, "student")
     assert str(info.value) == ("checkpoint runs/v/best.pt has no student head: it was trained with "
@@ -166,4 +168,5 @@ def test_manifest_from_checkpoint_reads_upsampling_one_way() -> None:
     assert manifest.head == "student" and manifest.upsampling == "unpool"
     assert (manifest.input.height, manifest.input.width) == (32, 64)
     assert manifest.source.checkpoint == "x/best.pt" and manifest.source.epoch == 3
-    assert manifest_from_checkpoint(ckpt, "x/best.pt", "ensemble", checksum=False).head == "ensemble"
+    chosen = manifest_from_checkpoint(ckpt, "x/best.pt", "ensemble", checksum=False)
+    assert chosen.head == "ensemble"

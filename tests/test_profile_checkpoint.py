@@ -22,7 +22,8 @@ LIMIT = 8
 
 @pytest.fixture(scope="module")
 def bundles(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from edgemtl.export.command import ExportOptions, export_command
+    from edgemtl.export.command import export_command
+    from edgemtl.export.options import ExportOptions
 
     root = tmp_path_factory.mktemp("exp")
     out = {}

@@ -29,7 +29,8 @@ SCRIPT = textwrap.dedent("""
         batches=[1, 2], timing=timing, idle_s=0.0, runner=RunnerOptions(threads=1), output=files,
         quiet=True))
     one_thread = RunnerOptions(threads=1)
-    predict_command(bundle, [frame], PredictOptions(out=out / "pred", runner=one_thread, quiet=True))
+    predict_command(bundle, [frame],
+                    PredictOptions(out=out / "pred", runner=one_thread, quiet=True))
     seg = Predictor(bundle, threads=1).predict(frame)["seg"]
     from edgemtl.core.errors import UserError
     ckpt = out / "best.pt"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from test_profile_command import fast
 from test_runtime_bundle import make_toy_bundle
 
@@ -31,7 +32,8 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pat
     report = root / "plain.json"
     with pytest.MonkeyPatch.context() as patch:  # the scenes render into this module's cache
         patch.setenv("EDGEMTL_CACHE", str(root / "cache"))
-        profile_command([student, teacher], fast(accuracy=True, output=OutputFiles(json=str(report))))
+        options = fast(accuracy=True, output=OutputFiles(json=str(report)))
+        profile_command([student, teacher], options)
         yield student, teacher, json.loads(report.read_text())
 
 
@@ -48,14 +50,16 @@ def test_profiled_artifact_by_label_or_path(scored: tuple[Path, Path, dict]) -> 
         art = result["artifacts"][0]
         assert art["reference"] == "teacher fp32 onnx", name
         assert art["deltas"]["delta_m"] == pytest.approx(delta_m(mine, theirs))
-        assert art["deltas"]["seg"]["miou"] == pytest.approx(mine["seg"]["miou"] - theirs["seg"]["miou"])
+        seg_delta = mine["seg"]["miou"] - theirs["seg"]["miou"]
+        assert art["deltas"]["seg"]["miou"] == pytest.approx(seg_delta)
         assert result["artifacts"][1]["deltas"]["delta_m"] == pytest.approx(0.0)
         assert result["conditions"]["reference"] == [name]
     # The same numbers as the plain run: a reference changes deltas, not scores.
     assert _scores(result, "student fp32 onnx") == _scores(plain, "student fp32 onnx")
 
 
-def test_stored_results_as_profile_reference(scored: tuple[Path, Path, dict], tmp_path: Path) -> None:
+def test_stored_results_as_profile_reference(scored: tuple[Path, Path, dict],
+                                             tmp_path: Path) -> None:
     student, _, plain = scored
     theirs = _scores(plain, "teacher fp32 onnx")
     eval_json = tmp_path / "eval.json"
@@ -99,3 +103,24 @@ def test_a_model_that_is_not_profiled_is_not_results(scored: tuple[Path, Path, d
                                         reference=[str(teacher)]))
     with pytest.raises(UserError, match="a model, not results"):
         resolve_reference([str(teacher / "teacher.fp32.onnx")])
+
+
+def test_cli_reference_is_repeatable_and_recorded(scored: tuple[Path, Path, dict],
+                                                  tmp_path: Path) -> None:
+    student, teacher, _ = scored
+    seg_only = tmp_path / "seg.json"
+    seg_only.write_text(json.dumps({"seg": {"miou": 1.0, "pixel_acc": 1.0}}))
+    out = tmp_path / "r.json"
+    proc = run_cli("profile", str(student), str(teacher), "--accuracy", "-n", "2",
+                   "--rounds", "1", "--warmup", "1", "--warmup-s", "0", "--idle", "0",
+                   "--no-power", "--threads", "1",
+                   "--reference", str(seg_only), "--reference", "teacher fp32 onnx",
+                   "--json", str(out), "--quiet")  # EDGEMTL_CACHE: the fixture's, inherited
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["conditions"]["reference"] == [str(seg_only), "teacher fp32 onnx"]
+    art = result["artifacts"][0]
+    assert art["reference"] == f"{seg_only}, teacher fp32 onnx"
+    teacher_depth = _scores(result, "teacher fp32 onnx")["depth"]
+    want = {"seg": {"miou": 1.0, "pixel_acc": 1.0}, "depth": teacher_depth}  # seg from the first
+    assert art["deltas"]["delta_m"] == pytest.approx(delta_m(art["heads"]["student"], want))

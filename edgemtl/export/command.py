@@ -8,8 +8,7 @@ without PyTorch. The lead's typer wrapper calls `export_command`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgemtl.core.errors import UserError
-from edgemtl.core.heads import bundle_head, parse_head
+from edgemtl.core.heads import bundle_head
 from edgemtl.core.manifest import (
     MANIFEST_NAME,
     Artifact,
@@ -29,6 +28,7 @@ from edgemtl.core.tasks import TaskSpec
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter, open_existing
+from edgemtl.export.options import ExportOptions
 from edgemtl.export.pipeline import (
     Context,
     build_engine_artifact,
@@ -38,62 +38,6 @@ from edgemtl.export.pipeline import (
     run_onnx,
 )
 from edgemtl.export.samples import SampleSet, load_samples
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """Everything `export_command` takes besides the source (the CLI maps one flag each).
-
-    head: None = the bundle's head, else the checkpoint's default head
-    (`edgemtl.core.heads.default_head`); outputs: "raw" or "decoded"; calib:
-    INT8 calibration images (train split); samples: parity images (val split);
-    data_root: dataset root for both (None: where the checkpoint recorded it);
-    tolerances: parity bound overrides (`parity.Tolerances` field -> value);
-    trt: True = engines required, None = where possible, False = never;
-    runs_dir: where a missing source is looked for (newest runs/*/best.pt);
-    export_dir: parent of the default bundle folder.
-    """
-
-    head: str | None = None
-    outputs: str = "raw"
-    fp16: bool = False
-    int8: bool = False
-    calib: int = 64
-    dynamic_batch: bool = False
-    max_batch: int = 16
-    simplify: bool = True
-    data_root: str | None = None
-    out: Path | None = None
-    force: bool = False
-    tolerances: Mapping[str, float] = field(default_factory=dict)
-    samples: int = 8
-    trt: bool | None = None
-    quiet: bool = False
-    runs_dir: Path = Path("runs")
-    export_dir: Path = Path("export")
-
-    def __post_init__(self) -> None:
-        if self.outputs not in ("raw", "decoded"):
-            raise UserError(f"--outputs {self.outputs}: expected raw or decoded")
-        if self.head is not None:
-            parse_head(self.head)
-        if self.calib < 1 or self.samples < 1 or self.max_batch < 1:
-            raise UserError("--calib, --samples and --max-batch must be at least 1")
-
-
-def parse_tolerances(items: list[str] | None) -> dict[str, float]:
-    """`--tol fp32_max_abs=2e-3` items -> {name: value} (names: `parity.Tolerances` fields)."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise UserError(f"--tol {item!r}: expected NAME=NUMBER, e.g. fp32_max_abs=2e-3") from None
-    parity.Tolerances.with_overrides(out)  # validates names
-    return out
 
 
 def export_command(source: Path | None, options: ExportOptions) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from edgemtl.deploy.profile.stats import latency_stats
 from edgemtl.deploy.profile.timing import TimingConfig, time_interleaved
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
+
+if TYPE_CHECKING:
+    from edgemtl.evaluation.reference import ResolvedReference
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -204,7 +207,7 @@ def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[
 
 
 def _explicit_reference(sources: Sequence[str], refs: list[ModelRef],
-                        artifacts: list[dict[str, Any]]) -> Any:
+                        artifacts: list[dict[str, Any]]) -> ResolvedReference:
     """`--reference` resolved with this run's scored artifacts as measured candidates.
 
     A bundle folder names its FP32 ONNX (else its first artifact) as profiled here.
