@@ -20,8 +20,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator
-
 from edgemtl.core.errors import UserError
 
 TEACHER = "teacher"
@@ -138,8 +136,19 @@ def _known(value: str) -> str:
     return value
 
 
+class _KnownHead:
+    """Pydantic marker: a str that must name a registered head. pydantic is imported only
+    when a model using it is built, so `import edgemtl.core.heads` stays light (the CLI)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(_known, handler(str))
+
+
 #: A head name as a pydantic field (recipes, manifests): validated against the registry.
-HeadName = Annotated[str, AfterValidator(_known)]
+HeadName = Annotated[str, _KnownHead]
 
 
 def missing_message(head: str, have: Sequence[str], owner: str, why: str = "") -> str:
