@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "export.json")
     args = parser.parse_args()
 
-    from edgemtl.export.command import export_command
+    from edgemtl.training.export.command import export_command
     from edgemtl.core.io import atomic_write_json
 
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-export-") as tmp:

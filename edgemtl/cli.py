@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -88,10 +89,15 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
-    from edgemtl.export.command import export_command, parse_tolerances
+    from edgemtl.export import command
 
-    export_command(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, not no_simplify,
-                   data, out, force, parse_tolerances(tol or []), samples, trt, quiet)
+    run: Callable[..., object] = command.export_command  # a bundle folder: torch-free
+    if source is None or not source.is_dir():  # a checkpoint, or the newest runs/*/best.pt
+        from edgemtl.training.export import command as checkpoint_command
+
+        run = checkpoint_command.export_command
+    run(source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, not no_simplify,
+        data, out, force, command.parse_tolerances(tol or []), samples, trt, quiet)
 
 
 @app.command()

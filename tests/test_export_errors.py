@@ -12,8 +12,9 @@ import pytest
 
 from edgemtl.core.errors import UserError
 from edgemtl.training.export import from_checkpoint as fc
+from edgemtl.training.export.command import export_command
 from edgemtl.core import manifest as mf
-from edgemtl.export.command import export_command, parse_tolerances
+from edgemtl.export.command import parse_tolerances
 from edgemtl.core.io import sha256_file
 
 
@@ -156,3 +157,13 @@ def test_tolerance_overrides_parse() -> None:
         parse_tolerances(["fp32_max_abs"])
     with pytest.raises(UserError, match="unknown tolerance 'nope'"):
         parse_tolerances(["nope=1"])
+
+
+def test_torch_free_side_refuses_checkpoints(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`edgemtl.export.command` never imports training: a checkpoint needs its `CheckpointSource`."""
+    from edgemtl.export.command import export_command as bundle_export
+
+    for source in (tiny_checkpoint, None):
+        with pytest.raises(UserError, match="exporting from a checkpoint needs PyTorch") as info:
+            bundle_export(source, out=tmp_path / "o", runs_dir=tmp_path, quiet=True)
+        assert "\n" not in str(info.value) and not (tmp_path / "o").exists()
