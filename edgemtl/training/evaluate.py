@@ -15,7 +15,7 @@ from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.registry import open_split
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_text
-from edgemtl.evaluation.scoring import score_split, with_delta_m
+from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
 from edgemtl.core.tables import heads_table
 from edgemtl.training.trainer import METRICS_SCHEMA_VERSION, pick_device
 
@@ -48,7 +48,7 @@ def evaluate_checkpoint(
     dev = next(net.parameters()).device
     spec = InputSpec.from_dict(ckpt["input"])
     reader = open_split(ckpt["data"], split, [s.key for s in specs], root=data_root)
-    _check_classes(path, specs, reader)
+    check_seg_classes(reader, specs, f"checkpoint {path}'s")
 
     @torch.no_grad()
     def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -69,14 +69,6 @@ def evaluate_checkpoint(
         "samples": total,
         "heads": with_delta_m(block, ref),
     }
-
-
-def _check_classes(path: Path, specs: list, reader: Any) -> None:
-    for spec in specs:
-        if spec.kind == "seg" and tuple(reader.class_names) != tuple(spec.class_names or ()):
-            raise UserError(
-                f"dataset classes {list(reader.class_names)} do not match checkpoint {path}'s {list(spec.class_names or ())}"
-            )
 
 
 def eval_command(
