@@ -261,3 +261,15 @@ def test_training_summary_delta_m_against_recipe_reference(tiny_vanilla_checkpoi
     final = summary["final"]["teacher"]
     assert final["delta_m"] == pytest.approx(delta_m(final, expected))
     assert np.isfinite(final["delta_m"])
+
+
+def test_checkpoint_reference_needs_the_training_sides_reader(tiny_checkpoint: Path) -> None:
+    """evaluation/ never imports training: a .pt reference is read by the loader its caller passes."""
+    from edgemtl.training.checkpoint import load_checkpoint
+
+    with pytest.raises(UserError, match="reading a checkpoint needs PyTorch"):
+        load_reference([str(tiny_checkpoint)])
+    ckpt = load_checkpoint(tiny_checkpoint)
+    head = ckpt["select"]["head"]
+    expected = {k: v for k, v in ckpt["metrics"]["heads"][head].items() if isinstance(v, dict)}
+    assert load_reference([str(tiny_checkpoint)], load_checkpoint) == expected

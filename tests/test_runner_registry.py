@@ -23,7 +23,7 @@ from edgemtl.deploy.runtime import (
     resolve_artifacts,
 )
 
-SCALE_RUNTIME = '''"""A whole new runtime in one file: `.scale` JSON files hold a factor; depth = factor * mean(RGB)."""
+SCALE_RUNTIME = '''"""A new runtime in one file: a `.scale` JSON holds a factor; depth = factor * mean(RGB)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def test_builtin_formats_resolve_by_name_only() -> None:
     assert registry.runner_class("onnx") is OrtRunner and registry.runner_class("trt") is TrtRunner
     assert registry.ref_builder(".onnx") is None and registry.ref_builder(".txt") is None
     entry = registry._RUNNERS["torch"]
-    assert entry.runner == "edgemtl.training.torch_runner:TorchRunner" and entry.suffixes == (".pt", ".pth")
+    assert entry.runner == "edgemtl.training.torch_runner:TorchRunner"
+    assert entry.suffixes == (".pt", ".pth")
 
 
 def test_checkpoint_suffix_loads_the_torch_side_lazily() -> None:

@@ -80,7 +80,7 @@ def eval_command(
     if reference:
         from edgemtl.evaluation.reference import load_reference
 
-        ref = load_reference(reference)
+        ref = load_reference(reference, load_checkpoint)
     result = evaluate_checkpoint(checkpoint, head, data, split, limit, device, reference=ref, console=console)
     if reference:
         result["reference"] = list(reference)

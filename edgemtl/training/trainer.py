@@ -203,7 +203,7 @@ class Trainer:
         if cfg.reference:
             from edgemtl.evaluation.reference import load_reference
 
-            self.selection.reference = load_reference(cfg.reference)
+            self.selection.reference = load_reference(cfg.reference, load_checkpoint)
         self._check_select_metric()
         self.position = Position()
         self.history: list[dict[str, Any]] = []
