@@ -44,7 +44,7 @@ class CheckpointSource:
 def _checkpoint_side(checkpoints: CheckpointSource | None, what: str) -> CheckpointSource:
     if checkpoints is None:
         raise UserError(f"{what}: exporting from a checkpoint needs PyTorch and the training side "
-                        "(edgemtl.training.export.command.export_command); here only bundle folders")
+                        "(edgemtl.training.export.command); this side takes bundle folders")
     return checkpoints
 
 
@@ -119,8 +119,8 @@ def export_command(
                                   max_batch, console, say)
         else:
             result = _checkpoint_side(checkpoints, str(source)).export(
-                source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, simplify, data, out,
-                force, tol, samples, trt, export_dir, console, say)
+                source, head, outputs, fp16, int8, calib, dynamic_batch, max_batch, simplify, data,
+                out, force, tol, samples, trt, export_dir, console, say)
     print_end(result, Console(quiet=quiet))
     return result
 

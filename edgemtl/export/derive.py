@@ -1,4 +1,4 @@
-"""The torch-free half of `edgemtl export` both sources share: engines plan, FP16/INT8/engines, summary.
+"""What both sources of `edgemtl export` share: engine plan, FP16/INT8/engines, summary.
 
 Why apart from command.py: the checkpoint source lives on the torch side
 (`edgemtl.training.export.command`), the bundle source here; both derive the
@@ -50,6 +50,10 @@ def trt_plan(requested: bool | None, head: str, upsampling: str) -> tuple[bool, 
 def new_context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances, sample_set: SampleSet,
              dynamic: bool, max_batch: int, upsampling: str, console: Console,
              say: Callable[[str], None]) -> Context:
+    """The export run's Context; random parity inputs are noted and warned about here.
+
+    `dynamic`: the FP32 ONNX has a dynamic batch (feeds min(4, max_batch) at once).
+    """
     tasks = {k: TaskSpec.from_dict(t.model_dump(mode="json")) for k, t in writer.manifest.tasks.items()}
     feed = min(4, max_batch) if dynamic else 1
     ctx = Context(writer, tasks, spec, tol, sample_set, feed=feed, max_batch=max_batch if dynamic else 1,
@@ -105,6 +109,7 @@ def derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], fp16: bool,
 
 
 def summary(ctx: Context, writer: BundleWriter) -> dict[str, Any]:
+    """The command's result: bundle, head, artifacts, status, timings, notes, parity_inputs."""
     return {
         "bundle": str(writer.final),
         "head": writer.manifest.head,
@@ -125,6 +130,7 @@ def _size(n: int) -> str:
 
 
 def print_end(result: dict[str, Any], console: Console) -> None:
+    """The closing table (file, size, precision, parity, status), notes and next commands."""
     table = Table(title=f"export bundle {result['bundle']}")
     for col in ("file", "size", "precision", "parity", "status"):
         table.add_column(col)

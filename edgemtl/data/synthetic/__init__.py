@@ -68,8 +68,9 @@ from edgemtl.data.synthetic.targets import (
 )
 
 __all__ = [
-    "BOX", "CLASS_NAMES", "CYLINDER", "EDGE_DEPTH_REL", "EDGE_NORMAL_DEG", "EDGE_SOFTNESS_PX", "FLOOR",
-    "GENERATOR_VERSION", "HFOV_DEG", "KEYPOINT_SIGMA_PX", "LAYOUT_FOLDERS", "SPHERE", "SPLITS", "WALL",
+    "BOX", "CLASS_NAMES", "CYLINDER", "EDGE_DEPTH_REL", "EDGE_NORMAL_DEG", "EDGE_SOFTNESS_PX",
+    "FLOOR", "GENERATOR_VERSION", "HFOV_DEG", "KEYPOINT_SIGMA_PX", "LAYOUT_FOLDERS", "SPHERE",
+    "SPLITS", "WALL",
     "Box", "Camera", "Cylinder", "Light", "Room", "Scene", "Shape", "Sphere", "SynthParams", "Vec3",
     "cache_root", "dataset_key", "ensure_dataset", "render_sample", "render_scene", "sample_scene",
     "write_dataset",

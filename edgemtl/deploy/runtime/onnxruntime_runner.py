@@ -59,7 +59,8 @@ class OrtRunner(Runner):
             raise UserError(f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}): "
                             "pip install onnxruntime-gpu (with a matching CUDA) for --provider "
                             f"{self.provider}")
-        self.session = build_session(self.ref.path, self.threads, [p for p in wanted if p in available])
+        providers = [p for p in wanted if p in available]
+        self.session = build_session(self.ref.path, self.threads, providers)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise UserError(f"{self.ref.path}: expected one image input, the graph has {len(inputs)}")

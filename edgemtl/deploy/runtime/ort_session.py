@@ -47,4 +47,5 @@ def build_session(path: str | Path, threads: int, providers: Sequence[str] = CPU
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/... types
         text = str(exc).strip()
         first = text.splitlines()[0][:200] if text else ""
-        raise UserError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {first})") from None
+        raise UserError(f"{path}: ONNX Runtime cannot load it "
+                        f"({type(exc).__name__}: {first})") from None

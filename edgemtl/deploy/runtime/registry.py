@@ -50,7 +50,8 @@ def register_runner(fmt: str, runner: str, *, suffixes: Sequence[str] = (),
         if target is not None and (target.count(":") != 1 or not all(target.split(":"))):
             raise ValueError(f"runner registry: {target!r} is not 'module:attribute'")
     if suffixes and ref is None:
-        raise ValueError(f"runner registry: format {fmt!r} claims suffixes {list(suffixes)} without a ref")
+        raise ValueError(f"runner registry: format {fmt!r} claims suffixes {list(suffixes)} "
+                         "without a ref")
     lowered = tuple(s.lower() for s in suffixes)
     for other, entry in _RUNNERS.items():
         clash = set(lowered) & set(entry.suffixes)
