@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from edgemtl.core.config import DataConfig
-from edgemtl.data.sample import Sample
 from edgemtl.core.errors import UserError
+from edgemtl.data.sample import Sample
 
 #: Units of each regression target per dataset kind (for manifests and tables).
 DEPTH_UNITS: dict[str, str] = {
@@ -24,6 +24,11 @@ DEPTH_UNITS: dict[str, str] = {
     "taskonomy": "m",
     "folder": "",
 }
+
+
+def task_units(dataset_kind: str, task_key: str) -> str:
+    """Units of a task's targets in a dataset of `dataset_kind` ("" when unitless or unknown)."""
+    return {"depth": DEPTH_UNITS.get(dataset_kind, "")}.get(task_key, "")
 
 
 class SplitReader(Protocol):

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.tasks import TaskSpec, decode_numpy
 from edgemtl.data.preprocess import InputSpec, collate, prepare_sample
 from edgemtl.data.registry import SplitReader
 from edgemtl.evaluation.metrics import MetricSet, delta_m
-from edgemtl.core.tasks import TaskSpec, decode_numpy
 
 #: infer(images N x 3 x H x W float32) -> {head: {task key: raw or decoded array}}
 InferFn = Callable[[np.ndarray], dict[str, dict[str, np.ndarray]]]
@@ -24,7 +24,8 @@ HeadsBlock = dict[str, dict[str, Any]]
 
 
 def metric_set(specs: Sequence[TaskSpec]) -> MetricSet:
-    return MetricSet({s.key: (s.kind, s.channels if s.kind == "seg" else None) for s in specs})
+    """One accumulator per task, as its kind defines it (`TaskKind.metric`)."""
+    return MetricSet({s.key: (s.kind, s.channels) for s in specs})
 
 
 def score_split(

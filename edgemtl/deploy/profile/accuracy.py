@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
-from edgemtl.evaluation.metrics import delta_m
 from edgemtl.deploy.runtime.base import ModelRef, Runner
+from edgemtl.evaluation.metrics import delta_m
 
 
 def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def open_reader(ref: ModelRef, data_root: str | Path | None, split: str,
     record = dataset_record(ref, data_root)
     reader = open_split(record, split, [t.key for t in ref.tasks], root=data_root, progress=progress)
     for spec in ref.tasks:
-        if spec.kind == "seg":
+        if spec.task_kind.labels:
             have = tuple(getattr(reader, "class_names", ()) or ())
             want = tuple(spec.class_names or ())
             if have != want:
