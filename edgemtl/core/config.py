@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgemtl.core.errors import UserError
-from edgemtl.core.tasks import TASK_KINDS
+from edgemtl.core.tasks import kind_names
 
 
 class Section(BaseModel):
@@ -263,8 +263,9 @@ class Recipe(Section):
             tasks = {key: {} for key in tasks}
         if isinstance(tasks, dict):
             for key, value in list(tasks.items()):
-                if key not in TASK_KINDS:
-                    raise ValueError(f"unknown task {key!r} (expected one of: {', '.join(TASK_KINDS)})")
+                if key not in kind_names():
+                    known = ", ".join(kind_names())
+                    raise ValueError(f"unknown task {key!r} (expected one of: {known})")
                 if value is None:
                     tasks[key] = {}
             if not tasks:

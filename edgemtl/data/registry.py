@@ -26,6 +26,11 @@ DEPTH_UNITS: dict[str, str] = {
 }
 
 
+def task_units(dataset_kind: str, task_key: str) -> str:
+    """Units of a task's targets in a dataset of `dataset_kind` ("" when unitless or unknown)."""
+    return {"depth": DEPTH_UNITS.get(dataset_kind, "")}.get(task_key, "")
+
+
 class SplitReader(Protocol):
     class_names: tuple[str, ...]
 

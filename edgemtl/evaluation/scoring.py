@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TaskSpec, decode_numpy
 from edgemtl.data.preprocess import InputSpec, collate, prepare_sample
 from edgemtl.data.registry import SplitReader
 from edgemtl.evaluation.metrics import MetricSet, delta_m
-from edgemtl.core.tasks import TaskSpec, decode_numpy
 
 #: infer(images N x 3 x H x W float32) -> {head: {task key: raw or decoded array}}
 InferFn = Callable[[np.ndarray], dict[str, dict[str, np.ndarray]]]
@@ -34,13 +34,14 @@ def check_seg_classes(reader: Any, specs: Sequence[TaskSpec], model: str) -> Non
     """
     have = tuple(getattr(reader, "class_names", ()) or ())
     for spec in specs:
-        if spec.kind == "seg" and have != tuple(spec.class_names or ()):
+        if spec.task_kind.labels and have != tuple(spec.class_names or ()):
             raise UserError(f"dataset classes {list(have)} do not match {model} "
                             f"{list(spec.class_names or ())}")
 
 
 def metric_set(specs: Sequence[TaskSpec]) -> MetricSet:
-    return MetricSet({s.key: (s.kind, s.channels if s.kind == "seg" else None) for s in specs})
+    """One accumulator per task, as its kind defines it (`TaskKind.metric`)."""
+    return MetricSet({s.key: (s.kind, s.channels) for s in specs})
 
 
 def score_split(

@@ -10,13 +10,18 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, require_head, task_specs
-from edgemtl.data.preprocess import InputSpec
-from edgemtl.data.registry import open_split
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_text
-from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
 from edgemtl.core.tables import heads_table
+from edgemtl.data.preprocess import InputSpec
+from edgemtl.data.registry import open_split
+from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
+from edgemtl.training.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    require_head,
+    task_specs,
+)
 from edgemtl.training.trainer import METRICS_SCHEMA_VERSION, pick_device
 
 

@@ -29,7 +29,7 @@ from edgemtl.training.amp import Precision
 from edgemtl.training.checkpoint import load_checkpoint, save_checkpoint
 from edgemtl.core.config import Recipe, dump_yaml, load_recipe, recipe_from_dict
 from edgemtl.data.preprocess import InputSpec
-from edgemtl.data.registry import DEPTH_UNITS, SplitReader, dataset_record, open_split
+from edgemtl.data.registry import SplitReader, dataset_record, open_split, task_units
 from edgemtl.training.data import PreparedSplit, steps_per_epoch, train_loader
 from edgemtl.training.distributed import (
     Dist, RunningStats, SampleTrace, ShardReader, check_batch, eval_shard, split_chunks,
@@ -111,14 +111,9 @@ def pick_device(device: str | None) -> torch.device:
 
 
 def task_specs_for(recipe: Recipe, reader: SplitReader) -> list[TaskSpec]:
-    units = DEPTH_UNITS.get(recipe.data.kind, "")
-    specs = []
-    for key in recipe.tasks:
-        if key == "seg":
-            specs.append(make_spec("seg", list(reader.class_names)))
-        else:
-            specs.append(make_spec(key, units=units if key == "depth" else ""))
-    return specs
+    """One spec per recipe task; labels kinds take the reader's class names."""
+    classes = list(reader.class_names)
+    return [make_spec(key, classes, task_units(recipe.data.kind, key)) for key in recipe.tasks]
 
 
 def default_run_dir(recipe: Recipe, root: str | Path = "runs") -> Path:

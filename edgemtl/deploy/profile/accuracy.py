@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
-from edgemtl.evaluation.metrics import delta_m
 from edgemtl.deploy.runtime.base import ModelRef, Runner
+from edgemtl.evaluation.metrics import delta_m
 
 
 def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any]:
