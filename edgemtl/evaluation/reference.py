@@ -48,10 +48,9 @@ def _from_checkpoint(source: str, path: Path, head: str | None) -> dict[str, Any
     from edgemtl.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    metrics = ckpt.get("metrics") or {}
-    if not isinstance(metrics.get("heads"), dict):
+    if ckpt.metrics is None:
         raise UserError(f"reference {source}: checkpoint holds no evaluation")
-    return _pick_head(source, metrics["heads"], head, (ckpt.get("select") or {}).get("head"))
+    return _pick_head(source, ckpt.metrics.heads, head, ckpt.selected_head)
 
 
 def load_one(source: str) -> Reference:
