@@ -122,7 +122,7 @@ def main() -> None:
     merged = [r for r in old if (r["device"], r["option"]) not in done] + rows
     data = {
         "schema_version": 1,
-        "what": "Trainer.train_step throughput (sd method, 5 tasks, Adam) on one fixed synthetic batch",
+        "what": "Trainer.train_step throughput (sd, 5 tasks, Adam) on one fixed synthetic batch",
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

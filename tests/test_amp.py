@@ -101,7 +101,8 @@ def test_fp16_uses_a_grad_scaler_whose_state_is_checkpointed(tmp_path: Path) -> 
     # The scaler may skip overflowing first steps, but the later ones apply finite updates
     # (output convolutions start at zero, so they are the first weights every applied step moves).
     w = "teacher.seg.output.weight"
-    assert torch.isfinite(ckpt.model[w]).all() and not torch.equal(ckpt.model[w], init.model.state_dict()[w])
+    weight = ckpt.model[w]
+    assert torch.isfinite(weight).all() and not torch.equal(weight, init.model.state_dict()[w])
     resumed = Trainer(load_recipe(RECIPE, [*TINY, *more, "train.amp=fp16"]), tmp_path / "fp16", quiet=True)
     resumed.restore(ckpt)
     assert resumed.precision.scaler.get_scale() == ckpt.amp_scaler["scale"]

@@ -125,8 +125,9 @@ def test_rank0_alone_writes(ddp_run: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_resumed_ddp_run_matches_single_process_run(ddp_run: dict[str, Path], single_run: Path) -> None:
     ckpt = load_checkpoint(ddp_run["run"] / "last.pt")
-    assert ckpt.position is not None and ckpt.position.model_dump() == {"epoch": 2, "batch": 0, "global_step": 8}
-    assert ckpt.distributed is not None and ckpt.distributed.model_dump() == {"world_size": 2, "micro_batches": 1}
+    assert ckpt.position is not None and ckpt.distributed is not None
+    assert ckpt.position.model_dump() == {"epoch": 2, "batch": 0, "global_step": 8}
+    assert ckpt.distributed.model_dump() == {"world_size": 2, "micro_batches": 1}
     _assert_same_weights(ddp_run["run"] / "last.pt", single_run / "last.pt")
     for got, want in zip(_rows(ddp_run["run"]), _rows(single_run)):
         assert got["losses"] == pytest.approx(want["losses"], rel=1e-6)
@@ -138,8 +139,8 @@ def test_ddp_checkpoint_resumes_in_one_process_with_micro_batches(ddp_run: dict[
     run = ddp_run["root"] / "after-epoch-1"  # written by 2 processes; continued by one
     threads = torch.get_num_threads()
     try:
-        run_training(TrainOptions.from_file(RECIPE, ["train.epochs=2", "train.micro_batches=2"], out=run, resume=True,
-                                           quiet=True))
+        overrides = ["train.epochs=2", "train.micro_batches=2"]
+        run_training(TrainOptions.from_file(RECIPE, overrides, out=run, resume=True, quiet=True))
     finally:
         torch.set_num_threads(threads)
     _assert_same_weights(run / "last.pt", single_run / "last.pt")

@@ -84,12 +84,14 @@ def test_two_stage_kd_freezes_the_teacher_and_has_its_own_encoder(tiny_vanilla_c
 def test_two_stage_kd_trains_both_stages_and_exports_the_student(tmp_path: Path) -> None:
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=4", "train.epochs=1",
                  "tasks=[seg, depth]", "method={name: kd_two_stage}"]
-    summary = run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "kd", quiet=True))
+    options = TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "kd", quiet=True)
+    summary = run_training(options)
     stage1 = load_checkpoint(tmp_path / "kd" / "stage1" / "best.pt")
     assert stage1.heads == ["teacher"] and stage1.recipe.method.name == "vanilla"
     ckpt = load_checkpoint(tmp_path / "kd" / "best.pt")
     assert ckpt.heads == ["student"] and summary["select"]["head"] == "student"
-    assert ckpt.recipe.method.teacher == str(tmp_path / "kd" / "stage1" / "best.pt")  # type: ignore[union-attr]
+    teacher = ckpt.recipe.method.teacher  # type: ignore[union-attr]
+    assert teacher == str(tmp_path / "kd" / "stage1" / "best.pt")
     assert not any(k.startswith("teacher.") for k in ckpt.model)
     head = model_from_checkpoint(ckpt).head_module("student")
     outputs = head(torch.zeros(1, 3, 32, 64))
@@ -206,7 +208,8 @@ def test_dwa_weights_logged_per_epoch(tmp_path: Path) -> None:
 
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=4", "train.epochs=3",
                  "tasks=[seg, depth]", "method={name: vanilla}", "train.balancer.name=dwa"]
-    summary = run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "dwa", quiet=True))
+    options = TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "dwa", quiet=True)
+    summary = run_training(options)
     rows = [json.loads(line) for line in (tmp_path / "dwa" / "metrics.jsonl").read_text().splitlines()]
     assert [row["weights"] for row in rows[:2]] == [{"seg": 1.0, "depth": 1.0}] * 2
     history = [epoch_task_losses(row["losses"], ["seg", "depth"]) for row in rows]
@@ -257,7 +260,8 @@ def test_training_summary_delta_m_against_recipe_reference(tiny_vanilla_checkpoi
     ref = tiny_vanilla_checkpoint.parent
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=12", "train.epochs=1",
                  "method={name: vanilla}", f"train.reference={ref}"]
-    summary = run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True))
+    options = TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True)
+    summary = run_training(options)
     expected = load_reference([str(ref)])
     assert summary["select"]["reference"] == expected
     final = summary["final"]["teacher"]

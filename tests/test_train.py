@@ -73,7 +73,8 @@ def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> Non
     saved = load_checkpoint(tmp_path / "resumed" / "last.pt")
     assert saved.position == Position(epoch=1, batch=2, global_step=8)
 
-    run_training(TrainOptions.from_file(RECIPE, [], out=tmp_path / "resumed", resume=True, quiet=True))
+    resume = TrainOptions.from_file(RECIPE, [], out=tmp_path / "resumed", resume=True, quiet=True)
+    run_training(resume)
     straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
@@ -91,8 +92,8 @@ def test_nan_loss_stops_and_keeps_a_loadable_last_checkpoint(tmp_path: Path) -> 
         image[0, 0, 0] = np.nan
         np.save(path, image)
     with pytest.raises(UserError, match=r"training stopped: loss is nan .* at epoch 1, batch 1; last good checkpoint: .*last.pt"):
-        run_training(TrainOptions.from_file(RECIPE, [*TINY_OVERRIDES, f"data.root={root}"], out=tmp_path / "run",
-                                               quiet=True))
+        overrides = [*TINY_OVERRIDES, f"data.root={root}"]
+        run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True))
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     net = model_from_checkpoint(ckpt)
     assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -138,3 +139,21 @@ def test_eval_cli_json_to_stdout(tiny_checkpoint: Path) -> None:
     result = json.loads(proc.stdout)
     assert list(result["heads"]) == ["student"] and result["samples"] == 4
     assert 0.0 <= result["heads"]["student"]["seg"]["miou"] <= 100.0
+
+
+def test_loop_parts_import_without_cycles() -> None:
+    """stages -> trainer only (not back); evaluate and the checkpoint readers need no trainer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import edgemtl.training.checkpoint, edgemtl.training.evaluate\n"
+        "import edgemtl.training.torch_runner\n"
+        "assert 'edgemtl.training.trainer' not in sys.modules, 'evaluate imports the trainer'\n"
+        "import edgemtl.training.trainer\n"
+        "assert 'edgemtl.training.stages' not in sys.modules, 'the trainer imports stages'\n"
+        "import edgemtl.core.checkpoint_schema\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr

@@ -35,10 +35,11 @@ class RunningStats:
         self._count = 0
 
     def begin(self) -> None:
-        self._start = [
-            (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())  # type: ignore[union-attr]
-            for m in self.layers
-        ]
+        self._start = []
+        for m in self.layers:  # track_running_stats layers: the three buffers exist
+            mean, var, tracked = m.running_mean, m.running_var, m.num_batches_tracked
+            assert mean is not None and var is not None and tracked is not None
+            self._start.append((mean.clone(), var.clone(), tracked.clone()))
         self._sums = [
             [torch.zeros_like(mean), torch.zeros_like(var)] for mean, var, _ in self._start
         ]

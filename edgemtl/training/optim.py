@@ -10,10 +10,11 @@ from torch import nn
 
 from edgemtl.core.config import OptimizerConfig, SchedulerConfig
 from edgemtl.training.methods import Method
+from edgemtl.training.models.network import MultiTaskNet
 
 
 def parameter_groups(
-    method: Method, model: nn.Module, modules: Sequence[nn.Module | None]
+    method: Method, model: MultiTaskNet, modules: Sequence[nn.Module | None]
 ) -> list[dict[str, Any]]:
     """The method's groups for `model`, then one group per other module's remaining parameters.
 

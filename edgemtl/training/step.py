@@ -159,7 +159,7 @@ class TrainStep:
                         logged.get(f"{WEIGHT_PREFIX}{task}", 0.0) + weight
                     )
         if per_task:
-            mean = {task: sum(k[task] for k in kept) / chunks for task in kept[0]}
+            mean: dict[str, Any] = {task: sum(k[task] for k in kept) / chunks for task in kept[0]}
             used = self.balancer.backward(
                 self.precision.scale(mean), shared, self.method.shared_cut
             )

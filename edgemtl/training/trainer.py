@@ -246,7 +246,8 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        for indices, (images, targets) in zip(loader.batch_sampler, loader):  # type: ignore[arg-type]
+        batches = zip(loader.batch_sampler, loader)  # type: ignore[arg-type]
+        for indices, (images, targets) in batches:
             trace.record(epoch, self.position.batch, indices)
             ctx = StepContext(epoch, cfg.epochs, self.position.batch, self.steps_per_epoch)
             images = images.to(self.device, non_blocking=True)

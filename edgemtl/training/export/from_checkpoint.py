@@ -27,7 +27,8 @@ def load(path: Path, head: str | None) -> tuple[Checkpoint, str]:
     ckpt = load_checkpoint(path)
     if head is None:
         selected = ckpt.selected_head
-        head = selected if selected in ckpt.heads else ("student" if "student" in ckpt.heads else "teacher")
+        fallback = "student" if "student" in ckpt.heads else "teacher"
+        head = selected if selected in ckpt.heads else fallback
     if head not in ("teacher", "student", "ensemble"):
         raise UserError(f"--head {head}: expected teacher, student or ensemble")
     ckpt.require_head(head)

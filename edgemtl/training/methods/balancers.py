@@ -334,7 +334,9 @@ _BUILDERS: dict[str, Callable[[BalancerConfig, dict[str, float]], Balancer]] = {
     PCGrad.name: lambda cfg, weights: PCGrad(weights, list(weights), cfg.seed),
 }
 if set(_BUILDERS) != set(BALANCER_NAMES):  # a balancer added on one side only
-    raise RuntimeError(f"balancer registry {sorted(_BUILDERS)} != config.BALANCER_NAMES {sorted(BALANCER_NAMES)}")
+    raise RuntimeError(
+        f"balancer registry {sorted(_BUILDERS)} != config.BALANCER_NAMES {sorted(BALANCER_NAMES)}"
+    )
 
 #: Every balancer name, in the recipe model's order.
 BALANCERS: tuple[str, ...] = BALANCER_NAMES

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from edgemtl.core.config import Recipe
-from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.encoder import EncoderOutput
 from edgemtl.training.models.network import MultiTaskNet, Outputs
+from edgemtl.core.tasks import TaskSpec
 
 #: task key -> term name -> scalar tensor (e.g. {"seg": {"teacher": .., "student": .., "kd": ..}}).
 LossTerms = dict[str, dict[str, torch.Tensor]]

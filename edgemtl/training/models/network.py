@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.decoders import StudentHead, TeacherDecoder
 from edgemtl.training.models.encoder import Encoder, EncoderOutput
+from edgemtl.core.tasks import TaskSpec
 
 HEADS: tuple[str, ...] = ("teacher", "student", "ensemble")
 Outputs = dict[str, dict[str, torch.Tensor]]
