@@ -5,12 +5,13 @@ position inside an epoch is saved, and model, optimizer, scheduler and torch
 RNG states travel in `last.pt`. A NaN/Inf loss stops training before the bad
 step is applied, so the last checkpoint stays good.
 
-The parts live elsewhere, one job each: the optimizer step (`step`), optimizer
-and schedule (`optim`), checkpoint files (`checkpoint`), metrics.jsonl /
-TensorBoard / summary.json (`run_log`), the best.pt rule (`selection`), the
-device (`device`); the `edgemtl train` command is `train_command`. Under
-`torchrun` every process runs this loop on its slice of each global batch
-(`edgemtl.training.distributed` holds the conventions); rank 0 alone writes.
+The parts live in modules of their own (edgemtl/training/): the optimizer step
+(`step`), optimizer and schedule (`optim`), checkpoint files (`checkpoint`) and
+the trainer's state in them (`run_state`), per-epoch validation (`validation`),
+metrics.jsonl / TensorBoard / summary.json / progress bars (`run_log`), the
+best.pt rule (`selection`), the device (`device`); the `edgemtl train` command
+is `train_command`. Under `torchrun` every process runs this loop on its slice
+of each global batch (`distributed` holds the conventions); rank 0 alone writes.
 """
 
 from __future__ import annotations
