@@ -45,10 +45,10 @@ def train(
     """Train a recipe; evaluates every head each epoch and keeps last.pt / best.pt."""
     from edgemtl.core.config import load_recipe
 
-    load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
-    from edgemtl.training.trainer import run_training
+    loaded = load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
+    from edgemtl.training.train_command import TrainOptions, run_training
 
-    run_training(recipe, set_ or [], out, resume, device, quiet)
+    run_training(TrainOptions(loaded, tuple(set_ or ()), out, resume, device, quiet))
 
 
 @app.command("eval")

@@ -9,22 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from conftest import REPO
 from import_graph import cycles, describe, import_graph
-
-#: The one cycle being removed on another branch (the trainer split); nothing else may be cyclic.
-PENDING = ["edgemtl.training.stages", "edgemtl.training.trainer"]
-
 
 def test_no_import_cycles() -> None:
     graph = import_graph(REPO / "edgemtl")
     found = cycles(graph)
-    others = [c for c in found if c != PENDING]
-    assert not others, "import cycles:\n" + "\n".join(describe(c, graph) for c in others)
-    if found:
-        pytest.xfail("pending: edgemtl.training.stages <-> edgemtl.training.trainer (the trainer "
-                     "split removes it; drop this xfail when it lands)")
+    assert not found, "import cycles:\n" + "\n".join(describe(c, graph) for c in found)
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:

@@ -21,7 +21,7 @@ from edgemtl.core.errors import UserError
 
 Reference = dict[str, dict[str, float]]
 #: path -> the checkpoint dict (edgemtl.training.checkpoint.load_checkpoint).
-CheckpointReader = Callable[[Path], dict[str, Any]]
+CheckpointReader = Callable[[Path], Any]  # returns a core.checkpoint_schema.Checkpoint
 
 
 def _pick_head(source: str, heads: dict[str, Any], wanted: str | None, selected: str | None) -> dict[str, Any]:
@@ -54,10 +54,9 @@ def _from_checkpoint(source: str, path: Path, head: str | None,
         raise UserError(f"reference {source}: reading a checkpoint needs PyTorch (the training side); "
                         "pass its run's summary.json or an eval JSON instead")
     ckpt = read_checkpoint(path)
-    metrics = ckpt.get("metrics") or {}
-    if not isinstance(metrics.get("heads"), dict):
+    if ckpt.metrics is None:
         raise UserError(f"reference {source}: checkpoint holds no evaluation")
-    return _pick_head(source, metrics["heads"], head, (ckpt.get("select") or {}).get("head"))
+    return _pick_head(source, ckpt.metrics.heads, head, ckpt.selected_head)
 
 
 def load_one(source: str, read_checkpoint: CheckpointReader | None = None) -> Reference:

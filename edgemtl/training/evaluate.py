@@ -10,27 +10,24 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_text
 from edgemtl.core.tables import heads_table
-from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.registry import open_split
 from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
-from edgemtl.training.checkpoint import (
-    load_checkpoint,
-    model_from_checkpoint,
-    require_head,
-    task_specs,
-)
-from edgemtl.training.trainer import METRICS_SCHEMA_VERSION, pick_device
+from edgemtl.training.checkpoint import input_spec, load_checkpoint, model_from_checkpoint
+from edgemtl.training.device import pick_device
+from edgemtl.training.run_log import METRICS_SCHEMA_VERSION
 
 
-def resolve_heads(ckpt: dict[str, Any], head: str) -> list[str]:
+def resolve_heads(ckpt: Checkpoint, head: str) -> list[str]:
+    """The heads `--head` names in `ckpt` ("all": every head it has)."""
     if head == "all":
-        return list(ckpt["heads"])
+        return list(ckpt.heads)
     if head not in ("teacher", "student", "ensemble"):
         raise UserError(f"--head {head}: expected teacher, student, ensemble or all")
-    require_head(ckpt, head)
+    ckpt.require_head(head)
     return [head]
 
 
@@ -48,11 +45,11 @@ def evaluate_checkpoint(
     """Scores per head; Δm against `reference`, else against the run's own reference."""
     ckpt = load_checkpoint(path)
     heads = resolve_heads(ckpt, head)
-    specs = task_specs(ckpt)
+    specs = ckpt.task_specs()
     net = model_from_checkpoint(ckpt).to(pick_device(device))
     dev = next(net.parameters()).device
-    spec = InputSpec.from_dict(ckpt["input"])
-    reader = open_split(ckpt["data"], split, [s.key for s in specs], root=data_root)
+    spec = input_spec(ckpt)
+    reader = open_split(ckpt.data.to_dict(), split, [s.key for s in specs], root=data_root)
     check_seg_classes(reader, specs, f"checkpoint {path}'s")
 
     @torch.no_grad()
@@ -65,11 +62,11 @@ def evaluate_checkpoint(
     total = len(reader) if limit is None else min(limit, len(reader))
     with bar(console, f"eval {Path(path).name} ({split})", total) as advance:
         block = score_split(infer, reader, spec, specs, heads, batch_size=batch_size, limit=limit, progress=advance)
-    ref = reference if reference is not None else (ckpt.get("select") or {}).get("reference")
+    ref = reference if reference is not None else (ckpt.select.reference if ckpt.select else None)
     return {
         "schema_version": METRICS_SCHEMA_VERSION,
         "checkpoint": str(path),
-        "epoch": ckpt.get("epoch"),
+        "epoch": ckpt.epoch,
         "split": split,
         "samples": total,
         "heads": with_delta_m(block, ref),

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.errors import UserError
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 
-_CACHE: dict[tuple[str, float], dict[str, Any]] = {}
+_CACHE: dict[tuple[str, float], Checkpoint] = {}
 
 
 def import_torch() -> Any:
@@ -29,7 +30,7 @@ def import_torch() -> Any:
     return torch
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> Checkpoint:
     key = (str(path.resolve()), path.stat().st_mtime)
     if key not in _CACHE:
         import_torch()
@@ -42,27 +43,23 @@ def _load(path: Path) -> dict[str, Any]:
 
 def checkpoint_ref(path: Path, head: str | None, fp16: bool = False) -> ModelRef:
     """A `ModelRef` whose manifest-shaped description comes from the checkpoint itself."""
-    import_torch()  # before edgemtl.training.checkpoint, which needs torch: say what to install
-    from edgemtl.training.checkpoint import require_head
-    from edgemtl.data.preprocess import InputSpec
     from edgemtl.core.manifest import Manifest
 
     ckpt = _load(path)
-    heads = list(ckpt.get("heads", []))
     if head is None:
-        head = "student" if "student" in heads else "teacher"
+        head = "student" if "student" in ckpt.heads else "teacher"
     if head not in ("teacher", "student", "ensemble"):
         raise UserError(f"--head {head}: expected teacher, student or ensemble")
-    require_head(ckpt, head)
-    spec = InputSpec.from_dict(ckpt["input"])
+    ckpt.require_head(head)
+    record = ckpt.input
     manifest = Manifest.model_validate({
         "head": head,
-        "tasks": ckpt["tasks"],
-        "input": {"shape": ["batch", 3, spec.height, spec.width], "height": spec.height, "width": spec.width,
-                  "mean": list(spec.mean), "std": list(spec.std)},
-        "dataset": ckpt.get("data"),
-        "upsampling": (ckpt.get("recipe") or {}).get("model", {}).get("upsampling", "bilinear"),
-        "source": {"checkpoint": str(path), "epoch": ckpt.get("epoch")},
+        "tasks": {key: task.model_dump() for key, task in ckpt.tasks.items()},
+        "input": {"shape": ["batch", 3, record.height, record.width], "height": record.height,
+                  "width": record.width, "mean": list(record.mean), "std": list(record.std)},
+        "dataset": ckpt.data.to_dict(),
+        "upsampling": ckpt.upsampling_mode,
+        "source": {"checkpoint": str(path), "epoch": ckpt.epoch},
     })
     return ModelRef(path=path, format="torch", manifest=manifest, head=head, precision="fp16" if fp16 else "fp32")
 

@@ -12,48 +12,49 @@ from typing import Any
 import numpy as np
 
 from edgemtl import __version__
+from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.errors import UserError
-from edgemtl.export import onnx_tools, parity
-from edgemtl.core.manifest import Manifest, Source, TaskEntry
-from edgemtl.export.pipeline import Context, finish_onnx, gate, proof, run_onnx
 from edgemtl.core.io import sha256_file
+from edgemtl.core.manifest import InputEntry, Manifest, Source, TaskEntry
+from edgemtl.export import onnx_tools, parity
+from edgemtl.export.pipeline import Context, finish_onnx, gate, proof, run_onnx
 
 
-def load(path: Path, head: str | None) -> tuple[dict[str, Any], str]:
+def load(path: Path, head: str | None) -> tuple[Checkpoint, str]:
     """The validated checkpoint and the head to export (default: the run's selection head)."""
-    from edgemtl.training.checkpoint import load_checkpoint, require_head
+    from edgemtl.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     if head is None:
-        selected = (ckpt.get("select") or {}).get("head")
-        head = selected if selected in ckpt["heads"] else ("student" if "student" in ckpt["heads"] else "teacher")
+        selected = ckpt.selected_head
+        fallback = "student" if "student" in ckpt.heads else "teacher"
+        head = selected if selected in ckpt.heads else fallback
     if head not in ("teacher", "student", "ensemble"):
         raise UserError(f"--head {head}: expected teacher, student or ensemble")
-    require_head(ckpt, head)
+    ckpt.require_head(head)
     return ckpt, head
 
 
-def upsampling_of(ckpt: dict[str, Any]) -> str:
-    return str(ckpt.get("upsampling") or ckpt["recipe"].get("model", {}).get("upsampling", "bilinear"))
+def upsampling_of(ckpt: Checkpoint) -> str:
+    return ckpt.upsampling_mode
 
 
-def fresh_manifest(ckpt: dict[str, Any], path: Path, head: str, outputs: str) -> Manifest:
+def fresh_manifest(ckpt: Checkpoint, path: Path, head: str, outputs: str) -> Manifest:
     """The manifest's fixed part (no artifacts yet), from what the checkpoint records."""
-    input_record = dict(ckpt["input"])
     return Manifest(
         edgemtl_version=__version__,
         head=head,  # type: ignore[arg-type]
         outputs_mode=outputs,  # type: ignore[arg-type]
-        tasks={key: TaskEntry(**spec) for key, spec in ckpt["tasks"].items()},
-        source=Source(checkpoint=str(path), sha256=sha256_file(path), recipe=ckpt["recipe"].get("name"),
-                      epoch=ckpt.get("epoch")),
-        input=input_record,  # type: ignore[arg-type]
-        dataset=ckpt.get("data"),
-        upsampling=upsampling_of(ckpt),
+        tasks={key: TaskEntry(**task.model_dump()) for key, task in ckpt.tasks.items()},
+        source=Source(checkpoint=str(path), sha256=sha256_file(path), recipe=ckpt.recipe.name,
+                      epoch=ckpt.epoch),
+        input=InputEntry.model_validate(ckpt.input.model_dump(mode="json")),
+        dataset=ckpt.data.to_dict(),
+        upsampling=ckpt.upsampling_mode,
     )
 
 
-def export_fp32(ctx: Context, ckpt: dict[str, Any], simplify: bool,
+def export_fp32(ctx: Context, ckpt: Checkpoint, simplify: bool,
                 dynamic_batch: bool) -> tuple[Any, dict[str, np.ndarray]]:
     """Trace the head, check, simplify, gate against torch; returns (artifact, FP32 ONNX outputs)."""
     import torch

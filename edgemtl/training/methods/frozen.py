@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, require_head, task_specs
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TaskSpec
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgemtl.training.models.encoder import EncoderOutput
 from edgemtl.training.models.network import MultiTaskNet, Outputs
-from edgemtl.core.tasks import TaskSpec
 
 
 class FrozenNet:
@@ -26,16 +26,15 @@ class FrozenNet:
     def __init__(self, path: str | Path, mean: Sequence[float], std: Sequence[float]) -> None:
         self.path = str(path)
         ckpt = load_checkpoint(path)
-        self.ckpt_heads = list(ckpt["heads"])
-        self.selected_head = (ckpt.get("select") or {}).get("head") or self.ckpt_heads[0]
-        self.specs: dict[str, TaskSpec] = {s.key: s for s in task_specs(ckpt)}
+        self.ckpt_heads = list(ckpt.heads)
+        self.selected_head = ckpt.selected_head or self.ckpt_heads[0]
+        self.specs: dict[str, TaskSpec] = {s.key: s for s in ckpt.task_specs()}
         self.net: MultiTaskNet = model_from_checkpoint(ckpt)
-        self._ckpt = {"heads": self.ckpt_heads, "recipe": ckpt["recipe"], "_path": self.path}
+        self._facts = ckpt.without_tensors()  # the weights live in self.net only
         for p in self.net.parameters():
             p.requires_grad_(False)
         # Our images are (raw - mean) / std; the teacher was trained on (raw - mean_t) / std_t.
-        inp = ckpt["input"]
-        t_mean, t_std = inp.get("mean", (0.0, 0.0, 0.0)), inp.get("std", (1.0, 1.0, 1.0))
+        t_mean, t_std = ckpt.input.mean, ckpt.input.std
         self.scale = torch.tensor([s / ts for s, ts in zip(std, t_std)]).view(1, 3, 1, 1)
         self.shift = torch.tensor([(m - tm) / ts for m, tm, ts in zip(mean, t_mean, t_std)]).view(1, 3, 1, 1)
 
@@ -52,7 +51,7 @@ class FrozenNet:
 
     def require_head(self, head: str, key: str) -> None:
         try:
-            require_head(self._ckpt, head)
+            self._facts.require_head(head)
         except UserError as err:
             raise UserError(f"{key}: {err}") from None
 
