@@ -276,6 +276,7 @@ def test_checkpoint_reference_needs_the_training_sides_reader(tiny_checkpoint: P
     with pytest.raises(UserError, match="reading a checkpoint needs PyTorch"):
         load_reference([str(tiny_checkpoint)])
     ckpt = load_checkpoint(tiny_checkpoint)
-    head = ckpt["select"]["head"]
-    expected = {k: v for k, v in ckpt["metrics"]["heads"][head].items() if isinstance(v, dict)}
+    assert ckpt.select is not None and ckpt.metrics is not None
+    head = ckpt.select.head
+    expected = {k: v for k, v in ckpt.metrics.heads[head].items() if isinstance(v, dict)}
     assert load_reference([str(tiny_checkpoint)], load_checkpoint) == expected
