@@ -33,13 +33,14 @@ sys.path.insert(0, str(REPO))
 def train_checkpoint(work: Path, epochs: int, width: float, size: tuple[int, int]) -> Path:
     import torch
 
-    from edgemtl.training.trainer import run_training
+    from edgemtl.training.train_command import TrainOptions, run_training
 
     torch.set_num_threads(1)
     overrides = [f"data.size=[{size[0]},{size[1]}]", "data.synthetic.n_train=64", "data.synthetic.n_val=16",
                  "data.workers=0", f"model.width={width}", f"train.epochs={epochs}", "train.batch_size=8",
                  "train.threads=1"]
-    run_training(REPO / "recipes" / "synthetic.yaml", overrides, out=work / "run", quiet=True)
+    recipe = REPO / "recipes" / "synthetic.yaml"
+    run_training(TrainOptions.from_file(recipe, overrides, out=work / "run", quiet=True))
     return work / "run" / "best.pt"
 
 
@@ -120,8 +121,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from edgemtl.core.io import atomic_write_json
-    from edgemtl.export.command import export_command
     from edgemtl.export.options import ExportOptions
+    from edgemtl.training.export.command import export_command
 
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-export-") as tmp:
         work = Path(tmp)

@@ -34,6 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from edgemtl.core.config import BALANCER_NAMES  # noqa: E402 (after the path insert)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TASKS = ("seg", "depth", "normal", "keypoints", "edges")
 SEEDS = (0, 1, 2)
@@ -103,7 +105,8 @@ CLAIMS: list[tuple[str, str, tuple[str, str], tuple[str, str]]] = [
     ("KD4MTL", "KD4MTL beats BAM", ("kd4mtl", "teacher"), ("bam", "teacher")),
     ("KD4MTL", "BAM beats uniform weighting (vanilla)", ("bam", "teacher"), ("vanilla", "teacher")),
 ]
-BALANCER_RUNS = ("uncertainty", "dwa", "gradnorm", "mgda", "pcgrad")
+#: Every balancer but `equal` (the vanilla run), from the one list of names.
+BALANCER_RUNS = tuple(name for name in BALANCER_NAMES if name != "equal")
 
 
 def grid(seeds: tuple[int, ...] = SEEDS) -> list[Run]:
@@ -300,8 +303,8 @@ def training_gflops(recipe_path: Path, tasks: list[str]) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from edgemtl.core.config import load_recipe
-    from edgemtl.training.models.network import MultiTaskNet
     from edgemtl.core.tasks import make_spec
+    from edgemtl.training.models.network import MultiTaskNet
 
     recipe = load_recipe(recipe_path, [f"tasks={tasks}"])
     specs = [make_spec(t, [f"c{i}" for i in range(13)]) if t == "seg" else make_spec(t) for t in tasks]
@@ -378,7 +381,7 @@ def one_step_each(plan: list[dict[str, Any]]) -> list[str]:
             recipe = load_recipe(ROOT / item["recipe"], tiny)
             trainer = Trainer(recipe, Path(tmp) / "run", quiet=True)
             images, targets = next(iter(train_loader(PreparedSplit(trainer.train_reader, trainer.input_spec), 2, 0, 0, 0, 0)))
-            logged = trainer._train_step(images, targets, StepContext(0, 1, 0, 1))
+            logged = trainer.train_step(images, targets, StepContext(0, 1, 0, 1))
             if not math.isfinite(logged["total"]):
                 raise RuntimeError(f"{item['dataset']} {item['run']}: non-finite loss")
             done.append(f"{item['dataset']}/{item['run']}")

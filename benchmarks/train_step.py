@@ -57,16 +57,17 @@ TRAINED = {
 
 
 def specs():  # type: ignore[no-untyped-def]
-    from edgemtl.data.synthetic import CLASS_NAMES
     from edgemtl.core.tasks import make_spec
+    from edgemtl.data.synthetic import CLASS_NAMES
 
     return [make_spec("seg", list(CLASS_NAMES))] + [make_spec(k) for k in TASKS[1:]]
 
 
 def write_teachers(folder: Path, width: float) -> dict[str, str]:
     """Untrained teacher checkpoints: one 5-task network, one single-task network per task."""
-    from edgemtl.training.checkpoint import save_checkpoint
     from edgemtl.core.config import recipe_from_dict
+    from edgemtl.data.preprocess import InputSpec
+    from edgemtl.training.checkpoint import save_checkpoint
     from edgemtl.training.models.network import MultiTaskNet
 
     all_specs = specs()
@@ -77,8 +78,9 @@ def write_teachers(folder: Path, width: float) -> dict[str, str]:
         path = folder / f"{name}.pt"
         save_checkpoint(path, {
             "recipe": recipe.dump(), "tasks": {s.key: s.to_dict() for s in chosen}, "heads": ["teacher"],
-            "model": net.state_dict(), "data": {"kind": "synthetic"}, "select": {"head": "teacher"},
-            "input": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+            "model": net.state_dict(), "data": {"kind": "synthetic"},
+            "select": {"head": "teacher", "metric": "delta_m"},
+            "input": InputSpec(64, 128).to_dict(),  # fully convolutional: the size is only recorded
         })
         paths[name] = str(path)
     return paths

@@ -1,6 +1,6 @@
 """Training-step throughput per speed option -> benchmarks/results/train_step_speed.json.
 
-Times the trainer's own step (`Trainer._train_step`: forward, losses, balancer
+Times the trainer's own step (`Trainer.train_step`: forward, losses, balancer
 backward, optimizer step, with autocast / GradScaler / channels_last /
 torch.compile as the recipe asks) on one fixed synthetic batch, so the figure
 is the product's step, not a hand-made loop. Rows are merged into the JSON by
@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgemtl.core.config import load_recipe
-from edgemtl.training.data import PreparedSplit
 from edgemtl.core.io import atomic_write_json, atomic_write_text
+from edgemtl.training.data import PreparedSplit
 from edgemtl.training.methods import StepContext
 from edgemtl.training.trainer import Trainer
 
@@ -64,12 +64,12 @@ def measure(option: str, args: argparse.Namespace, data_root: Path) -> dict[str,
 
         start = time.perf_counter()
         for _ in range(args.warmup):
-            trainer._train_step(images, targets, ctx)
+            trainer.train_step(images, targets, ctx)
         sync()
         warmup_s = time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(args.steps):
-            trainer._train_step(images, targets, ctx)
+            trainer.train_step(images, targets, ctx)
         sync()
         elapsed = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated() / 2**20 if trainer.device.type == "cuda" else None
@@ -122,7 +122,7 @@ def main() -> None:
     merged = [r for r in old if (r["device"], r["option"]) not in done] + rows
     data = {
         "schema_version": 1,
-        "what": "Trainer._train_step throughput (sd method, 5 tasks, Adam) on one fixed synthetic batch",
+        "what": "Trainer.train_step throughput (sd, 5 tasks, Adam) on one fixed synthetic batch",
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),

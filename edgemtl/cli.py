@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -56,10 +57,10 @@ def train(
     """Train a recipe; evaluates every head each epoch and keeps last.pt / best.pt."""
     from edgemtl.core.config import load_recipe
 
-    load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
-    from edgemtl.training.trainer import run_training
+    loaded = load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
+    from edgemtl.training.train_command import TrainOptions, run_training
 
-    run_training(recipe, set_ or [], out, resume, device, quiet)
+    run_training(TrainOptions(loaded, tuple(set_ or ()), out, resume, device, quiet))
 
 
 @app.command("eval")
@@ -104,13 +105,20 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
-    from edgemtl.export.command import export_command
+    from edgemtl.export import command
     from edgemtl.export.options import ExportOptions, parse_tolerances
 
-    export_command(source, ExportOptions(
+    options = ExportOptions(
         head=head, outputs=outputs, fp16=fp16, int8=int8, calib=calib, dynamic_batch=dynamic_batch,
         max_batch=max_batch, simplify=not no_simplify, data_root=data, out=out, force=force,
-        tolerances=parse_tolerances(tol or []), samples=samples, trt=trt, quiet=quiet))
+        tolerances=parse_tolerances(tol or []), samples=samples, trt=trt, quiet=quiet)
+    # A bundle folder stays torch-free; a checkpoint, or none, goes to the training side.
+    run: Callable[[Path | None, ExportOptions], object] = command.export_command
+    if source is None or not source.is_dir():  # None: the newest runs/*/best.pt
+        from edgemtl.training.export import command as checkpoint_command
+
+        run = checkpoint_command.export_command
+    run(source, options)
 
 
 @app.command()

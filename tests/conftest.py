@@ -55,11 +55,12 @@ def _train_once(root: Path, name: str, overrides: list[str]) -> Path:
         if not best.is_file():
             import torch
 
-            from edgemtl.training.trainer import run_training
+            from edgemtl.training.train_command import TrainOptions, run_training
 
             threads = torch.get_num_threads()
             try:
-                run_training(REPO / "recipes" / "synthetic.yaml", overrides, out=run_dir, quiet=True)
+                recipe = REPO / "recipes" / "synthetic.yaml"
+                run_training(TrainOptions.from_file(recipe, overrides, out=run_dir, quiet=True))
             finally:
                 torch.set_num_threads(threads)
         fcntl.flock(lock, fcntl.LOCK_UN)

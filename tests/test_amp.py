@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
-from edgemtl.training.amp import Precision
-from edgemtl.training.checkpoint import load_checkpoint
+
 from edgemtl.core.config import load_recipe
 from edgemtl.core.errors import UserError
+from edgemtl.training.amp import Precision
+from edgemtl.training.checkpoint import load_checkpoint
 from edgemtl.training.methods import StepContext
 from edgemtl.training.trainer import Position, Trainer, TrainingInterrupted
 
@@ -74,9 +74,9 @@ def test_bf16_autocast_runs_the_step_in_bfloat16_and_stays_close_to_fp32(tmp_pat
     seen: list[torch.dtype] = []
     hook = bf16.model.encoder.stages[0][0][0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     images, targets = _batch(bf16)
-    first16 = bf16._train_step(images, targets, CTX)
+    first16 = bf16.train_step(images, targets, CTX)
     hook.remove()
-    first32 = fp32._train_step(images, targets, CTX)
+    first32 = fp32.train_step(images, targets, CTX)
     assert seen == [torch.bfloat16] and bf16.precision.state_dict() is None  # bf16 needs no loss scaling
     # Same weights and batch: the bf16 loss is the fp32 loss to bf16 accuracy.
     assert first16["total"] == pytest.approx(first32["total"], rel=0.02)
@@ -86,7 +86,8 @@ def test_bf16_autocast_runs_the_step_in_bfloat16_and_stays_close_to_fp32(tmp_pat
     assert after.dtype == torch.float32 and torch.isfinite(after).all()  # fp32 master weights, updated
     assert not torch.equal(after, _trainer(tmp_path / "c", []).model.state_dict()[w])
     _steps(tmp_path / "run", ["train.amp=bf16"])  # and the whole loop: checkpoint written mid-epoch
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["position"]["global_step"] == 2
+    position = load_checkpoint(tmp_path / "run" / "last.pt").position
+    assert position is not None and position.global_step == 2
 
 
 def test_fp16_uses_a_grad_scaler_whose_state_is_checkpointed(tmp_path: Path) -> None:
@@ -96,14 +97,15 @@ def test_fp16_uses_a_grad_scaler_whose_state_is_checkpointed(tmp_path: Path) -> 
     init = _trainer(tmp_path / "init", more)
     trainer = _steps(tmp_path / "fp16", [*more, "train.amp=fp16"], steps=6)
     ckpt = load_checkpoint(tmp_path / "fp16" / "last.pt")
-    assert ckpt["amp_scaler"]["scale"] == trainer.precision.scaler.get_scale() > 0
+    assert ckpt.amp_scaler["scale"] == trainer.precision.scaler.get_scale() > 0
     # The scaler may skip overflowing first steps, but the later ones apply finite updates
     # (output convolutions start at zero, so they are the first weights every applied step moves).
     w = "teacher.seg.output.weight"
-    assert torch.isfinite(ckpt["model"][w]).all() and not torch.equal(ckpt["model"][w], init.model.state_dict()[w])
+    weight = ckpt.model[w]
+    assert torch.isfinite(weight).all() and not torch.equal(weight, init.model.state_dict()[w])
     resumed = Trainer(load_recipe(RECIPE, [*TINY, *more, "train.amp=fp16"]), tmp_path / "fp16", quiet=True)
     resumed.restore(ckpt)
-    assert resumed.precision.scaler.get_scale() == ckpt["amp_scaler"]["scale"]
+    assert resumed.precision.scaler.get_scale() == ckpt.amp_scaler["scale"]
 
 
 def test_channels_last_gives_the_default_layouts_numbers(tmp_path: Path) -> None:
@@ -117,7 +119,7 @@ def test_channels_last_gives_the_default_layouts_numbers(tmp_path: Path) -> None
         for task in out_b[head]:
             np.testing.assert_allclose(out_a[head][task], out_b[head][task], rtol=1e-4, atol=1e-5, err_msg=f"{head}.{task}")
     nhwc.model.train(), nchw.model.train()
-    a, b = nhwc._train_step(images, targets, CTX), nchw._train_step(images, targets, CTX)
+    a, b = nhwc.train_step(images, targets, CTX), nchw.train_step(images, targets, CTX)
     assert a["total"] == pytest.approx(b["total"], rel=1e-5)  # the loss before the update
 
 
@@ -143,4 +145,4 @@ def test_cuda_amp_steps(tmp_path: Path) -> None:
         trainer = _steps(tmp_path / mode, [f"train.amp={mode}", "train.channels_last=true"])
         assert trainer.device.type == "cuda"
         ckpt = load_checkpoint(tmp_path / mode / "last.pt")
-        assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+        assert all(torch.isfinite(v).all() for v in ckpt.model.values() if v.is_floating_point())

@@ -139,3 +139,18 @@ def test_build_balancer_by_name() -> None:
         bal = build_balancer(BalancerConfig(name=name), weights)
         assert type(bal) is cls and bal.name == name
     assert build_balancer(BalancerConfig(name="mgda"), weights).needs_representation
+
+
+def test_one_list_of_balancer_names() -> None:
+    """Recipes validate against `config.BALANCER_NAMES`; the registry and the docs follow it."""
+    from conftest import REPO
+    from edgemtl.core.config import BALANCER_NAMES, recipe_from_dict
+    from edgemtl.core.errors import UserError
+    from edgemtl.training.methods.balancers import BALANCERS
+
+    assert BALANCERS == BALANCER_NAMES
+    docs = (REPO / "docs" / "methods.md").read_text()
+    for name in BALANCER_NAMES:
+        assert f"| `{name}` |" in docs, name
+    with pytest.raises(UserError, match="train.balancer.name"):
+        recipe_from_dict({"tasks": ["seg"], "train": {"balancer": {"name": "sum"}}})

@@ -207,3 +207,21 @@ def test_readers_check_and_show_do_not_import_torch() -> None:
             "edgemtl.data.augment; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_seg_class_check_is_order_sensitive(tmp_path: Path) -> None:
+    """One check for eval, profile --accuracy: the reader's classes must equal the model's, in order."""
+    from edgemtl.core.tasks import make_spec
+    from edgemtl.data.npy_datasets import NYUV2_CLASSES
+    from edgemtl.evaluation.scoring import check_seg_classes
+
+    write_nyuv2(tmp_path)
+    reader = open_reader("nyuv2", tmp_path, "val", ["seg", "depth"])
+    depth = make_spec("depth", units="m")
+    check_seg_classes(reader, [make_spec("seg", list(NYUV2_CLASSES)), depth], "model.onnx's manifest")
+    check_seg_classes(object(), [depth], "no seg task, nothing to compare")
+    swapped = [NYUV2_CLASSES[1], NYUV2_CLASSES[0], *NYUV2_CLASSES[2:]]
+    with pytest.raises(UserError, match=r"dataset classes \[.*\] do not match checkpoint x.pt's \["):
+        check_seg_classes(reader, [make_spec("seg", swapped)], "checkpoint x.pt's")
+    with pytest.raises(UserError, match=r"dataset classes \[\] do not match"):
+        check_seg_classes(object(), [make_spec("seg", ["a", "b"])], "model.onnx's manifest")

@@ -17,14 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
+
+from edgemtl.core.errors import UserError
+from edgemtl.training.bn_stats import RunningStats
 from edgemtl.training.checkpoint import load_checkpoint
 from edgemtl.training.data import epoch_permutation, rank_batches
-from edgemtl.training.distributed import TRACE_ENV, Dist, RunningStats, ShardReader, check_batch, eval_shard
-from edgemtl.core.errors import UserError
+from edgemtl.training.distributed import Dist
 from edgemtl.training.evaluate import evaluate_checkpoint
-from edgemtl.training.trainer import run_training
+from edgemtl.training.sharding import TRACE_ENV, ShardReader, check_batch, eval_shard
+from edgemtl.training.train_command import TrainOptions, run_training
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 N_TRAIN, N_VAL, BATCH = 16, 7, 4  # odd val split: shards of 4 and 3
@@ -77,7 +79,8 @@ def single_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Pat
     run = tmp_path_factory.mktemp("single") / "run"
     threads = torch.get_num_threads()
     try:
-        run_training(RECIPE, [*BASE, f"data.root={data_root}", "train.epochs=2", "train.micro_batches=2"], out=run, quiet=True)
+        overrides = [*BASE, f"data.root={data_root}", "train.epochs=2", "train.micro_batches=2"]
+        run_training(TrainOptions.from_file(RECIPE, overrides, out=run, quiet=True))
     finally:
         torch.set_num_threads(threads)
     return run
@@ -88,7 +91,7 @@ def _rows(run: Path) -> list[dict]:
 
 
 def _assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    wa, wb = load_checkpoint(a).model, load_checkpoint(b).model
     assert wa.keys() == wb.keys()
     for key in wa:  # BN running stats and num_batches_tracked included
         torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6, msg=key)
@@ -122,8 +125,9 @@ def test_rank0_alone_writes(ddp_run: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_resumed_ddp_run_matches_single_process_run(ddp_run: dict[str, Path], single_run: Path) -> None:
     ckpt = load_checkpoint(ddp_run["run"] / "last.pt")
-    assert ckpt["position"] == {"epoch": 2, "batch": 0, "global_step": 8}
-    assert ckpt["distributed"] == {"world_size": 2, "micro_batches": 1}
+    assert ckpt.position is not None and ckpt.distributed is not None
+    assert ckpt.position.model_dump() == {"epoch": 2, "batch": 0, "global_step": 8}
+    assert ckpt.distributed.model_dump() == {"world_size": 2, "micro_batches": 1}
     _assert_same_weights(ddp_run["run"] / "last.pt", single_run / "last.pt")
     for got, want in zip(_rows(ddp_run["run"]), _rows(single_run)):
         assert got["losses"] == pytest.approx(want["losses"], rel=1e-6)
@@ -135,7 +139,8 @@ def test_ddp_checkpoint_resumes_in_one_process_with_micro_batches(ddp_run: dict[
     run = ddp_run["root"] / "after-epoch-1"  # written by 2 processes; continued by one
     threads = torch.get_num_threads()
     try:
-        run_training(RECIPE, ["train.epochs=2", "train.micro_batches=2"], out=run, resume=True, quiet=True)
+        overrides = ["train.epochs=2", "train.micro_batches=2"]
+        run_training(TrainOptions.from_file(RECIPE, overrides, out=run, resume=True, quiet=True))
     finally:
         torch.set_num_threads(threads)
     _assert_same_weights(run / "last.pt", single_run / "last.pt")
@@ -244,5 +249,5 @@ def test_nccl_sync_bn_run_on_two_gpus(tmp_path: Path, data_root: Path) -> None:
     proc = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(tmp_path / "run"), "--device", "cuda", *sets])
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["distributed"]["world_size"] == 2
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt.distributed is not None and ckpt.distributed.world_size == 2
+    assert all(torch.isfinite(v).all() for v in ckpt.model.values() if v.is_floating_point())

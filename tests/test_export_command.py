@@ -15,8 +15,8 @@ import onnx
 import pytest
 
 from edgemtl.core import manifest as mf
-from edgemtl.export.command import export_command
 from edgemtl.export.options import ExportOptions
+from edgemtl.training.export.command import export_command
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = {"seg": "seg_logits", "depth": "depth", "normal": "normal", "keypoints": "keypoints", "edges": "edges"}

@@ -13,9 +13,9 @@ import pytest
 from edgemtl.core import manifest as mf
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import sha256_file
-from edgemtl.export.command import export_command
 from edgemtl.export.options import ExportOptions, parse_tolerances
 from edgemtl.training.export import from_checkpoint as fc
+from edgemtl.training.export.command import export_command
 
 
 def _rewrite_checkpoint(src: Path, dst: Path, **changes: Any) -> Path:
@@ -164,3 +164,13 @@ def test_tolerance_overrides_parse() -> None:
         parse_tolerances(["fp32_max_abs"])
     with pytest.raises(UserError, match="unknown tolerance 'nope'"):
         parse_tolerances(["nope=1"])
+
+
+def test_torch_free_side_refuses_checkpoints(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`edgemtl.export.command` never imports training: a checkpoint needs its `CheckpointSource`."""
+    from edgemtl.export.command import export_command as bundle_export
+
+    for source in (tiny_checkpoint, None):
+        with pytest.raises(UserError, match="exporting from a checkpoint needs PyTorch") as info:
+            bundle_export(source, ExportOptions(out=tmp_path / "o", runs_dir=tmp_path, quiet=True))
+        assert "\n" not in str(info.value) and not (tmp_path / "o").exists()

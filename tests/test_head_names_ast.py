@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from edgemtl.core import heads
+from edgemtl.core.checkpoint_schema import Checkpoint, checkpoint_from_dict
+from edgemtl.core.config import recipe_from_dict
 from edgemtl.core.errors import UserError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgemtl"
@@ -60,6 +62,22 @@ def test_no_head_name_literals_outside_core_heads() -> None:
 # ---- the rules ---------------------------------------------------------------------------
 
 
+def checkpoint(trained: list[str], method: str = "sd", select: str | None = None,
+               path: str = "runs/v/best.pt", **extra: object) -> Checkpoint:
+    """A real typed checkpoint (no weights), validated as `load_checkpoint` validates a file."""
+    recipe = recipe_from_dict({"name": "r", "tasks": ["depth"], "method": {"name": method},
+                               "model": {"upsampling": "nearest"}})
+    raw = {
+        "format": "edgemtl-checkpoint", "schema_version": 1,
+        "recipe": recipe.model_dump(mode="json", by_alias=True),
+        "tasks": {"depth": {"key": "depth", "kind": "depth", "channels": 1}},
+        "heads": trained, "model": {}, "data": {"kind": "synthetic"}, "epoch": 3,
+        "input": {"shape": ["N", 3, 32, 64], "mean": [0.5] * 3, "std": [0.25] * 3},
+        **({"select": {"head": select, "metric": "delta_m"}} if select else {}), **extra,
+    }
+    return checkpoint_from_dict(raw, path)
+
+
 def test_registry_names_and_kinds() -> None:
     assert heads.head_names() == ("teacher", "student", "ensemble")
     assert [heads.get(n).kind for n in heads.head_names()] == ["trained", "trained", "derived"]
@@ -80,7 +98,8 @@ def test_registry_names_and_kinds() -> None:
 def test_ensemble_exists_exactly_when_both_heads_do(trained: list[str],
                                                    have: tuple[str, ...]) -> None:
     assert heads.available(trained) == have
-    assert heads.checkpoint_heads({"heads": trained}) == have
+    if trained:  # a checkpoint records at least one head
+        assert heads.checkpoint_heads(checkpoint(trained)) == have
 
 
 def test_needs_and_trained_of() -> None:
@@ -102,15 +121,14 @@ def test_default_head(have: tuple[str, ...], selected: str | None, want: str) ->
 
 
 def test_checkpoint_default_is_the_run_selection() -> None:
-    ckpt = {"heads": ["teacher", "student", "ensemble"], "select": {"head": "teacher"}}
+    ckpt = checkpoint(["teacher", "student", "ensemble"], select="teacher")
     assert heads.checkpoint_default_head(ckpt) == "teacher"
     assert heads.checkpoint_head(ckpt, None) == "teacher"
-    assert heads.checkpoint_default_head({"heads": ["teacher", "student"]}) == "student"
+    assert heads.checkpoint_default_head(checkpoint(["teacher", "student"])) == "student"
 
 
 def test_missing_head_error_names_checkpoint_method_and_heads() -> None:
-    ckpt = {"heads": ["teacher"], "recipe": {"method": {"name": "vanilla"}},
-            "_path": "runs/v/best.pt"}
+    ckpt = checkpoint(["teacher"], method="vanilla")
     with pytest.raises(UserError) as info:
         heads.checkpoint_head(ckpt, "student")
     assert str(info.value) == ("checkpoint runs/v/best.pt has no student head: it was trained with "
@@ -129,7 +147,7 @@ def test_head_value_validation() -> None:
         heads.parse_head("tutor", allow_all=True)
     with pytest.raises(UserError, match="--head all: expected teacher, student or ensemble"):
         heads.parse_head("all")
-    ckpt = {"heads": ["teacher"], "recipe": {"method": {"name": "vanilla"}}}
+    ckpt = checkpoint(["teacher"], method="vanilla")
     with pytest.raises(UserError, match="--head tutor"):  # the name is checked before presence
         heads.checkpoint_head(ckpt, "tutor")
 
@@ -151,22 +169,16 @@ def test_head_name_field_in_recipes_and_manifests() -> None:
 
 
 def test_manifest_from_checkpoint_reads_upsampling_one_way() -> None:
-    from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint, upsampling_of
+    from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint
 
-    ckpt = {
-        "heads": ["teacher", "student", "ensemble"], "select": {"head": "student"},
-        "recipe": {"name": "r", "model": {"upsampling": "nearest"}, "method": {"name": "sd"}},
-        "tasks": {"depth": {"key": "depth", "kind": "depth", "channels": 1}},
-        "input": {"shape": ["N", 3, 32, 64], "mean": [0.5] * 3, "std": [0.25] * 3},
-        "data": {"kind": "synthetic"}, "epoch": 3,
-    }
-    assert upsampling_of(ckpt) == "nearest"
-    assert upsampling_of({**ckpt, "upsampling": "unpool"}) == "unpool"  # top level first
-    assert upsampling_of({"recipe": {}}) == "bilinear"
-    manifest = manifest_from_checkpoint({**ckpt, "upsampling": "unpool"}, "x/best.pt", None,
-                                        checksum=False)
+    ckpt = checkpoint(["teacher", "student", "ensemble"], select="student")
+    assert ckpt.upsampling_mode == "nearest"  # recipe.model.upsampling
+    unpool = checkpoint(["teacher", "student", "ensemble"], select="student", upsampling="unpool")
+    assert unpool.upsampling_mode == "unpool"  # the top-level record first
+    manifest = manifest_from_checkpoint(unpool, "x/best.pt", None, checksum=False)
     assert manifest.head == "student" and manifest.upsampling == "unpool"
     assert (manifest.input.height, manifest.input.width) == (32, 64)
     assert manifest.source.checkpoint == "x/best.pt" and manifest.source.epoch == 3
+    assert manifest.source.recipe == "r" and manifest.dataset == {"kind": "synthetic", "root": None}
     chosen = manifest_from_checkpoint(ckpt, "x/best.pt", "ensemble", checksum=False)
-    assert chosen.head == "ensemble"
+    assert chosen.head == "ensemble" and chosen.upsampling == "nearest"

@@ -8,20 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, TINY_OVERRIDES, run_cli
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
+
 from edgemtl.core.config import load_recipe
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import make_spec
+from edgemtl.evaluation.metrics import delta_m
+from edgemtl.evaluation.reference import load_reference
+from edgemtl.evaluation.scoring import with_delta_m
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgemtl.training.methods import StepContext, build_method
 from edgemtl.training.methods.balancers import MGDA
 from edgemtl.training.methods.bam import ground_truth_share
 from edgemtl.training.methods.kd4mtl import feature_distance
-from edgemtl.evaluation.metrics import delta_m
-from edgemtl.evaluation.reference import load_reference
-from edgemtl.evaluation.scoring import with_delta_m
-from edgemtl.core.tasks import make_spec
-from edgemtl.training.trainer import run_training
+from edgemtl.training.train_command import TrainOptions, run_training
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 
@@ -84,13 +84,15 @@ def test_two_stage_kd_freezes_the_teacher_and_has_its_own_encoder(tiny_vanilla_c
 def test_two_stage_kd_trains_both_stages_and_exports_the_student(tmp_path: Path) -> None:
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=4", "train.epochs=1",
                  "tasks=[seg, depth]", "method={name: kd_two_stage}"]
-    summary = run_training(RECIPE, overrides, out=tmp_path / "kd", quiet=True)
+    options = TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "kd", quiet=True)
+    summary = run_training(options)
     stage1 = load_checkpoint(tmp_path / "kd" / "stage1" / "best.pt")
-    assert stage1["heads"] == ["teacher"] and stage1["recipe"]["method"]["name"] == "vanilla"
+    assert stage1.heads == ["teacher"] and stage1.recipe.method.name == "vanilla"
     ckpt = load_checkpoint(tmp_path / "kd" / "best.pt")
-    assert ckpt["heads"] == ["student"] and summary["select"]["head"] == "student"
-    assert ckpt["recipe"]["method"]["teacher"] == str(tmp_path / "kd" / "stage1" / "best.pt")
-    assert not any(k.startswith("teacher.") for k in ckpt["model"])
+    assert ckpt.heads == ["student"] and summary["select"]["head"] == "student"
+    teacher = ckpt.recipe.method.teacher  # type: ignore[union-attr]
+    assert teacher == str(tmp_path / "kd" / "stage1" / "best.pt")
+    assert not any(k.startswith("teacher.") for k in ckpt.model)
     head = model_from_checkpoint(ckpt).head_module("student")
     outputs = head(torch.zeros(1, 3, 32, 64))
     assert [tuple(o.shape[-2:]) for o in outputs] == [(32, 64), (32, 64)] and outputs[1].shape[1] == 1
@@ -202,17 +204,20 @@ def test_mgda_on_the_cut_representation_matches_a_weighted_backward() -> None:
 # ------------------------------------------------- balancer weights in the log
 def test_dwa_weights_logged_per_epoch(tmp_path: Path) -> None:
     from edgemtl.training.methods.balancers import dwa_weights
-    from edgemtl.training.trainer import epoch_task_losses
+    from edgemtl.training.step import epoch_task_losses
 
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=4", "train.epochs=3",
                  "tasks=[seg, depth]", "method={name: vanilla}", "train.balancer.name=dwa"]
-    summary = run_training(RECIPE, overrides, out=tmp_path / "dwa", quiet=True)
+    options = TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "dwa", quiet=True)
+    summary = run_training(options)
     rows = [json.loads(line) for line in (tmp_path / "dwa" / "metrics.jsonl").read_text().splitlines()]
     assert [row["weights"] for row in rows[:2]] == [{"seg": 1.0, "depth": 1.0}] * 2
     history = [epoch_task_losses(row["losses"], ["seg", "depth"]) for row in rows]
     assert rows[2]["weights"] == pytest.approx(dwa_weights(history[1], history[0], 2.0))
     assert summary["balancer"] == "dwa" and summary["weights"] == rows[2]["weights"]
-    saved = load_checkpoint(tmp_path / "dwa" / "last.pt")["balancer"]["state"]["history"]
+    balancer = load_checkpoint(tmp_path / "dwa" / "last.pt").balancer
+    assert balancer is not None and balancer.name == "dwa"
+    saved = balancer.state["history"]
     assert len(saved) == 3 and all(got == pytest.approx(want) for got, want in zip(saved, history))
 
 
@@ -255,9 +260,23 @@ def test_training_summary_delta_m_against_recipe_reference(tiny_vanilla_checkpoi
     ref = tiny_vanilla_checkpoint.parent
     overrides = [*TINY_OVERRIDES, "data.synthetic.n_train=8", "data.synthetic.n_val=12", "train.epochs=1",
                  "method={name: vanilla}", f"train.reference={ref}"]
-    summary = run_training(RECIPE, overrides, out=tmp_path / "run", quiet=True)
+    options = TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True)
+    summary = run_training(options)
     expected = load_reference([str(ref)])
     assert summary["select"]["reference"] == expected
     final = summary["final"]["teacher"]
     assert final["delta_m"] == pytest.approx(delta_m(final, expected))
     assert np.isfinite(final["delta_m"])
+
+
+def test_checkpoint_reference_needs_the_training_sides_reader(tiny_checkpoint: Path) -> None:
+    """evaluation/ never imports training: a .pt reference is read by the loader its caller passes."""
+    from edgemtl.training.checkpoint import load_checkpoint
+
+    with pytest.raises(UserError, match="reading a checkpoint needs PyTorch"):
+        load_reference([str(tiny_checkpoint)])
+    ckpt = load_checkpoint(tiny_checkpoint)
+    assert ckpt.select is not None and ckpt.metrics is not None
+    head = ckpt.select.head
+    expected = {k: v for k, v in ckpt.metrics.heads[head].items() if isinstance(v, dict)}
+    assert load_reference([str(tiny_checkpoint)], load_checkpoint) == expected

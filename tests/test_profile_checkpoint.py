@@ -22,8 +22,8 @@ LIMIT = 8
 
 @pytest.fixture(scope="module")
 def bundles(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from edgemtl.export.command import export_command
     from edgemtl.export.options import ExportOptions
+    from edgemtl.training.export.command import export_command
 
     root = tmp_path_factory.mktemp("exp")
     out = {}

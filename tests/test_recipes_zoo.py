@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO
+
 from edgemtl.core.config import load_recipe
 from edgemtl.training.data import PreparedSplit, train_loader
 from edgemtl.training.methods import METHODS, StepContext
@@ -66,7 +66,8 @@ def test_recipe_validates_and_trains_two_steps(
         loader = train_loader(PreparedSplit(trainer.train_reader, trainer.input_spec), 2, 0, 0, 0, 0)
         trainer.model.train()
         for step, (images, targets) in enumerate(loader):
-            logged = trainer._train_step(images, targets, StepContext(0, 1, step, trainer.steps_per_epoch))
+            ctx = StepContext(0, 1, step, trainer.steps_per_epoch)
+            logged = trainer.train_step(images, targets, ctx)
             assert math.isfinite(logged["total"])
             assert {f"weight.{key}" for key in recipe.tasks} <= set(logged)
         assert step == 1  # 4 images, batch 2: exactly 2 steps

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, TINY_OVERRIDES, run_cli
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
+
 from edgemtl.core.config import load_recipe
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import make_spec
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgemtl.training.evaluate import evaluate_checkpoint
 from edgemtl.training.methods import StepContext, build_method
-from edgemtl.core.tasks import make_spec
-from edgemtl.training.trainer import Position, Trainer, TrainingInterrupted, run_training
+from edgemtl.training.train_command import TrainOptions, run_training
+from edgemtl.training.trainer import Position, Trainer, TrainingInterrupted
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 
@@ -53,12 +54,12 @@ def _resume_overrides() -> list[str]:
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["model"]
+    return load_checkpoint(path).model
 
 
 def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
     overrides = _resume_overrides()
-    run_training(RECIPE, overrides, out=tmp_path / "straight", quiet=True)
+    run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "straight", quiet=True))
 
     def interrupt(position: Position) -> None:
         if position.global_step == 8:  # 6 steps per epoch: batch 2 of epoch 2
@@ -70,9 +71,10 @@ def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> Non
     with pytest.raises(TrainingInterrupted, match="--resume"):
         first.fit()
     saved = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert saved["position"] == {"epoch": 1, "batch": 2, "global_step": 8}
+    assert saved.position == Position(epoch=1, batch=2, global_step=8)
 
-    run_training(RECIPE, [], out=tmp_path / "resumed", resume=True, quiet=True)
+    resume = TrainOptions.from_file(RECIPE, [], out=tmp_path / "resumed", resume=True, quiet=True)
+    run_training(resume)
     straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
@@ -90,7 +92,8 @@ def test_nan_loss_stops_and_keeps_a_loadable_last_checkpoint(tmp_path: Path) -> 
         image[0, 0, 0] = np.nan
         np.save(path, image)
     with pytest.raises(UserError, match=r"training stopped: loss is nan .* at epoch 1, batch 1; last good checkpoint: .*last.pt"):
-        run_training(RECIPE, [*TINY_OVERRIDES, f"data.root={root}"], out=tmp_path / "run", quiet=True)
+        overrides = [*TINY_OVERRIDES, f"data.root={root}"]
+        run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True))
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     net = model_from_checkpoint(ckpt)
     assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -117,7 +120,8 @@ def test_run_folder_and_checkpoint_contents(tiny_checkpoint: Path) -> None:
 
 def test_eval_reproduces_logged_metrics(tiny_checkpoint: Path) -> None:
     ckpt = load_checkpoint(tiny_checkpoint)
-    logged = ckpt["metrics"]["heads"]
+    assert ckpt.metrics is not None
+    logged = ckpt.metrics.heads
     result = evaluate_checkpoint(tiny_checkpoint, "all")
     assert set(result["heads"]) == set(logged)
     for head, tasks in logged.items():
@@ -135,3 +139,21 @@ def test_eval_cli_json_to_stdout(tiny_checkpoint: Path) -> None:
     result = json.loads(proc.stdout)
     assert list(result["heads"]) == ["student"] and result["samples"] == 4
     assert 0.0 <= result["heads"]["student"]["seg"]["miou"] <= 100.0
+
+
+def test_loop_parts_import_without_cycles() -> None:
+    """stages -> trainer only (not back); evaluate and the checkpoint readers need no trainer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import edgemtl.training.checkpoint, edgemtl.training.evaluate\n"
+        "import edgemtl.training.torch_runner\n"
+        "assert 'edgemtl.training.trainer' not in sys.modules, 'evaluate imports the trainer'\n"
+        "import edgemtl.training.trainer\n"
+        "assert 'edgemtl.training.stages' not in sys.modules, 'the trainer imports stages'\n"
+        "import edgemtl.core.checkpoint_schema\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr

@@ -10,14 +10,14 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import STUDENT, TEACHER, HeadName, available
-from edgemtl.core.tasks import TASK_KINDS
+from edgemtl.core.tasks import kind_names
 
 
 class Section(BaseModel):
@@ -184,10 +184,17 @@ MethodConfig = Annotated[
 ]
 
 
+#: The balancers' names: the one list. Recipe validation needs it without torch, so it
+#: lives here; `edgemtl.training.methods.balancers` registers one class per name and
+#: checks at import that the two agree.
+BalancerName = Literal["equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad"]
+BALANCER_NAMES: tuple[str, ...] = get_args(BalancerName)
+
+
 class BalancerConfig(Section):
     """How per-task losses become one update (see edgemtl/training/methods/balancers.py)."""
 
-    name: Literal["equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad"] = "equal"
+    name: BalancerName = "equal"
     #: DWA temperature.
     temperature: float = Field(2.0, gt=0)
     #: GradNorm asymmetry alpha and the learning rate of its task weights.
@@ -264,8 +271,9 @@ class Recipe(Section):
             tasks = {key: {} for key in tasks}
         if isinstance(tasks, dict):
             for key, value in list(tasks.items()):
-                if key not in TASK_KINDS:
-                    raise ValueError(f"unknown task {key!r} (expected one of: {', '.join(TASK_KINDS)})")
+                if key not in kind_names():
+                    known = ", ".join(kind_names())
+                    raise ValueError(f"unknown task {key!r} (expected one of: {known})")
                 if value is None:
                     tasks[key] = {}
             if not tasks:
@@ -319,10 +327,13 @@ def _format_loc(loc: tuple[Any, ...], method_names: set[str]) -> str:
 
 
 def _method_names() -> set[str]:
-    from typing import get_args
-
     members = get_args(get_args(MethodConfig)[0])
     return {member.model_fields["name"].default for member in members}
+
+
+def error_location(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location inside a recipe as its key path (`method.lambda`)."""
+    return _format_loc(loc, _method_names())
 
 
 def _validation_message(source: str, err: ValidationError) -> str:

@@ -9,16 +9,17 @@ ensemble, Eq. 6, exists when both Teacher and Student do).
 Why one module: commands, the trainer, the network and export all ask "which
 heads are there, which is the default, is this name valid"; answering here
 keeps them consistent, and a new head (e.g. decoder exits) is a new `Head`
-record in `REGISTRY` and nothing else. Torch-free; checkpoints are read as the
-plain dicts `edgemtl.training.checkpoint.load_checkpoint` returns
-(docs/formats.md "Checkpoint").
+record in `REGISTRY` and nothing else. Torch-free; checkpoints are read through
+`CheckpointFacts`, which the typed `Checkpoint` that
+`edgemtl.training.checkpoint.load_checkpoint` returns satisfies (docs/formats.md
+"Checkpoint").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from edgemtl.core.errors import UserError
 
@@ -165,26 +166,48 @@ def require(head: str, have: Sequence[str], owner: str, why: str = "") -> None:
 # ---- checkpoints and bundles ---------------------------------------------------------------
 
 
-def checkpoint_heads(ckpt: dict[str, Any]) -> tuple[str, ...]:
+class CheckpointFacts(Protocol):
+    """What the head rules read from a checkpoint: the typed
+    `edgemtl.core.checkpoint_schema.Checkpoint` (docs/formats.md "Checkpoint") has all of it.
+    A protocol, not that class, because the schema imports the recipe model, which imports
+    this module (no import cycle, and no pydantic at CLI start)."""
+
+    @property
+    def heads(self) -> Sequence[str]:
+        """The heads the run recorded (`heads` field)."""
+
+    @property
+    def selected_head(self) -> str | None:
+        """The head best.pt was selected by (`select.head`), None when not recorded."""
+
+    @property
+    def method_name(self) -> str:
+        """The method the run was trained with (`recipe.method.name`)."""
+
+    @property
+    def path(self) -> str:
+        """The file the checkpoint was read from."""
+
+
+def checkpoint_heads(ckpt: CheckpointFacts) -> tuple[str, ...]:
     """The heads a checkpoint can produce: its trained heads plus the derived ones."""
-    return available(ckpt.get("heads") or ())
+    return available(ckpt.heads)
 
 
-def checkpoint_default_head(ckpt: dict[str, Any]) -> str:
+def checkpoint_default_head(ckpt: CheckpointFacts) -> str:
     """`default_head` of a checkpoint, with the run's recorded selection head."""
-    return default_head(checkpoint_heads(ckpt), (ckpt.get("select") or {}).get("head"))
+    return default_head(checkpoint_heads(ckpt), ckpt.selected_head)
 
 
-def require_checkpoint_head(ckpt: dict[str, Any], head: str) -> None:
+def require_checkpoint_head(ckpt: CheckpointFacts, head: str) -> None:
     """UserError naming the checkpoint, the head and the method it was trained with, e.g.
     "checkpoint runs/v/best.pt has no student head: it was trained with method vanilla
-    (heads: teacher)"."""
-    method = ((ckpt.get("recipe") or {}).get("method") or {}).get("name", "?")
-    require(head, checkpoint_heads(ckpt), f"checkpoint {ckpt.get('_path', '?')}",
-            f": it was trained with method {method}")
+    (heads: teacher)". The one check every reader of a checkpoint head goes through."""
+    require(head, checkpoint_heads(ckpt), f"checkpoint {ckpt.path}",
+            f": it was trained with method {ckpt.method_name}")
 
 
-def checkpoint_head(ckpt: dict[str, Any], head: str | None, flag: str = "--head") -> str:
+def checkpoint_head(ckpt: CheckpointFacts, head: str | None, flag: str = "--head") -> str:
     """The head a command runs from a checkpoint: `head` validated and required, or the default."""
     if head is None:
         head = checkpoint_default_head(ckpt)

@@ -11,20 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edgemtl.evaluation.metrics import HIGHER_IS_BETTER
-
-SHORT_NAMES = {
-    "miou": "mIoU %",
-    "pixel_acc": "pixel acc %",
-    "abs_err": "abs err",
-    "rel_err": "rel err",
-    "mean_deg": "mean angle °",
-    "median_deg": "median angle °",
-    "within_11_25": "< 11.25° %",
-    "within_22_5": "< 22.5° %",
-    "within_30": "< 30° %",
-    "cosine": "cosine",
-}
+from edgemtl.core.tasks import metric_label
 
 
 def fmt(value: float | None) -> str:
@@ -52,9 +39,8 @@ def heads_table(heads: dict[str, dict[str, Any]], title: str = "") -> Table:
         table.add_column(head, justify="right", style="dim" if head.startswith("(") else None)
     previous = None
     for task, name in rows:
-        arrow = "↑" if HIGHER_IS_BETTER.get(name, True) else "↓"
         cells = [fmt(block.get(task, {}).get(name)) for block in heads.values()]
-        table.add_row(task if task != previous else "", f"{SHORT_NAMES.get(name, name)} {arrow}", *cells)
+        table.add_row(task if task != previous else "", metric_label(name), *cells)
         previous = task
     if any("delta_m" in block for block in heads.values()):
         cells = [f"{block['delta_m']:+.2f}" if block.get("delta_m") is not None else "-" for block in heads.values()]

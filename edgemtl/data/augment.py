@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgemtl.core.tasks import get_kind
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample
 
@@ -90,16 +91,13 @@ class Augmenter:
         targets: dict[str, np.ndarray] = {}
         for key, value in sample.targets.items():
             value = np.array(resize_nearest(value[rows, cols], out_h, out_w), copy=True)
-            if key == "depth" and p.scale != 1.0:
-                value = value * np.float32(p.scale) if self.inverse_depth else value / np.float32(p.scale)
+            if p.scale != 1.0:  # depth rescales; the kind decides (TaskKind.scale_crop)
+                value = get_kind(key).scale_crop(value, p.scale, self.inverse_depth)
             targets[key] = value
         if p.flip:
             image = image[:, ::-1]
-            targets = {key: value[:, ::-1] for key, value in targets.items()}
-            if "normal" in targets:
-                normal = np.array(targets["normal"], copy=True)
-                normal[..., 0] = -normal[..., 0]
-                targets["normal"] = normal
+            # Mirror every map, then let its kind fix what mirroring changes (normal x).
+            targets = {key: get_kind(key).flip(value[:, ::-1]) for key, value in targets.items()}
         if (p.brightness, p.contrast, p.saturation) != (1.0, 1.0, 1.0):
             image = jitter_image(image, p.brightness, p.contrast, p.saturation)
         targets = {key: np.ascontiguousarray(value) for key, value in targets.items()}
@@ -110,8 +108,18 @@ class Augmenter:
         return self.apply(sample, self.draw(rng, height, width))
 
 
+def stores_inverse_depth(dataset_kind: str) -> bool:
+    """Whether a dataset's depth target is inverse depth, which scale-crop multiplies.
+
+    The one place this is decided: Cityscapes' preprocessed release stores
+    disparity-like inverse depth (data/npy_datasets.py); every other reader metric depth.
+    """
+    return dataset_kind == "cityscapes"
+
+
 def build_augmenter(cfg: object, size: tuple[int, int], kind: str = "") -> Augmenter | None:
-    """From a recipe's `data.augment` (AugmentConfig); None when it changes nothing."""
+    """From a recipe's `data.augment` (AugmentConfig) and dataset kind; None if it changes nothing."""
     if not cfg.enabled():  # type: ignore[attr-defined]
         return None
-    return Augmenter(cfg.scale, cfg.flip, cfg.jitter, size, inverse_depth=kind == "cityscapes")  # type: ignore[attr-defined]
+    return Augmenter(cfg.scale, cfg.flip, cfg.jitter, size,  # type: ignore[attr-defined]
+                     inverse_depth=stores_inverse_depth(kind))

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TaskKind, get_kind
 from edgemtl.data.imageio import read_npy
 from edgemtl.data.readers import detect_kind, kind_tasks, open_reader
-from edgemtl.core.errors import UserError
 
 CHECK_SCHEMA_VERSION = 1
 #: Image values may exceed [0, 1] by this much (float16 copies) before it is an error.
 IMAGE_TOLERANCE = 1e-3
-NORMAL_TOLERANCE = 0.05
 
 
 def _disk_format(path: Path) -> str:
@@ -41,23 +41,22 @@ def _disk_format(path: Path) -> str:
         raise UserError(f"{path}: cannot decode as PNG ({exc.__class__.__name__})") from None
 
 
-def _check_npy_raw(key: str, path: Path) -> None:
-    """dtype and finiteness of a .npy as stored, before the reader converts it."""
+def _check_npy_raw(task: TaskKind | None, path: Path) -> None:
+    """dtype and finiteness of a .npy as stored (`task` None: the image), before the reader
+    converts it."""
     arr = read_npy(path)
-    kind = arr.dtype.kind
-    allowed = "fiu" if key == "seg" else "f"
-    if kind not in allowed:
-        want = "float or integer labels" if key == "seg" else "floating point"
+    labels = task is not None and task.labels
+    if arr.dtype.kind not in ("fiu" if labels else "f"):
+        want = "float or integer labels" if labels else "floating point"
         raise UserError(f"{path}: dtype {arr.dtype}; expected {want}")
-    if kind == "f":
+    if arr.dtype.kind == "f":
         try:
             finite = np.isfinite(arr)
         except ValueError as exc:  # a memory map cut short surfaces here
             raise UserError(f"{path}: cannot read its data ({exc}); the file may be truncated") from None
         if not finite.all():
             bad = int((~finite).sum())
-            mark = {"seg": "-1", "depth": "0", "normal": "a zero vector"}.get(key, "a negative value")
-            hint = f" (mark invalid pixels with {mark})" if key != "image" else ""
+            hint = f" (mark invalid pixels with {task.invalid_hint})" if task is not None else ""
             raise UserError(f"{path}: {bad} NaN/Inf values; expected finite numbers{hint}")
 
 
@@ -104,7 +103,7 @@ def _check_sample(reader: Any, index: int, stats: dict[str, _Stats], shapes: set
         if key not in stats and key != "image":
             continue
         if path.suffix == ".npy":
-            _check_npy_raw(key, path)
+            _check_npy_raw(None if key == "image" else get_kind(key), path)
         if stats[key].format == "":
             stats[key].format = _disk_format(path)
     sample = reader[index]
@@ -121,45 +120,25 @@ def _check_sample(reader: Any, index: int, stats: dict[str, _Stats], shapes: set
     stats["image"].add(image, np.zeros(image.shape, bool))
     for key, target in sample.targets.items():
         path = files.get(key, Path(f"sample {sample.name} ({key})"))
-        if key == "seg":
-            n = len(class_names)
-            bad = (target < -1) | (target >= n)
-            if bad.any():
-                value = int(target[bad][0])
-                raise UserError(f"{path}: label {value} out of range; expected -1 (ignore) or 0..{n - 1} "
-                                f"({n} classes)")
-            invalid = target < 0
-            stats[key].add(target, invalid)
-            hist = stats[key].hist
-            if hist is not None:
-                hist += np.bincount(target[~invalid].ravel(), minlength=n)[:n]
-            continue
-        if not np.isfinite(target).all():
-            raise UserError(f"{path}: NaN/Inf values after decoding; expected finite numbers")
-        if key == "depth":
-            if (target < 0).any():
-                raise UserError(f"{path}: negative depth {float(target.min()):.4g}; expected >= 0 (0 = invalid)")
-            stats[key].add(target, target <= 0)
-        elif key == "normal":
-            norm = np.linalg.norm(target, axis=-1)
-            invalid = norm == 0
-            off = np.abs(norm[~invalid] - 1) > NORMAL_TOLERANCE
-            if off.any():
-                warnings.append(f"{path}: {int(off.sum())} normals are not unit length (|n| off by > "
-                                f"{NORMAL_TOLERANCE})")
-            stats[key].add(target, invalid)
-        else:
-            stats[key].add(target, target < 0)
+        kind = get_kind(key)
+        warnings.extend(kind.check_target(target, class_names, path))
+        invalid = ~kind.valid_sample(target, kind.output_channels(class_names or ("?",)))
+        stats[key].add(target, invalid)
+        hist = stats[key].hist
+        if hist is not None:
+            n = len(hist)
+            hist += np.bincount(target[~invalid].ravel(), minlength=n)[:n]
 
 
 def check_split(reader: Any, tasks: Sequence[str], limit: int | None = None,
                 progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, Any], list[str]]:
     class_names = tuple(getattr(reader, "class_names", ()) or ())
     stats = {"image": _Stats("")}
+    labels = [key for key in tasks if get_kind(key).labels]
     for key in tasks:
-        stats[key] = _Stats("", len(class_names) if key == "seg" else 0)
-    if "seg" in tasks and not class_names:
-        raise UserError("dataset has a seg task but no class names")
+        stats[key] = _Stats("", len(class_names) if key in labels else 0)
+    if labels and not class_names:
+        raise UserError(f"dataset has a {labels[0]} task but no class names")
     shapes: set[str] = set()
     warnings: list[str] = []
     total = len(reader) if limit is None else min(limit, len(reader))
@@ -174,9 +153,9 @@ def check_split(reader: Any, tasks: Sequence[str], limit: int | None = None,
         "count": len(reader),
         "checked": total,
         "image": {"shapes": sorted(shapes), **stats["image"].to_dict()},
-        "tasks": {key: stats[key].to_dict(class_names if key == "seg" else ()) for key in tasks},
+        "tasks": {key: stats[key].to_dict(class_names if key in labels else ()) for key in tasks},
     }
-    if "seg" in tasks:
+    if labels:
         report["classes"] = list(class_names)
     return report, warnings
 

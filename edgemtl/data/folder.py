@@ -4,10 +4,12 @@ Layout: `{root}/{split folder}/{image or task folder}/{stem}.png|.npy`; samples
 are the stems of the image folder, and every task folder must hold the same
 stems. Each entry says its file format (8- or 16-bit PNG, or NPY) and how raw
 values become targets: `value = raw * scale + offset`, raw == `invalid` marks
-a pixel invalid (seg -1, depth 0, normal zero vector, keypoints/edges -1).
-Seg labels are the raw integers 0..C-1, named by `classes`. Normals are
-re-normalised to unit length after scale/offset. docs/datasets.md has a worked
-example. numpy + Pillow + pydantic, no torch.
+a pixel invalid (the kind's `invalid_value`: seg -1, depth 0, normal zero
+vector, keypoints/edges -1). Task keys are any registered task kind
+(`edgemtl.core.tasks.kind_names()`). Labels (seg) are the raw integers 0..C-1,
+named by `classes`. Each map gets its kind's `normalise_frame` after
+scale/offset (normals: unit length). docs/datasets.md has a worked example.
+numpy + Pillow + pydantic, no torch.
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import get_kind, kind_names
 from edgemtl.data.imageio import read_npy, read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample, normalize_index
-from edgemtl.core.errors import UserError
-from edgemtl.core.tasks import TASK_KINDS
 
 SPEC_FILE = "dataset.yaml"
 Format = Literal["png8", "png16", "npy"]
 _EXT = {"png8": ".png", "png16": ".png", "npy": ".npy"}
-_INVALID = {"seg": -1, "depth": 0.0, "normal": 0.0, "keypoints": -1.0, "edges": -1.0}
 
 
 class _Strict(BaseModel):
@@ -55,7 +56,7 @@ class TaskEntry(_Strict):
     offset: float = 0.0
     #: Raw value marking an invalid pixel (for normals: all three channels equal to it).
     invalid: float | None = None
-    #: seg only: class names, label value i -> classes[i].
+    #: labels kinds (seg) only: class names, label value i -> classes[i].
     classes: list[str] | None = None
     #: Free text for tables and manifests, e.g. "m".
     units: str = ""
@@ -73,15 +74,17 @@ class FolderSpec(_Strict):
         if not self.tasks:
             raise ValueError("tasks: at least one task is needed")
         for key, entry in self.tasks.items():
-            if key not in TASK_KINDS:
-                raise ValueError(f"tasks.{key}: unknown task kind (expected one of: {', '.join(TASK_KINDS)})")
-            if key == "seg":
+            if key not in kind_names():
+                raise ValueError(f"tasks.{key}: unknown task kind (expected one of: "
+                                 f"{', '.join(kind_names())})")
+            if get_kind(key).labels:
                 if not entry.classes:
-                    raise ValueError("tasks.seg.classes: a seg task needs its class names")
+                    raise ValueError(f"tasks.{key}.classes: a {key} task needs its class names")
                 if entry.scale != 1.0 or entry.offset != 0.0:
-                    raise ValueError("tasks.seg: labels are raw integers; scale/offset do not apply")
+                    raise ValueError(f"tasks.{key}: labels are raw integers; scale/offset do not "
+                                     "apply")
             elif entry.classes is not None:
-                raise ValueError(f"tasks.{key}.classes: only a seg task has classes")
+                raise ValueError(f"tasks.{key}.classes: only a labels task (seg) has classes")
         return self
 
 
@@ -129,29 +132,30 @@ def decode_image(raw: np.ndarray, entry: ImageEntry, path: Path) -> np.ndarray:
 
 def decode_target(task: str, raw: np.ndarray, entry: TaskEntry, path: Path) -> np.ndarray:
     """Raw task file -> channels-last target with invalid pixels marked (module doc)."""
+    kind = get_kind(task)
+    dtype, trailing = kind.target_layout()
     if raw.ndim == 3 and raw.shape[2] == 1:
         raw = raw[..., 0]
-    want_rgb = task == "normal"
-    if (want_rgb and (raw.ndim != 3 or raw.shape[2] < 3)) or (not want_rgb and raw.ndim != 2):
-        raise UserError(f"{path}: shape {raw.shape}; expected {'HxWx3' if want_rgb else 'HxW'} for {task}")
-    if want_rgb:
-        raw = raw[..., :3]
+    if trailing:  # a vector map (normal): at least C channels, extra ones (alpha) dropped
+        if raw.ndim != 3 or raw.shape[2] < trailing[0]:
+            raise UserError(f"{path}: shape {raw.shape}; expected HxWx{trailing[0]} for {task}")
+        raw = raw[..., :trailing[0]]
+    elif raw.ndim != 2:
+        raise UserError(f"{path}: shape {raw.shape}; expected HxW for {task}")
     invalid = None
     if entry.invalid is not None:
         hit = raw == entry.invalid
-        invalid = hit.all(axis=-1) if want_rgb else hit
-    if task == "seg":
+        invalid = hit.all(axis=-1) if trailing else hit
+    if kind.labels:
         values = np.asarray(raw, dtype=np.float64)
-        labels = np.where(np.isfinite(values), np.rint(values), -1).astype(np.int64)
+        labels = np.where(np.isfinite(values), np.rint(values), kind.invalid_value).astype(dtype)
         if invalid is not None:
-            labels[invalid] = -1
+            labels[invalid] = kind.invalid_value
         return labels
     out = (raw.astype(np.float32) * np.float32(entry.scale) + np.float32(entry.offset)).astype(np.float32)
-    if want_rgb:
-        norm = np.linalg.norm(out, axis=-1, keepdims=True)
-        out = np.where(norm > 0, out / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
+    out = kind.normalise_frame(out)
     if invalid is not None:
-        out[invalid] = _INVALID[task]
+        out[invalid] = kind.invalid_value
     return out
 
 
@@ -168,8 +172,9 @@ class FolderReader:
         self.split = split
         self.tasks = list(tasks)
         spec_path = self.root / SPEC_FILE
-        seg = self.spec.tasks.get("seg")
-        self.class_names: tuple[str, ...] = tuple(seg.classes or ()) if seg else ()
+        #: The class names of its labels task (seg), if it declares one.
+        self.class_names: tuple[str, ...] = next(
+            (tuple(e.classes) for e in self.spec.tasks.values() if e.classes), ())
         for task in self.tasks:
             if task not in self.spec.tasks:
                 raise UserError(f"{spec_path}: declares tasks {', '.join(self.spec.tasks)}, not {task!r}")

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgemtl.data.npy_layout import NpyLayoutReader
 from edgemtl.core.errors import UserError
+from edgemtl.data.npy_layout import NpyLayoutReader
 
 #: NYUv2 13-class mapping (Couprie et al.), stored as 0..12.
 NYUV2_CLASSES: tuple[str, ...] = (
@@ -71,8 +71,11 @@ def open_cityscapes(root: str | Path, split: str, tasks: Sequence[str],
     _check_tasks("cityscapes", tasks, CITYSCAPES_TASKS)
     classes = cityscapes_classes(label_folder)
     split_dir = Path(root) / split
-    if "seg" in tasks and split_dir.is_dir() and not (split_dir / label_folder).is_dir():
-        present = [name for name in CITYSCAPES_LABEL_FOLDERS if (Path(root) / split / name).is_dir()]
-        hint = f" (this copy has {', '.join(present)}: set data.label_folder)" if present else ""
-        raise UserError(f"{Path(root) / split / label_folder}: label folder {label_folder!r} not found{hint}")
-    return NpyLayoutReader(root, split, list(tasks), folders={"seg": label_folder}, class_names=classes)
+    folders = {"seg": label_folder}  # the labels task reads the chosen label copy
+    for task, folder in folders.items():
+        if task in tasks and split_dir.is_dir() and not (split_dir / folder).is_dir():
+            present = [name for name in CITYSCAPES_LABEL_FOLDERS if (split_dir / name).is_dir()]
+            hint = (f" (this copy has {', '.join(present)}: set data.label_folder)"
+                    if present else "")
+            raise UserError(f"{split_dir / folder}: label folder {folder!r} not found{hint}")
+    return NpyLayoutReader(root, split, list(tasks), folders=folders, class_names=classes)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemtl.data.sample import TARGET_LAYOUT, Sample, normalize_index
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import get_kind, kind_names
+from edgemtl.data.sample import Sample, normalize_index
 
 IMAGE_FOLDER = "image"
 
@@ -58,9 +59,9 @@ class NpyLayoutReader:
         if not split_dir.is_dir():
             raise UserError(f"{split_dir}: split folder {split!r} not found under {self.root}")
         for task in self.tasks:
-            if task not in TARGET_LAYOUT:
+            if task not in kind_names():
                 raise UserError(
-                    f"{self.root}: unknown task {task!r}; expected one of {sorted(TARGET_LAYOUT)}"
+                    f"{self.root}: unknown task {task!r}; expected one of {sorted(kind_names())}"
                 )
             if task not in self.folders:
                 raise UserError(f"{self.root}: no folder given for task {task!r}")
@@ -115,7 +116,7 @@ class NpyLayoutReader:
         height, width = image.shape[:2]
         targets: dict[str, np.ndarray] = {}
         for task, folder in self._dirs.items():
-            dtype, trailing = TARGET_LAYOUT[task]
+            dtype, trailing = get_kind(task).target_layout()
             arr = self._load(folder / f"{index}.npy", dtype, trailing)
             if arr.shape[:2] != (height, width):
                 raise UserError(f"{folder / f'{index}.npy'}: shape {arr.shape} does not match "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.tasks import get_kind
 from edgemtl.data.sample import Sample
 
 
@@ -91,16 +92,12 @@ def preprocess_image(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def prepare_targets(targets: dict[str, np.ndarray], spec: InputSpec) -> dict[str, np.ndarray]:
-    """Channels-last targets -> model layout: seg (H,W) int64, others (C,H,W) float32."""
+    """Channels-last targets -> model layout (`TaskKind.to_model_layout`): labels (H,W) int64,
+    maps (C,H,W) float32. Task keys are kind names."""
     out: dict[str, np.ndarray] = {}
     for key, value in targets.items():
         value = resize_nearest(np.asarray(value), spec.height, spec.width)
-        if key == "seg":
-            out[key] = np.ascontiguousarray(value, dtype=np.int64)
-        elif value.ndim == 2:
-            out[key] = np.ascontiguousarray(value[None], dtype=np.float32)
-        else:
-            out[key] = np.ascontiguousarray(value.transpose(2, 0, 1), dtype=np.float32)
+        out[key] = get_kind(key).to_model_layout(value)
     return out
 
 

@@ -7,6 +7,7 @@ dispatches here for every on-disk kind. numpy only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,22 @@ def open_reader(kind: str, root: Path, split: str, tasks: Sequence[str],
         return FolderReader(root, split, tasks, size=tuple(size) if size else None)
     if kind == "synthetic":
         from edgemtl.data.npy_layout import NpyLayoutReader
-        from edgemtl.data.registry import _synthetic_class_names
 
-        return NpyLayoutReader(root, split, tasks, class_names=_synthetic_class_names(root))
+        return NpyLayoutReader(root, split, tasks, class_names=synthetic_class_names(root))
     raise UserError(f"dataset kind {kind!r} is unknown (expected one of: {', '.join(KINDS)})")
+
+
+def synthetic_class_names(folder: Path) -> tuple[str, ...]:
+    """Seg class names a synthetic dataset folder records in its `synthetic.json`.
+
+    Raises UserError naming the file when it is missing or lacks `class_names`.
+    """
+    meta = folder / "synthetic.json"
+    try:
+        return tuple(json.loads(meta.read_text())["class_names"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"synthetic dataset {folder}: cannot read class names from {meta.name} "
+                        f"({exc.__class__.__name__})") from None
 
 
 def detect_kind(root: Path) -> str:

@@ -8,13 +8,13 @@ numpy only.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from edgemtl.core.config import DataConfig
-from edgemtl.data.sample import Sample
 from edgemtl.core.errors import UserError
+from edgemtl.data.readers import open_reader
+from edgemtl.data.sample import Sample
 
 #: Units of each regression target per dataset kind (for manifests and tables).
 DEPTH_UNITS: dict[str, str] = {
@@ -24,6 +24,11 @@ DEPTH_UNITS: dict[str, str] = {
     "taskonomy": "m",
     "folder": "",
 }
+
+
+def task_units(dataset_kind: str, task_key: str) -> str:
+    """Units of a task's targets in a dataset of `dataset_kind` ("" when unitless or unknown)."""
+    return {"depth": DEPTH_UNITS.get(dataset_kind, "")}.get(task_key, "")
 
 
 class SplitReader(Protocol):
@@ -81,14 +86,6 @@ def resolve_root(record: dict[str, Any], root: str | Path | None = None, progres
     return path
 
 
-def _synthetic_class_names(folder: Path) -> tuple[str, ...]:
-    meta = folder / "synthetic.json"
-    try:
-        return tuple(json.loads(meta.read_text())["class_names"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"synthetic dataset {folder}: cannot read class names from {meta.name} ({exc.__class__.__name__})") from None
-
-
 def open_split(
     record: dict[str, Any],
     split: str,
@@ -97,12 +94,5 @@ def open_split(
     progress: Callable[[int, int], None] | None = None,
 ) -> SplitReader:
     """A reader over one split (`train` or `val`) yielding channels-last Samples."""
-    kind = record["kind"]
     folder = resolve_root(record, root, progress)
-    if kind == "synthetic":
-        from edgemtl.data.npy_layout import NpyLayoutReader
-
-        return NpyLayoutReader(folder, split, task_keys, class_names=_synthetic_class_names(folder))
-    from edgemtl.data.readers import open_reader
-
-    return open_reader(kind, folder, split, task_keys, record)
+    return open_reader(record["kind"], folder, split, task_keys, record)

@@ -1,8 +1,9 @@
 """The one sample structure every reader returns.
 
 Layout is channels-last, as the NYUv2 release stores it; `preprocess` moves it to
-channels-first model tensors. Invalid values follow INTERFACES.md:
-seg -1 = ignore; depth 0 = invalid; normal zero vector = invalid;
+channels-first model tensors. Each task's dtype, trailing shape and invalid
+marker are its kind's (`TaskKind.target_layout`, `invalid_value`; docs/formats.md
+"Tasks"): seg -1 = ignore; depth 0 = invalid; normal zero vector = invalid;
 keypoints/edges negative = invalid (readers with a validity mask write -1).
 """
 
@@ -11,15 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-#: Per task: (target dtype, channels-last trailing shape after H, W).
-TARGET_LAYOUT: dict[str, tuple[type, tuple[int, ...]]] = {
-    "seg": (np.int64, ()),
-    "depth": (np.float32, ()),
-    "normal": (np.float32, (3,)),
-    "keypoints": (np.float32, ()),
-    "edges": (np.float32, ()),
-}
 
 
 @dataclass

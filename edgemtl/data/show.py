@@ -1,9 +1,11 @@
 """`edgemtl data show ROOT --index i --out sample.png`: one sample, every target side by side.
 
-Labels are colour-mapped with a legend of class names, depth uses viridis,
-normals are shown as RGB = (n + 1) / 2, keypoints/edges as grey maps; invalid
-pixels are black. The figure has a fixed pixel size (`figure_pixels`), so the
-output is predictable: 320 px per panel across. matplotlib Agg, no torch.
+Each target is drawn by its task kind (`TaskKind.colourize`, the same colours
+and fixed value ranges `edgemtl predict` uses): labels in the one class palette
+with a legend of class names, normals as RGB = (n + 1) / 2, maps through the
+kind's colormap; invalid pixels (`TaskKind.valid_sample`) are black. The
+figure has a fixed pixel size (`figure_pixels`), so the output is
+predictable: 320 px per panel across. matplotlib Agg, no torch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
 from edgemtl.core.options import DatasetFormat
+from edgemtl.core.tasks import get_kind
+from edgemtl.core.tasks.colours import class_colours
 from edgemtl.data.sample import Sample
 
 PANEL_PX = 320
@@ -33,40 +37,17 @@ def figure_pixels(n_panels: int, height: int, width: int, n_classes: int = 0) ->
     return n_panels * PANEL_PX, panel_h + TITLE_PX + (legend_rows * LEGEND_ROW_PX + 8 if legend_rows else 0)
 
 
-def class_colors(n: int) -> np.ndarray:
-    """n distinct RGB colours in [0, 1] (tab20 first, then evenly spaced hues)."""
-    from matplotlib import colormaps
-
-    if n <= 20:
-        return np.asarray(colormaps["tab20"](np.arange(n) % 20))[:, :3]
-    return np.asarray(colormaps["hsv"](np.arange(n) / n))[:, :3]
-
-
 def _panels(sample: Sample, class_names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
-    from matplotlib import colormaps
-
     out = [("image", np.clip(sample.image, 0, 1))]
     for key, target in sample.targets.items():
-        if key == "seg":
-            colors = class_colors(max(len(class_names), 1))
-            rgb = np.zeros(target.shape + (3,), np.float32)
-            valid = (target >= 0) & (target < len(colors))
-            rgb[valid] = colors[target[valid]]
-            out.append(("seg", rgb))
-        elif key == "normal":
-            invalid = np.abs(target).sum(axis=-1) == 0
-            rgb = np.clip((target + 1) / 2, 0, 1)
-            rgb[invalid] = 0
-            out.append(("normal", rgb))
-        else:
-            invalid = target <= 0 if key == "depth" else target < 0
-            valid = target[~invalid]
-            lo, hi = (float(valid.min()), float(valid.max())) if valid.size else (0.0, 1.0)
-            scaled = (target - lo) / (hi - lo if hi > lo else 1.0)
-            cmap = colormaps["viridis" if key == "depth" else "gray"]
-            rgb = np.asarray(cmap(np.clip(scaled, 0, 1)))[..., :3]
-            rgb[invalid] = 0
-            out.append((f"{key} [{lo:.3g}, {hi:.3g}]", rgb))
+        kind = get_kind(key)
+        channels = kind.output_channels(class_names or ("?",))
+        rgb, legend = kind.colourize(target, class_names)
+        rgb = np.array(rgb, copy=True)
+        rgb[~kind.valid_sample(target, channels)] = 0
+        # Labels get the figure-wide class legend; maps name their range in the title.
+        title = legend[0][1] if legend and not kind.labels else key
+        out.append((title, rgb))
     return out
 
 
@@ -80,7 +61,7 @@ def render_sample(sample: Sample, class_names: tuple[str, ...], out: Path, title
 
     height, width = sample.image.shape[:2]
     panels = _panels(sample, class_names)
-    n_classes = len(class_names) if "seg" in sample.targets else 0
+    n_classes = len(class_names) if any(get_kind(k).labels for k in sample.targets) else 0
     fig_w, fig_h = figure_pixels(len(panels), height, width, n_classes)
     panel_h = round(PANEL_PX * height / width)
     legend_h = fig_h - panel_h - TITLE_PX
@@ -91,7 +72,7 @@ def render_sample(sample: Sample, class_names: tuple[str, ...], out: Path, title
         ax.set_title(name, fontsize=9)
         ax.set_axis_off()
     if n_classes:
-        colors = class_colors(n_classes)
+        colors = class_colours(n_classes) / 255.0
         handles = [Patch(color=colors[i], label=name) for i, name in enumerate(class_names)]
         fig.legend(handles=handles, loc="lower center", ncol=LEGEND_COLUMNS, fontsize=8, frameon=False,
                    bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=1.0)

@@ -5,7 +5,7 @@ Layouts (auto-detected): `{root}/{building}/{domain}/{file}.png` or
 `point_{P}_view_{V}_domain_{domain}.png`; a sample is one (building, point,
 view) present in `rgb/`. A split file picks the buildings of each split.
 
-Decoding (REFERENCE.md §2), channels-last like every Sample:
+Decoding (docs/datasets.md), channels-last like every Sample:
 - rgb: 8-bit RGB -> float [0, 1].
 - segment_semantic: 0 = uncertain -> -1 (ignore); 1..17 -> 0..16
   (background + 16 object classes).
@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import get_kind
+from edgemtl.core.tasks.normal import unit_vectors
 from edgemtl.data.imageio import read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample, normalize_index
-from edgemtl.core.errors import UserError
 
 RGB = "rgb"
 MASK = "mask_valid"
@@ -111,31 +113,45 @@ def detect_layout(root: Path) -> str:
     return "domain_building" if (root / RGB).is_dir() else "building_domain"
 
 
+def _labels(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
+    if raw.ndim != 2 or raw.dtype != np.uint8:
+        raise UserError(f"{path}: {domain} must be an 8-bit single-channel PNG, got "
+                        f"{raw.dtype} with shape {raw.shape}")
+    return raw.astype(np.int64) - 1  # 0 (uncertain) -> -1 = ignore
+
+
+def _normals(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
+    if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
+        raise UserError(f"{path}: {domain} must be an 8-bit RGB PNG, got {raw.dtype} with shape "
+                        f"{raw.shape}")
+    return unit_vectors((raw[..., :3].astype(np.float32) - NORMAL_CENTRE) / NORMAL_CENTRE, axis=-1)
+
+
+def _uint16(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
+    if raw.ndim != 2 or raw.dtype != np.uint16:
+        raise UserError(f"{path}: {domain} must be a 16-bit single-channel PNG, got "
+                        f"{raw.dtype} with shape {raw.shape}")
+    return raw
+
+
+def _depth(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
+    depth = _uint16(raw, path, domain).astype(np.float32) / DEPTH_UNITS_PER_M
+    depth[raw == DEPTH_MISSING] = 0.0
+    return depth
+
+
+def _heatmap(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
+    return _uint16(raw, path, domain).astype(np.float32) / 65535.0
+
+
+#: Task key -> decoder of its domain's PNG codes (module doc), in the same order as DOMAINS.
+_DECODERS = {"seg": _labels, "depth": _depth, "normal": _normals, "keypoints": _heatmap,
+             "edges": _heatmap}
+
+
 def _decode(task: str, raw: np.ndarray, path: Path) -> np.ndarray:
     """One domain's raw PNG array -> the Sample target (before masking)."""
-    if task == "seg":
-        if raw.ndim != 2 or raw.dtype != np.uint8:
-            raise UserError(f"{path}: segment_semantic must be an 8-bit single-channel PNG, got "
-                            f"{raw.dtype} with shape {raw.shape}")
-        labels = raw.astype(np.int64) - 1  # 0 (uncertain) -> -1 = ignore
-        return labels
-    if task == "normal":
-        if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
-            raise UserError(f"{path}: normal must be an 8-bit RGB PNG, got {raw.dtype} with shape {raw.shape}")
-        vec = (raw[..., :3].astype(np.float32) - NORMAL_CENTRE) / NORMAL_CENTRE
-        norm = np.linalg.norm(vec, axis=-1, keepdims=True)
-        return np.where(norm > 0, vec / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
-    if raw.ndim != 2 or raw.dtype != np.uint16:
-        raise UserError(f"{path}: {DOMAINS[task]} must be a 16-bit single-channel PNG, got "
-                        f"{raw.dtype} with shape {raw.shape}")
-    if task == "depth":
-        depth = raw.astype(np.float32) / DEPTH_UNITS_PER_M
-        depth[raw == DEPTH_MISSING] = 0.0
-        return depth
-    return raw.astype(np.float32) / 65535.0
-
-
-_INVALID = {"seg": -1, "depth": 0.0, "normal": 0.0, "keypoints": -1.0, "edges": -1.0}
+    return _DECODERS[task](raw, path, DOMAINS[task])
 
 
 class TaskonomyReader:
@@ -243,7 +259,7 @@ class TaskonomyReader:
                 raise UserError(f"{files[task]}: size {code.shape[:2]} does not match its rgb's {hw}")
             target = _decode(task, np.ascontiguousarray(shrink(code)), files[task])
             if valid is not None:
-                target[~valid] = _INVALID[task]
+                target[~valid] = get_kind(task).invalid_value
             targets[task] = target
         building, key = self._items[index]
         return Sample(image=image, targets=targets, name=f"{building}/{key}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.options import ArtifactChoice
+from edgemtl.core.tasks import Legend, TaskKind, get_kind
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
 
@@ -132,7 +133,9 @@ class Predictor:
         if self._fixed == 1 and n > 1:
             return [self.predict_batch([im])[0] for im in images]
         decoded = self.ref.decode(self.runner.infer(batch))
-        return [{k: _to_frame(v[i], frames[i].shape[:2]) for k, v in decoded.items()} for i in range(n)]
+        kinds = {t.key: t.task_kind for t in self.ref.tasks}
+        return [{k: _to_frame(v[i], frames[i].shape[:2], kinds[k]) for k, v in decoded.items()}
+                for i in range(n)]
 
     def close(self) -> None:
         self.runner.close()
@@ -144,19 +147,20 @@ class Predictor:
         self.close()
 
 
-def _to_frame(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """One decoded output (H,W labels or C,H,W map) -> the frame's size, channels last."""
+def _to_frame(arr: np.ndarray, size: tuple[int, int], kind: TaskKind) -> np.ndarray:
+    """One decoded output (H,W labels or C,H,W map) -> the frame's size, channels last.
+
+    Labels resize nearest, maps bilinear; then the kind re-imposes its constraint
+    (`TaskKind.normalise_frame`: normals back to unit length). 1-channel maps drop C.
+    """
     from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 
     h, w = size
-    if arr.ndim == 2:
+    if kind.labels:
         return resize_nearest(arr, h, w)
     chw = np.ascontiguousarray(arr.transpose(1, 2, 0), dtype=np.float32)
-    out = resize_bilinear(chw, h, w)
-    if out.shape[2] == 3:  # normals: re-normalise after interpolation
-        out = out / np.maximum(np.linalg.norm(out, axis=2, keepdims=True), 1e-12)
-        return out.astype(np.float32)
-    return out[..., 0]
+    out = kind.normalise_frame(resize_bilinear(chw, h, w))
+    return out[..., 0] if out.shape[2] == 1 else out
 
 
 def predict_command(artifact: Path, inputs: Sequence[Path],
@@ -210,14 +214,6 @@ def _stem(path: Path, files: list[Path]) -> str:
 
 # ---- outputs on disk: arrays and overlays --------------------------------------------
 
-#: Distinct label colours (RGB), cycled for more classes.
-PALETTE = np.array([
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
-    (0, 0, 128), (128, 128, 128)], dtype=np.uint8)
-
-
 def write_outputs(out: Path, stem: str, image: np.ndarray, result: dict[str, np.ndarray], specs: dict[str, Any],
                   class_names: dict[str, list[str]], overlays: bool = True) -> list[Path]:
     """`<stem>.npz` with every task map, plus one PNG overlay per task."""
@@ -240,34 +236,26 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result: dict[str, np.
 
 
 def render(kind: str, value: np.ndarray, image: np.ndarray, classes: list[str] | None = None,
-           units: str = "") -> tuple[np.ndarray, list[tuple[tuple[int, int, int] | None, str]]]:
-    """H x W x 3 uint8 picture of one task map, and its legend entries (colour or None, text)."""
+           units: str = "") -> tuple[np.ndarray, Legend]:
+    """H x W x 3 uint8 picture of one task map, and its legend entries (colour or None, text).
+
+    Colours and value ranges are the kind's (`TaskKind.colourize`, the same as
+    `edgemtl data show`); `TaskKind.overlay` says whether the picture is blended
+    over the image (seg) or its grey version (keypoints, edges).
+    """
+    task_kind = get_kind(kind)
+    rgb, legend = task_kind.colourize(value, classes or (), units)
+    colours = rgb * np.float32(255)
+    if task_kind.overlay is None:
+        return colours.astype(np.uint8), legend
+    under, weight = task_kind.overlay
     base = (np.clip(image, 0, 1) * 255).astype(np.float32)
-    if kind == "seg":
-        colours = PALETTE[np.mod(value, len(PALETTE))].astype(np.float32)
-        pixels = (0.45 * base + 0.55 * colours).astype(np.uint8)
-        present = sorted(int(c) for c in np.unique(value))
-        names = classes or [str(c) for c in range(max(present, default=0) + 1)]
-        legend = [(tuple(int(x) for x in PALETTE[c % len(PALETTE)]), names[c] if c < len(names) else str(c))
-                  for c in present]
-        return pixels, legend  # type: ignore[return-value]
-    if kind == "normal":
-        return ((np.clip(value, -1, 1) + 1) * 127.5).astype(np.uint8), [(None, "normals: RGB = (xyz + 1) / 2")]
-    low, high = (float(np.percentile(value, 2)), float(np.percentile(value, 98))) if value.size else (0.0, 1.0)
-    scaled = np.clip((value - low) / max(high - low, 1e-12), 0, 1)
-    import matplotlib
-
-    cmap = matplotlib.colormaps["turbo" if kind == "depth" else "magma"]
-    coloured = cmap(scaled)[..., :3] * 255
-    if kind in ("keypoints", "edges"):
-        grey = base.mean(axis=2, keepdims=True)
-        coloured = 0.4 * grey + 0.6 * coloured
-    ends = ("blue", "red") if kind == "depth" else ("dark", "yellow")
-    label = f"{kind}{' (' + units + ')' if units else ''}: {low:.3g} ({ends[0]}) .. {high:.3g} ({ends[1]})"
-    return coloured.astype(np.uint8), [(None, label)]
+    if under == "grey":
+        base = base.mean(axis=2, keepdims=True)
+    return ((1 - weight) * base + weight * colours).astype(np.uint8), legend
 
 
-def _save_png(path: Path, pixels: np.ndarray, legend: list[tuple[tuple[int, int, int] | None, str]]) -> None:
+def _save_png(path: Path, pixels: np.ndarray, legend: Legend) -> None:
     """Picture with a legend strip underneath (colour swatches and names)."""
     from PIL import Image, ImageDraw, ImageFont
 

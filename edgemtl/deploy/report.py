@@ -49,13 +49,13 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and string cells shared by the terminal and Markdown tables."""
-    from edgemtl.core.tables import SHORT_NAMES
-    from edgemtl.evaluation.metrics import HIGHER_IS_BETTER
+    from edgemtl.core.tasks import metric_label
 
     cols = _metric_columns(result)
     header = ["artifact", "head", "prec.", "backend", "device", "batch", "size MB", "params M", "GFLOPs",
               "p50 ms", "p99 ms", "img/s"]
-    header += [f"{task} {SHORT_NAMES.get(m, m)}{'↑' if HIGHER_IS_BETTER.get(m, True) else '↓'}" for task, m in cols]
+    # e.g. "seg mIoU %↑": label and direction from the metric's task kind.
+    header += [f"{task} {metric_label(m, spaced=False)}" for task, m in cols]
     header += ["Δm %", "power W", "mJ/img"]
     body: list[list[str]] = []
     for art in result["artifacts"]:

@@ -11,47 +11,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgemtl.core.tasks import TaskSpec
 from edgemtl.data.preprocess import InputSpec, prepare_targets
 from edgemtl.data.registry import SplitReader
 from edgemtl.evaluation.scoring import HeadsBlock, score_split
-from edgemtl.core.tasks import TaskSpec
 
 NAME = "(constant)"
 
 
-def fit_constants(reader: SplitReader, specs: Sequence[TaskSpec], spec: InputSpec, limit: int = 256) -> dict[str, np.ndarray]:
-    """Per task, the constant (per channel) a trivial predictor outputs."""
-    counts: dict[str, np.ndarray] = {}
-    sums: dict[str, np.ndarray] = {}
-    n = min(limit, len(reader))
-    for i in range(n):
+def fit_constants(reader: SplitReader, specs: Sequence[TaskSpec], spec: InputSpec,
+                  limit: int = 256) -> dict[str, np.ndarray]:
+    """Per task, the (C,) float32 constant a trivial predictor outputs (`TaskKind.constant_fit`:
+    seg log class priors, mean depth, mean normal, zero maps), from the first `limit` samples."""
+    fits = {s.key: s.task_kind.constant_fit(s.channels) for s in specs}
+    for i in range(min(limit, len(reader))):
         targets = prepare_targets(reader[i].targets, spec)
-        for s in specs:
-            t = targets[s.key]
-            if s.kind == "seg":
-                valid = t[(t >= 0) & (t < s.channels)]
-                counts[s.key] = counts.get(s.key, np.zeros(s.channels)) + np.bincount(valid, minlength=s.channels)
-            elif s.kind == "depth":
-                valid = t[t > 0]
-                sums[s.key] = sums.get(s.key, np.zeros(2)) + [valid.sum(), valid.size]
-            elif s.kind == "normal":
-                mask = np.abs(t).sum(axis=0) > 0
-                sums[s.key] = sums.get(s.key, np.zeros(3)) + t[:, mask].sum(axis=1)
-    constants: dict[str, np.ndarray] = {}
-    for s in specs:
-        if s.kind == "seg":
-            # Log class priors: argmax is the majority class, and they make a sane output bias.
-            freq = counts[s.key] / max(counts[s.key].sum(), 1)
-            constants[s.key] = np.log(freq + 1e-3).astype(np.float32)
-        elif s.kind == "depth":
-            total, count = sums[s.key]
-            constants[s.key] = np.array([total / max(count, 1)], dtype=np.float32)
-        elif s.kind == "normal":
-            mean = sums[s.key]
-            constants[s.key] = (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
-        else:
-            constants[s.key] = np.zeros(1, dtype=np.float32)
-    return constants
+        for key, fit in fits.items():
+            fit.add(targets[key])
+    return {key: fit.result() for key, fit in fits.items()}
 
 
 def score_constants(

@@ -4,7 +4,7 @@ Why numpy and no torch: the same code scores a checkpoint in `eval`, an ONNX
 export in the parity check and a TensorRT engine in `profile` on a device that
 has no PyTorch, so every figure in every table comes from one definition.
 
-Convention (INTERFACES.md "Metrics", REFERENCE.md §3): every metric is
+Convention (docs/formats.md "Metrics"): every metric is
 accumulated over the whole split -- confusion matrix, sums, histograms -- and
 never as an average of per-batch averages (MTAN's way), so the value does not
 depend on the batch size or on how a split is sharded. Each metric's `state()`
@@ -15,332 +15,73 @@ element is the state of their union, so distributed evaluation is one
 Units: `miou`, `pixel_acc` and `within_*` are percent (0-100); angles are
 degrees; `cosine` is a plain mean cosine similarity in [-1, 1]; errors are in
 the target's own units. A metric that saw no valid pixel returns NaN.
+
+Each kind's accumulator lives with its kind (edgemtl/core/tasks/seg.py, ...)
+and is re-exported here; this module keeps what spans tasks: `MetricSet`,
+`delta_m` and the registry-backed `METRICS` / `HIGHER_IS_BETTER` tables.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import get_kind, kind_names, kinds, metric_info
+from edgemtl.core.tasks.depth import DepthMetric
+from edgemtl.core.tasks.metric_base import AbsErrMetric, TaskMetric
+from edgemtl.core.tasks.normal import ANGLE_BIN_DEG, NormalMetric
+from edgemtl.core.tasks.seg import SegMetric
 
-METRICS: dict[str, tuple[str, ...]] = {
-    "seg": ("miou", "pixel_acc"),
-    "depth": ("abs_err", "rel_err"),
-    "normal": ("mean_deg", "median_deg", "within_11_25", "within_22_5", "within_30", "cosine"),
-    "keypoints": ("abs_err",),
-    "edges": ("abs_err",),
-}
+
+class _Metrics(Mapping[str, tuple[str, ...]]):
+    """Task kind -> metric names in display order, over the live kind registry."""
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        if kind not in kind_names():
+            raise KeyError(kind)
+        return tuple(m.name for m in get_kind(kind).metrics)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(kind_names())
+
+    def __len__(self) -> int:
+        return len(kind_names())
+
+
+class _Directions(Mapping[str, bool]):
+    """Metric name -> higher is better, from the kinds that report it (`TaskKind.metrics`)."""
+
+    def __getitem__(self, name: str) -> bool:
+        info = metric_info(name)
+        if info is None:
+            raise KeyError(name)
+        return info.higher_is_better
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(m.name for k in kinds() for m in k.metrics))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+METRICS: Mapping[str, tuple[str, ...]] = _Metrics()
 """Task kind -> metric names, in display order."""
 
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "miou": True,
-    "pixel_acc": True,
-    "abs_err": False,
-    "rel_err": False,
-    "mean_deg": False,
-    "median_deg": False,
-    "within_11_25": True,
-    "within_22_5": True,
-    "within_30": True,
-    "cosine": True,
-}
-"""The one place metric directions live; delta_m and best-checkpoint selection read it."""
+HIGHER_IS_BETTER: Mapping[str, bool] = _Directions()
+"""Metric directions, read from the task kinds; delta_m and best-checkpoint selection use it."""
 
-ANGLE_BIN_DEG = 0.001
-"""Width of the normal-angle histogram bins; bounds the error of `median_deg`."""
-_ANGLE_BINS = 180_000  # [0, 180] degrees in ANGLE_BIN_DEG steps; 180 itself goes in the last bin
-_WITHIN_DEG = (("within_11_25", 11.25), ("within_22_5", 22.5), ("within_30", 30.0))
-
-
-@runtime_checkable
-class TaskMetric(Protocol):
-    """What every task metric offers: accumulate, report, and a summable state."""
-
-    names: tuple[str, ...]
-
-    def update(self, pred: np.ndarray, target: np.ndarray) -> None: ...
-
-    def compute(self) -> dict[str, float]: ...
-
-    def state(self) -> dict[str, np.ndarray]: ...
-
-    def merge_state(self, state: Mapping[str, np.ndarray]) -> None: ...
-
-    def reset(self) -> None: ...
-
-
-class _SummableState:
-    """Shared state handling: named numpy arrays that add across shards."""
-
-    names: tuple[str, ...] = ()
-    _kind: str = ""
-
-    def __init__(self) -> None:
-        self._state: dict[str, np.ndarray] = {}
-        self.reset()
-
-    def _zero_state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        """Forget everything seen so far (start of a new evaluation)."""
-        self._state = self._zero_state()
-
-    def state(self) -> dict[str, np.ndarray]:
-        """Copies of the accumulators; add them across shards, then `merge_state`."""
-        return {key: value.copy() for key, value in self._state.items()}
-
-    def merge_state(self, state: Mapping[str, np.ndarray]) -> None:
-        """Add another shard's `state()` to this one (order does not matter)."""
-        if set(state) != set(self._state):
-            raise ValueError(
-                f"{self._kind} metric state keys {sorted(state)} do not match {sorted(self._state)}"
-            )
-        for key, mine in self._state.items():
-            other = np.asarray(state[key])
-            if other.shape != mine.shape:
-                raise ValueError(
-                    f"{self._kind} metric state '{key}' has shape {other.shape}, expected {mine.shape}"
-                )
-            self._state[key] = mine + other.astype(mine.dtype, copy=False)
-
-
-def _same_shape(kind: str, pred: np.ndarray, target: np.ndarray) -> None:
-    if pred.shape != target.shape:
-        raise UserError(
-            f"{kind} metric: prediction shape {pred.shape} does not match target shape {target.shape}"
-        )
-
-
-def _nan_result(names: tuple[str, ...]) -> dict[str, float]:
-    return {name: math.nan for name in names}
-
-
-class SegMetric(_SummableState):
-    """mIoU and pixel accuracy from a confusion matrix over the whole split.
-
-    pred: integer labels (N,H,W); target: labels of the same shape where -1,
-    any other negative value, any value >= num_classes and NaN are ignored.
-    IoU_c = diag / (row + col - diag); mIoU averages only classes whose union is
-    non-zero, so a class absent from both prediction and target does not count
-    as 0 (nor as 100). pixel_acc = diag.sum / valid pixels.
-    """
-
-    names = METRICS["seg"]
-    _kind = "seg"
-
-    def __init__(self, num_classes: int) -> None:
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, (int, np.integer))
-            or num_classes < 1
-        ):
-            raise UserError(
-                f"seg metric: num_classes must be a positive integer, got {num_classes!r}"
-            )
-        self.num_classes = int(num_classes)
-        super().__init__()
-
-    def _zero_state(self) -> dict[str, np.ndarray]:
-        return {"confusion": np.zeros((self.num_classes, self.num_classes), dtype=np.int64)}
-
-    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        """Add one batch; rows of the confusion matrix are target, columns prediction."""
-        pred = np.asarray(pred)
-        target = np.asarray(target)
-        _same_shape("seg", pred, target)
-        if not np.issubdtype(pred.dtype, np.integer):
-            raise UserError(
-                f"seg metric: prediction must hold integer class labels, got dtype {pred.dtype}"
-            )
-        n = self.num_classes
-        valid = (target >= 0) & (target < n)  # NaN compares False: ignored too
-        p = pred[valid].astype(np.int64)
-        if p.size and (p.min() < 0 or p.max() >= n):
-            raise UserError(
-                f"seg metric: predicted label outside [0, {n - 1}] (got {p.min()}..{p.max()}); "
-                "check the number of classes"
-            )
-        t = target[valid].astype(np.int64)
-        counts = np.bincount(t * n + p, minlength=n * n)
-        self._state["confusion"] += counts.reshape(n, n)
-
-    def compute(self) -> dict[str, float]:
-        conf = self._state["confusion"]
-        total = conf.sum()
-        if total == 0:
-            return _nan_result(self.names)
-        diag = np.diag(conf).astype(np.float64)
-        union = conf.sum(axis=0) + conf.sum(axis=1) - diag
-        present = union > 0
-        iou = diag[present] / union[present]
-        return {
-            "miou": float(100.0 * iou.mean()),
-            "pixel_acc": float(100.0 * diag.sum() / total),
-        }
-
-
-class DepthMetric(_SummableState):
-    """Absolute and relative depth error over valid pixels (target > 0).
-
-    abs_err = sum|p - g| / n and rel_err = sum(|p - g| / g) / n, with n the
-    number of valid pixels in the whole split. A non-finite prediction on a
-    valid pixel makes the result NaN rather than being skipped.
-    """
-
-    names = METRICS["depth"]
-    _kind = "depth"
-
-    def _zero_state(self) -> dict[str, np.ndarray]:
-        return {
-            "abs_sum": np.zeros((), dtype=np.float64),
-            "rel_sum": np.zeros((), dtype=np.float64),
-            "count": np.zeros((), dtype=np.int64),
-        }
-
-    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        """Add one batch of (N,1,H,W) predictions and targets."""
-        pred = np.asarray(pred, dtype=np.float64)
-        target = np.asarray(target, dtype=np.float64)
-        _same_shape("depth", pred, target)
-        valid = target > 0
-        g = target[valid]
-        err = np.abs(pred[valid] - g)
-        self._state["abs_sum"] += err.sum()
-        self._state["rel_sum"] += (err / g).sum()
-        self._state["count"] += g.size
-
-    def compute(self) -> dict[str, float]:
-        n = int(self._state["count"])
-        if n == 0:
-            return _nan_result(self.names)
-        return {
-            "abs_err": float(self._state["abs_sum"] / n),
-            "rel_err": float(self._state["rel_sum"] / n),
-        }
-
-
-class NormalMetric(_SummableState):
-    """Angular error of surface normals, in degrees, over valid pixels.
-
-    A pixel is valid where the target vector is non-zero. Both vectors are
-    re-normalised (a zero prediction counts as 90 degrees: it points nowhere);
-    angle = degrees(arccos(clip(dot, -1, 1))). mean_deg and cosine (mean of the
-    clipped dot) come from exact sums; within_t counts angle < t (strict), in
-    percent. median_deg comes from a summable histogram of 0.001-degree bins
-    over [0, 180]: each middle order statistic is placed inside its bin by
-    linear interpolation of its rank, so the median is within one bin
-    (0.001 degree) of the exact whole-split median (half a bin when the angles
-    sit at bin edges, e.g. exactly 0 -> 0.0005).
-    """
-
-    names = METRICS["normal"]
-    _kind = "normal"
-
-    def _zero_state(self) -> dict[str, np.ndarray]:
-        state = {
-            "angle_sum": np.zeros((), dtype=np.float64),
-            "cos_sum": np.zeros((), dtype=np.float64),
-            "count": np.zeros((), dtype=np.int64),
-            "hist": np.zeros(_ANGLE_BINS, dtype=np.int64),
-        }
-        for name, _ in _WITHIN_DEG:
-            state[name] = np.zeros((), dtype=np.int64)
-        return state
-
-    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        """Add one batch of (N,3,H,W) predictions and targets."""
-        pred = np.asarray(pred, dtype=np.float64)
-        target = np.asarray(target, dtype=np.float64)
-        _same_shape("normal", pred, target)
-        if pred.ndim != 4 or pred.shape[1] != 3:
-            raise UserError(f"normal metric: expected (N,3,H,W) arrays, got shape {pred.shape}")
-        g_norm = np.linalg.norm(target, axis=1)
-        valid = g_norm > 0  # zero (or NaN) target vector marks an invalid pixel
-        g = np.moveaxis(target, 1, -1)[valid] / g_norm[valid][:, None]
-        p = np.moveaxis(pred, 1, -1)[valid]
-        p_norm = np.linalg.norm(p, axis=1)
-        p = p / np.where(p_norm > 0, p_norm, 1.0)[:, None]
-        cos = np.clip((p * g).sum(axis=1), -1.0, 1.0)
-        angle = np.degrees(np.arccos(cos))
-        self._state["angle_sum"] += angle.sum()
-        self._state["cos_sum"] += cos.sum()
-        self._state["count"] += angle.size
-        for name, limit in _WITHIN_DEG:
-            self._state[name] += np.count_nonzero(angle < limit)
-        finite = angle[np.isfinite(angle)]  # a NaN prediction already poisons angle_sum
-        bins = np.minimum((finite * (1.0 / ANGLE_BIN_DEG)).astype(np.int64), _ANGLE_BINS - 1)
-        self._state["hist"] += np.bincount(bins, minlength=_ANGLE_BINS)
-
-    def _order_statistic(self, rank: int) -> float:
-        """Estimate the rank-th smallest angle (1-based) from the histogram."""
-        hist = self._state["hist"]
-        cum = np.cumsum(hist)
-        b = int(np.searchsorted(cum, rank, side="left"))
-        before = int(cum[b] - hist[b])
-        return (b + (rank - before - 0.5) / int(hist[b])) * ANGLE_BIN_DEG
-
-    def compute(self) -> dict[str, float]:
-        n = int(self._state["count"])
-        if n == 0 or not math.isfinite(float(self._state["angle_sum"])):
-            return _nan_result(self.names)
-        if n % 2:
-            median = self._order_statistic((n + 1) // 2)
-        else:
-            median = 0.5 * (self._order_statistic(n // 2) + self._order_statistic(n // 2 + 1))
-        result = {"mean_deg": float(self._state["angle_sum"] / n), "median_deg": float(median)}
-        for name, _ in _WITHIN_DEG:
-            result[name] = float(100.0 * int(self._state[name]) / n)
-        result["cosine"] = float(self._state["cos_sum"] / n)
-        return {name: result[name] for name in self.names}
-
-
-class AbsErrMetric(_SummableState):
-    """Mean absolute error for heatmap regression (keypoints, edges).
-
-    Valid pixels are those with target >= 0 (a negative target marks invalid);
-    abs_err = sum|p - g| / n over the whole split.
-    """
-
-    names = METRICS["keypoints"]
-    _kind = "abs_err"
-
-    def _zero_state(self) -> dict[str, np.ndarray]:
-        return {"abs_sum": np.zeros((), dtype=np.float64), "count": np.zeros((), dtype=np.int64)}
-
-    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        """Add one batch of (N,1,H,W) predictions and targets."""
-        pred = np.asarray(pred, dtype=np.float64)
-        target = np.asarray(target, dtype=np.float64)
-        _same_shape("abs_err", pred, target)
-        valid = target >= 0
-        self._state["abs_sum"] += np.abs(pred[valid] - target[valid]).sum()
-        self._state["count"] += int(np.count_nonzero(valid))
-
-    def compute(self) -> dict[str, float]:
-        n = int(self._state["count"])
-        if n == 0:
-            return _nan_result(self.names)
-        return {"abs_err": float(self._state["abs_sum"] / n)}
+__all__ = [
+    "ANGLE_BIN_DEG", "HIGHER_IS_BETTER", "METRICS", "AbsErrMetric", "DepthMetric", "MetricSet",
+    "NormalMetric", "SegMetric", "TaskMetric", "delta_m", "metric_for",
+]
 
 
 def metric_for(kind: str, num_classes: int | None = None) -> TaskMetric:
-    """The metric for a task kind; `num_classes` is required for seg only."""
-    if kind == "seg":
-        if num_classes is None:
-            raise UserError("seg metric: the number of classes is required")
-        return SegMetric(num_classes)
-    if kind == "depth":
-        return DepthMetric()
-    if kind == "normal":
-        return NormalMetric()
-    if kind in ("keypoints", "edges"):
-        return AbsErrMetric()
-    raise UserError(f"unknown task kind {kind!r}; expected one of {', '.join(METRICS)}")
+    """The metric of a registered task kind; `num_classes` is required for seg only."""
+    return get_kind(kind).metric(num_classes)
 
 
 class MetricSet:

@@ -14,13 +14,18 @@ One meaning for `eval --reference`, `profile --reference` and the recipe key
 otherwise the head that run selected, or its only head. Several sources merge
 task-wise, the first source that has a task giving it: the multi-task
 literature measures Δm against single-task networks, one run per task
-(docs/methods.md "Δm against a reference"). Torch only for `.pt` files.
+(docs/methods.md "Δm against a reference").
+
+Torch-free, and never imports the training side: reading a .pt needs the
+training side's `load_checkpoint`, which its callers (train, eval) pass in as
+`read_checkpoint`; without it (profile, on the deploy side) a checkpoint
+source is a one-line UserError, unless it is one of the profiled artifacts.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,8 @@ from edgemtl.core.errors import UserError
 Reference = dict[str, dict[str, float]]
 #: Files that are models, not results (a profiled one is named by path instead).
 _MODEL_SUFFIXES = (".onnx", ".trt", ".engine", ".plan")
+#: path -> the typed checkpoint (edgemtl.training.checkpoint.load_checkpoint).
+CheckpointReader = Callable[[Path], Any]  # returns a core.checkpoint_schema.Checkpoint
 
 
 @dataclass(frozen=True)
@@ -99,20 +106,18 @@ def _from_json(source: str, data: Any, head: str | None) -> dict[str, Any]:
                     "or {task: {metric: value}} object")
 
 
-def _from_checkpoint(source: str, path: Path, head: str | None) -> dict[str, Any]:
-    try:
-        from edgemtl.training.checkpoint import load_checkpoint
-    except ImportError:
-        raise UserError(f"reference {source}: reading a checkpoint needs PyTorch; pass its run's "
-                        "summary.json or an eval JSON instead") from None
-    ckpt = load_checkpoint(path)
-    metrics = ckpt.get("metrics") or {}
-    if not isinstance(metrics.get("heads"), dict):
+def _from_checkpoint(source: str, path: Path, head: str | None,
+                     read_checkpoint: CheckpointReader | None) -> dict[str, Any]:
+    if read_checkpoint is None:
+        raise UserError(f"reference {source}: reading a checkpoint needs PyTorch (the training "
+                        "side); pass its run's summary.json or an eval JSON instead")
+    ckpt = read_checkpoint(path)
+    if ckpt.metrics is None:
         raise UserError(f"reference {source}: checkpoint holds no evaluation")
-    return _pick_head(source, metrics["heads"], head, (ckpt.get("select") or {}).get("head"))
+    return _pick_head(source, ckpt.metrics.heads, head, ckpt.selected_head)
 
 
-def _stored(source: str) -> dict[str, Any]:
+def _stored(source: str, read_checkpoint: CheckpointReader | None) -> dict[str, Any]:
     """A source's recorded results (not a measured one)."""
     text, _, head = str(source).partition("#")
     path = Path(text)
@@ -131,7 +136,7 @@ def _stored(source: str) -> dict[str, Any]:
         raise UserError(f"reference {source}: a model, not results: profile it along with the "
                         "others (it is then scored on the same images), or pass its profile JSON")
     if path.suffix == ".pt":
-        return _from_checkpoint(source, path, head or None)
+        return _from_checkpoint(source, path, head or None, read_checkpoint)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -156,21 +161,22 @@ def _tasks_only(block: dict[str, Any]) -> Reference:
             for task, metrics in block.items() if isinstance(metrics, dict)}
 
 
-def resolve_reference(sources: Sequence[str],
-                      measured: Sequence[Measured] = ()) -> ResolvedReference:
+def resolve_reference(sources: Sequence[str], measured: Sequence[Measured] = (),
+                      read_checkpoint: CheckpointReader | None = None) -> ResolvedReference:
     """Parse and load every source (see the module docstring) and merge them task-wise.
 
     `measured`: results the calling command measured (profile: its scored
-    artifacts), which a source may name by path or label. Returns the merged
-    {task: {metric: value}} and a label: the measured labels and other sources,
-    comma-separated. UserError for an unreadable source, an ambiguous head,
-    or no task metrics at all.
+    artifacts), which a source may name by path or label. `read_checkpoint`
+    loads a .pt source (the training side passes `load_checkpoint`; UserError
+    without it). Returns the merged {task: {metric: value}} and a label: the
+    measured labels and other sources, comma-separated. UserError for an
+    unreadable source, an ambiguous head, or no task metrics at all.
     """
     merged: Reference = {}
     labels: list[str] = []
     for source in sources:
         found = _find_measured(str(source), measured)
-        block = found.metrics if found is not None else _stored(str(source))
+        block = found.metrics if found is not None else _stored(str(source), read_checkpoint)
         labels.append(found.label if found is not None else str(source))
         for task, metrics in _tasks_only(block).items():
             merged.setdefault(task, metrics)
@@ -179,6 +185,8 @@ def resolve_reference(sources: Sequence[str],
     return ResolvedReference(merged, ", ".join(labels))
 
 
-def load_reference(sources: Sequence[str]) -> Reference:
-    """The merged metrics of stored sources (`resolve_reference` without measured results)."""
-    return resolve_reference(sources).metrics
+def load_reference(sources: Sequence[str],
+                   read_checkpoint: CheckpointReader | None = None) -> Reference:
+    """The merged metrics of stored sources (`resolve_reference` without measured results);
+    `--reference runs/single-seg --reference runs/vanilla` takes seg from the first."""
+    return resolve_reference(sources, read_checkpoint=read_checkpoint).metrics

@@ -13,18 +13,35 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TaskSpec, decode_numpy
 from edgemtl.data.preprocess import InputSpec, collate, prepare_sample
 from edgemtl.data.registry import SplitReader
 from edgemtl.evaluation.metrics import MetricSet, delta_m
-from edgemtl.core.tasks import TaskSpec, decode_numpy
 
 #: infer(images N x 3 x H x W float32) -> {head: {task key: raw or decoded array}}
 InferFn = Callable[[np.ndarray], dict[str, dict[str, np.ndarray]]]
 HeadsBlock = dict[str, dict[str, Any]]
 
 
+def check_seg_classes(reader: Any, specs: Sequence[TaskSpec], model: str) -> None:
+    """UserError unless each seg task's class names equal the dataset reader's, in order.
+
+    Order matters: label i means `class_names[i]` on both sides, so a reordered
+    list would score the wrong classes. `reader.class_names` may be absent
+    (treated as none). `model` names the other side in the message, e.g.
+    "checkpoint runs/x/best.pt's" or "model.onnx's manifest".
+    """
+    have = tuple(getattr(reader, "class_names", ()) or ())
+    for spec in specs:
+        if spec.task_kind.labels and have != tuple(spec.class_names or ()):
+            raise UserError(f"dataset classes {list(have)} do not match {model} "
+                            f"{list(spec.class_names or ())}")
+
+
 def metric_set(specs: Sequence[TaskSpec]) -> MetricSet:
-    return MetricSet({s.key: (s.kind, s.channels if s.kind == "seg" else None) for s in specs})
+    """One accumulator per task, as its kind defines it (`TaskKind.metric`)."""
+    return MetricSet({s.key: (s.kind, s.channels) for s in specs})
 
 
 def score_split(

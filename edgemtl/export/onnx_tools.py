@@ -16,6 +16,7 @@ import onnx
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.manifest import default_opset
+from edgemtl.deploy.runtime.ort_session import build_session
 
 #: ONNX tensor element type -> numpy dtype name, for the manifest's output records.
 _ELEM_NAMES: dict[int, str] = {
@@ -103,18 +104,12 @@ def initializer_arrays(model: onnx.ModelProto) -> list[np.ndarray]:
 
 
 def session(path: str | Path, threads: int = 1) -> Any:
-    """An ONNX Runtime CPU session with all graph optimisations and fixed threads."""
-    import onnxruntime as ort
+    """An ONNX Runtime CPU session configured as the profiler's (`deploy.runtime.ort_session`).
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 (ORT raises its own Fail/InvalidGraph/... types)
-        raise UserError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc)[:200]})") from None
+    One thread by default: parity runs must be deterministic, not fast.
+    Raises UserError naming the file when ORT cannot load it.
+    """
+    return build_session(path, threads)
 
 
 def run_batches(sess: Any, batches: Iterable[np.ndarray]) -> dict[str, np.ndarray]:

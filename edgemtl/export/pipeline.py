@@ -18,10 +18,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from edgemtl.data.preprocess import InputSpec
 from edgemtl.core.errors import UserError
-from edgemtl.export import onnx_tools, parity
-from edgemtl.export.bundle import BundleWriter
+from edgemtl.core.io import sha256_file
 from edgemtl.core.manifest import (
     Artifact,
     BatchEntry,
@@ -32,9 +30,11 @@ from edgemtl.core.manifest import (
     TrtInfo,
     embed_metadata,
 )
+from edgemtl.core.tasks import TaskSpec
+from edgemtl.data.preprocess import InputSpec
+from edgemtl.export import onnx_tools, parity
+from edgemtl.export.bundle import BundleWriter
 from edgemtl.export.samples import SampleSet
-from edgemtl.core.io import sha256_file
-from edgemtl.core.tasks import MEANINGS, TaskSpec
 
 
 @dataclass
@@ -82,9 +82,9 @@ def output_entries(tasks: dict[str, TaskSpec], mode: str, model: Any) -> list[Ou
         name = task.output_name(mode)
         if name not in shapes:
             raise UserError(f"exported graph has no output {name!r} for task {key} (it has {', '.join(shapes)})")
-        meaning = "argmax class labels" if task.kind == "seg" and mode == "decoded" else MEANINGS[task.kind]
         entries.append(OutputEntry(name=name, task=key, shape=shapes[name]["shape"],
-                                   dtype=shapes[name]["dtype"], meaning=meaning))
+                                   dtype=shapes[name]["dtype"],
+                                   meaning=task.task_kind.output_meaning(mode)))
     return entries
 
 

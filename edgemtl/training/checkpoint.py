@@ -1,7 +1,10 @@
-"""Self-describing checkpoints: save, load (weights_only), validate, rebuild the model.
+"""Checkpoint files: save, load (weights_only) into the typed schema, rebuild the model.
 
-A checkpoint holds plain containers only (INTERFACES.md "Checkpoint"), so it
-loads with `torch.load(weights_only=True)`: no pickled code runs on load.
+A checkpoint holds plain containers only (docs/formats.md "Checkpoint"), so it
+loads with `torch.load(weights_only=True)`: no pickled code runs on load. Every
+reader goes through `load_checkpoint`, which validates the file with
+`edgemtl.core.checkpoint_schema` and returns a `Checkpoint`; a bad file is one
+`UserError` line naming it and the field.
 """
 
 from __future__ import annotations
@@ -12,61 +15,76 @@ from typing import Any
 import torch
 
 from edgemtl import __version__
+from edgemtl.core.checkpoint_schema import FORMAT, SCHEMA_VERSION, Checkpoint, checkpoint_from_dict
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import trained_of
 from edgemtl.core.io import atomic_file
+from edgemtl.data.preprocess import InputSpec
 from edgemtl.training.models.network import MultiTaskNet
-from edgemtl.core.tasks import TaskSpec
-
-FORMAT = "edgemtl-checkpoint"
-SCHEMA_VERSION = 1
-REQUIRED_KEYS = ("format", "schema_version", "recipe", "tasks", "heads", "model", "data", "input")
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Atomically write a checkpoint (a crash mid-write keeps the previous file)."""
-    payload = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "edgemtl_version": __version__, **payload}
+    """Atomically write a checkpoint (a crash mid-write keeps the previous file).
+
+    `payload` holds the fields of docs/formats.md "Checkpoint" (format, schema and
+    package version are added). It is validated first, so a file written here
+    always loads: a writer bug raises `UserError` naming the field instead.
+    """
+    payload = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "edgemtl_version": __version__,
+        **payload,
+    }
+    checkpoint_from_dict(payload, f"{path} (being written)")
     with atomic_file(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint; tensors stay on the CPU.
+
+    Raises `UserError` (one line naming the file) when the file is missing, is not
+    a readable torch file, is not an edgemtl checkpoint, is of a newer schema, or
+    has a missing or malformed field.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path}: no such file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise UserError(f"checkpoint {path}: not a readable edgemtl checkpoint ({reason[:120]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"checkpoint {path}: not an edgemtl checkpoint (no format={FORMAT!r} field)")
-    missing = [key for key in REQUIRED_KEYS if key not in ckpt]
-    if missing:
-        raise UserError(f"checkpoint {path}: missing field {missing[0]!r}")
-    if int(ckpt["schema_version"]) > SCHEMA_VERSION:
         raise UserError(
-            f"checkpoint {path}: schema_version {ckpt['schema_version']} is newer than this edgemtl "
-            f"supports ({SCHEMA_VERSION}); upgrade edgemtl"
-        )
-    ckpt["_path"] = str(path)
-    return ckpt
+            f"checkpoint {path}: not a readable edgemtl checkpoint ({reason[:120]})"
+        ) from None
+    return checkpoint_from_dict(raw, str(path))
 
 
-def task_specs(ckpt: dict[str, Any]) -> list[TaskSpec]:
-    return [TaskSpec.from_dict(spec) for spec in ckpt["tasks"].values()]
+def input_spec(ckpt: Checkpoint) -> InputSpec:
+    """The preprocessing the checkpoint's network was trained with."""
+    record = ckpt.input
+    return InputSpec(record.height, record.width, record.mean, record.std)
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> MultiTaskNet:
-    """Rebuild the network in eval mode with the checkpoint's weights."""
-    model_cfg = ckpt["recipe"]["model"]
-    trained = trained_of(ckpt["heads"])
-    net = MultiTaskNet(task_specs(ckpt), model_cfg["width"], model_cfg["upsampling"], model_cfg["decoder"], heads=trained)
+def model_from_checkpoint(ckpt: Checkpoint) -> MultiTaskNet:
+    """Rebuild the network in eval mode with the checkpoint's weights.
+
+    Raises `UserError` when the weights do not fit the network its recipe and
+    tasks describe.
+    """
+    model_cfg = ckpt.recipe.model
+    trained = trained_of(ckpt.heads)
+    net = MultiTaskNet(
+        ckpt.task_specs(), model_cfg.width, model_cfg.upsampling, model_cfg.decoder, heads=trained
+    )
     try:
-        net.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(f"checkpoint {ckpt.get('_path', '?')}: weights do not match its recipe ({first[:120]})") from None
+        net.load_state_dict(ckpt.model)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # shapes, keys, or non-tensor values
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(
+            f"checkpoint {ckpt.path}: weights do not match its recipe ({first[:120]})"
+        ) from None
     return net.eval()
 
 
@@ -74,5 +92,7 @@ def latest_best(runs_dir: str | Path = "runs") -> Path:
     """The newest `runs/*/best.pt`, for commands whose checkpoint argument is optional."""
     candidates = sorted(Path(runs_dir).glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise UserError(f"no checkpoint given and none found under {runs_dir}/*/best.pt (train one first)")
+        raise UserError(
+            f"no checkpoint given and none found under {runs_dir}/*/best.pt (train one first)"
+        )
     return candidates[-1]

@@ -25,31 +25,24 @@ Conventions (docs/deploy.md "Distributed training" explains them to users):
   batch's per-task gradients and every rank applies the same update.
 * Only rank 0 writes files; every rank evaluates its own shard of the val split
   (no padding) and the metric states are summed across ranks.
+
+This module holds the process group and its collectives; slicing batches and
+the val split is `edgemtl.training.sharding`, BatchNorm statistics over chunks
+and ranks `edgemtl.training.bn_stats`.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as tdist
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-
-from edgemtl.data.sample import Sample
-from edgemtl.training.data import epoch_permutation, rank_batches  # noqa: F401 (re-exported)
-from edgemtl.core.errors import UserError
-
-#: Env var naming a folder where each rank appends the sample indices it trains on
-#: (`rank<R>.jsonl`, one line per step): a debug aid to check data sharding.
-TRACE_ENV = "EDGEMTL_TRACE_SAMPLES"
 
 
 # ------------------------------------------------------------------ rank info
@@ -73,7 +66,7 @@ class Dist:
 
     @classmethod
     def from_env(cls, device_type: str) -> Dist:
-        """Join the torchrun job described by RANK/WORLD_SIZE/LOCAL_RANK (single process if absent)."""
+        """Join the torchrun job of RANK/WORLD_SIZE/LOCAL_RANK (a single process if absent)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
@@ -97,7 +90,9 @@ class Dist:
             tdist.barrier()
 
     def _device(self) -> torch.device:
-        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
+        if self.backend == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
 
     def broadcast_object(self, value: Any) -> Any:
         """Rank 0's value on every rank (paths, messages)."""
@@ -155,7 +150,7 @@ class Dist:
                     t.div_(divisor)
 
     def mean_gradients(self, params: Iterable[nn.Parameter], chunks: int = 1) -> None:
-        """grad <- (sum over ranks of grad) / (world x chunks): the mean over every chunk of the global batch."""
+        """grad <- (sum over ranks) / (world x chunks): the mean over the global batch's chunks."""
         grads = [p.grad for p in params if p.grad is not None]
         self.mean_(grads, divisor=self.world_size * chunks)
 
@@ -200,114 +195,3 @@ def mean_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     out = tensor.detach().clone()
     tdist.all_reduce(out)
     return out / tdist.get_world_size()
-
-
-# ----------------------------------------------------------------- data split
-def check_batch(batch_size: int, world_size: int, micro_batches: int) -> int:
-    """The chunk size of one micro-batch; the global batch must split evenly."""
-    chunks = world_size * micro_batches
-    if batch_size % chunks:
-        raise UserError(
-            f"train.batch_size {batch_size} is the global batch: it must be divisible by "
-            f"processes ({world_size}) x train.micro_batches ({micro_batches}) = {chunks}"
-        )
-    return batch_size // chunks
-
-
-def eval_shard(total: int, rank: int, world_size: int) -> np.ndarray:
-    """Contiguous, non-overlapping shard of the first `total` indices (sizes differ by at most 1; no padding)."""
-    return np.array_split(np.arange(total), world_size)[rank]
-
-
-class ShardReader:
-    """A split reader restricted to some indices (keeps the reader protocol)."""
-
-    def __init__(self, reader: Any, indices: Sequence[int] | np.ndarray) -> None:
-        self.reader = reader
-        self.indices = [int(i) for i in indices]
-        self.class_names = reader.class_names
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> Sample:
-        return self.reader[self.indices[index]]
-
-
-class SampleTrace:
-    """Appends `{"epoch", "batch", "indices"}` per step to `$EDGEMTL_TRACE_SAMPLES/rank<R>.jsonl`."""
-
-    def __init__(self, rank: int) -> None:
-        folder = os.environ.get(TRACE_ENV)
-        self.path = Path(folder) / f"rank{rank}.jsonl" if folder else None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def record(self, epoch: int, batch: int, indices: Sequence[int]) -> None:
-        if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"epoch": epoch, "batch": batch, "indices": list(indices)}) + "\n")
-
-
-# ------------------------------------------------------- BatchNorm statistics
-class RunningStats:
-    """BN running statistics that move by the MEAN of a step's chunk updates, on every rank.
-
-    Each chunk starts from the step's starting statistics; at the end the
-    buffers become the mean over local chunks, then over ranks, and
-    `num_batches_tracked` advances by one step. With `keep_graphs` (all chunks
-    are forwarded before one backward) buffers are swapped for fresh tensors
-    instead of being overwritten, because autograd saved the old ones; without
-    it they are written in place (what `torch.compile` guards expect).
-    """
-
-    def __init__(self, model: nn.Module, keep_graphs: bool = False) -> None:
-        self.keep_graphs = keep_graphs
-        self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-        self._start: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self._sums: list[list[torch.Tensor]] = []
-        self._count = 0
-
-    def begin(self) -> None:
-        self._start = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())  # type: ignore[union-attr]
-                       for m in self.layers]
-        self._sums = [[torch.zeros_like(mean), torch.zeros_like(var)] for mean, var, _ in self._start]
-        self._count = 0
-
-    def before_chunk(self) -> None:
-        if self._count:
-            for m, (mean, var, _) in zip(self.layers, self._start):
-                self._set(m, "running_mean", mean)
-                self._set(m, "running_var", var)
-
-    def after_chunk(self) -> None:
-        for m, sums in zip(self.layers, self._sums):
-            sums[0] += m.running_mean  # type: ignore[operator,arg-type]
-            sums[1] += m.running_var  # type: ignore[operator,arg-type]
-        self._count += 1
-
-    def finish(self, dist: Dist) -> None:
-        if not self.layers or not self._count:
-            return
-        if self._count == 1 and not dist.active:
-            return  # one chunk in one process: the buffers are already the step's
-        flat = [s for sums in self._sums for s in sums]
-        dist.mean_(flat, divisor=self._count * dist.world_size)
-        for m, (mean, var), (_, _, tracked) in zip(self.layers, self._sums, self._start):
-            self._set(m, "running_mean", mean)
-            self._set(m, "running_var", var)
-            m.num_batches_tracked.copy_(tracked + 1)  # type: ignore[union-attr]
-
-    def _set(self, module: nn.Module, name: str, value: torch.Tensor) -> None:
-        if self.keep_graphs:
-            module._buffers[name] = value.clone()
-        else:
-            module._buffers[name].copy_(value)  # type: ignore[union-attr]
-
-
-def split_chunks(images: torch.Tensor, targets: dict[str, torch.Tensor], chunks: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """The micro-batches of this rank's slice, in order."""
-    parts = images.chunk(chunks)
-    split = {k: v.chunk(chunks) for k, v in targets.items()}
-    for i, x in enumerate(parts):
-        yield x, {k: v[i] for k, v in split.items()}

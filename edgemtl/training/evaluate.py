@@ -12,16 +12,16 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.heads import ALL, checkpoint_heads, parse_head, require_checkpoint_head
 from edgemtl.core.io import atomic_write_text
 from edgemtl.core.options import DataSource, OutputFiles
 from edgemtl.core.tables import heads_table
-from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.registry import open_split
-from edgemtl.evaluation.scoring import score_split, with_delta_m
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, task_specs
-from edgemtl.training.trainer import METRICS_SCHEMA_VERSION, pick_device
+from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
+from edgemtl.training.checkpoint import input_spec, load_checkpoint, model_from_checkpoint
+from edgemtl.training.device import pick_device
+from edgemtl.training.run_log import METRICS_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class EvalOptions:
     quiet: bool = False
 
 
-def resolve_heads(ckpt: dict[str, Any], head: str) -> list[str]:
+def resolve_heads(ckpt: Checkpoint, head: str) -> list[str]:
     """The heads to score: every head of the checkpoint for "all", else `head` (validated)."""
     if parse_head(head, allow_all=True) == ALL:
         return list(checkpoint_heads(ckpt))
@@ -52,7 +52,7 @@ def resolve_heads(ckpt: dict[str, Any], head: str) -> list[str]:
 
 def evaluate_checkpoint(
     path: Path,
-    head: str = "all",
+    head: str = ALL,
     data_root: str | None = None,
     split: str = "val",
     limit: int | None = None,
@@ -64,12 +64,12 @@ def evaluate_checkpoint(
     """Scores per head; Δm against `reference`, else against the run's own reference."""
     ckpt = load_checkpoint(path)
     heads = resolve_heads(ckpt, head)
-    specs = task_specs(ckpt)
+    specs = ckpt.task_specs()
     net = model_from_checkpoint(ckpt).to(pick_device(device))
     dev = next(net.parameters()).device
-    spec = InputSpec.from_dict(ckpt["input"])
-    reader = open_split(ckpt["data"], split, [s.key for s in specs], root=data_root)
-    _check_classes(path, specs, reader)
+    spec = input_spec(ckpt)
+    reader = open_split(ckpt.data.to_dict(), split, [s.key for s in specs], root=data_root)
+    check_seg_classes(reader, specs, f"checkpoint {path}'s")
 
     @torch.no_grad()
     def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
@@ -81,23 +81,15 @@ def evaluate_checkpoint(
     total = len(reader) if limit is None else min(limit, len(reader))
     with bar(console, f"eval {Path(path).name} ({split})", total) as advance:
         block = score_split(infer, reader, spec, specs, heads, batch_size=batch_size, limit=limit, progress=advance)
-    ref = reference if reference is not None else (ckpt.get("select") or {}).get("reference")
+    ref = reference if reference is not None else (ckpt.select.reference if ckpt.select else None)
     return {
         "schema_version": METRICS_SCHEMA_VERSION,
         "checkpoint": str(path),
-        "epoch": ckpt.get("epoch"),
+        "epoch": ckpt.epoch,
         "split": split,
         "samples": total,
         "heads": with_delta_m(block, ref),
     }
-
-
-def _check_classes(path: Path, specs: list, reader: Any) -> None:
-    for spec in specs:
-        if spec.kind == "seg" and tuple(reader.class_names) != tuple(spec.class_names or ()):
-            raise UserError(
-                f"dataset classes {list(reader.class_names)} do not match checkpoint {path}'s {list(spec.class_names or ())}"
-            )
 
 
 def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
@@ -107,7 +99,7 @@ def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
     if options.reference:
         from edgemtl.evaluation.reference import load_reference
 
-        ref = load_reference(options.reference)
+        ref = load_reference(options.reference, load_checkpoint)
     data = options.data
     result = evaluate_checkpoint(checkpoint, options.head, data.root, data.split, data.limit,
                                  options.device, reference=ref, console=console)

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.errors import UserError
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 
-_CACHE: dict[tuple[str, float], dict[str, Any]] = {}
+_CACHE: dict[tuple[str, float], Checkpoint] = {}
 
 
 def import_torch() -> Any:
@@ -29,7 +30,7 @@ def import_torch() -> Any:
     return torch
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> Checkpoint:
     key = (str(path.resolve()), path.stat().st_mtime)
     if key not in _CACHE:
         import_torch()
@@ -43,7 +44,6 @@ def _load(path: Path) -> dict[str, Any]:
 def checkpoint_ref(path: Path, head: str | None, fp16: bool = False) -> ModelRef:
     """A `ModelRef` whose manifest is the one export would write for this head
     (`manifest_from_checkpoint`; `head` None: the checkpoint's default head)."""
-    import_torch()  # before edgemtl.training.checkpoint, which needs torch: say what to install
     from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint
 
     manifest = manifest_from_checkpoint(_load(path), path, head, checksum=False)

@@ -1,40 +1,73 @@
-"""Task specs: what each dense task is, independent of any framework.
+"""Task specs and task kinds: what each dense task is, independent of any framework.
 
-Why here and numpy-only: training, `eval`, export's parity check and `profile`
-all need the same facts (channels, class names, output names, decoding) and the
-deploy side has no torch. Losses live in `losses.py` (torch), metrics in
-`metrics.py` (numpy); both are keyed by `TaskSpec.kind`.
+Why here and numpy-only: training, `eval`, export's parity gates, `profile`,
+`predict` and the `data` commands need the same facts (channels, class names,
+output names, valid pixels, decoding, metrics, colours) and the deploy side has
+no torch. A *kind* (seg, depth, normal, keypoints, edges, or one you register)
+is a `TaskKind` in its own module here; a *spec* is one task of a model: its
+key, kind, channels and class names. The torch side of a kind (loss,
+distillation, activation, ensemble) is `edgemtl.training.task_ops`.
+docs/datasets.md "Adding a new task kind" walks through a new one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-#: task kind -> (raw output name, decoded output name); INTERFACES.md.
-OUTPUT_NAMES: dict[str, tuple[str, str]] = {
-    "seg": ("seg_logits", "seg_labels"),
-    "depth": ("depth", "depth"),
-    "normal": ("normal", "normal"),
-    "keypoints": ("keypoints", "keypoints"),
-    "edges": ("edges", "edges"),
-}
+from edgemtl.core.tasks.depth import DepthKind
+from edgemtl.core.tasks.edges import EdgesKind
+from edgemtl.core.tasks.keypoints import KeypointsKind
+from edgemtl.core.tasks.kind import ConstantFit, Legend, MetricInfo, TaskKind
+from edgemtl.core.tasks.normal import NormalKind
+from edgemtl.core.tasks.registry import (
+    get_kind,
+    kind_names,
+    kinds,
+    metric_info,
+    metric_label,
+    register_kind,
+    unregister_kind,
+)
+from edgemtl.core.tasks.seg import SegKind
 
-#: Fixed channel counts; seg's comes from its class list.
-FIXED_CHANNELS: dict[str, int] = {"depth": 1, "normal": 3, "keypoints": 1, "edges": 1}
+for _builtin in (SegKind(), DepthKind(), NormalKind(), KeypointsKind(), EdgesKind()):
+    register_kind(_builtin)
 
+#: The built-in kinds (registered kinds: `kind_names()`).
+TASK_KINDS: tuple[str, ...] = kind_names()
+
+_V = TypeVar("_V")
+
+
+class _KindView(Mapping[str, _V]):
+    """Read-only {kind name: fact} over the live registry (names older modules import)."""
+
+    def __init__(self, fact: Callable[[TaskKind], _V | None]) -> None:
+        self._fact = fact
+
+    def _items(self) -> dict[str, _V]:
+        return {k.name: v for k in kinds() if (v := self._fact(k)) is not None}
+
+    def __getitem__(self, name: str) -> _V:
+        return self._items()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+
+#: kind -> (raw output name, decoded output name).
+OUTPUT_NAMES: Mapping[str, tuple[str, str]] = _KindView(lambda k: (k.raw_output, k.decoded_output))
+#: Fixed channel counts; a labels kind's (seg) comes from its class list.
+FIXED_CHANNELS: Mapping[str, int] = _KindView(lambda k: k.channels)
 #: What a raw output means, for manifests and reports.
-MEANINGS: dict[str, str] = {
-    "seg": "per-class logits (argmax = label)",
-    "depth": "depth map",
-    "normal": "unit surface normals, camera frame",
-    "keypoints": "keypoint heatmap",
-    "edges": "edge map",
-}
-
-TASK_KINDS: tuple[str, ...] = tuple(OUTPUT_NAMES)
+MEANINGS: Mapping[str, str] = _KindView(lambda k: k.meaning)
 
 
 @dataclass(frozen=True)
@@ -47,9 +80,13 @@ class TaskSpec:
     class_names: tuple[str, ...] | None = None
     units: str = ""
 
+    @property
+    def task_kind(self) -> TaskKind:
+        """The registered `TaskKind` (UserError if this kind is not registered)."""
+        return get_kind(self.kind)
+
     def output_name(self, outputs: str = "raw") -> str:
-        raw, decoded = OUTPUT_NAMES[self.kind]
-        return raw if outputs == "raw" else decoded
+        return self.task_kind.output_name(outputs)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -68,27 +105,30 @@ class TaskSpec:
         )
 
 
-def make_spec(key: str, class_names: list[str] | tuple[str, ...] | None = None, units: str = "") -> TaskSpec:
-    """Build the spec of a built-in task kind (the key is the kind)."""
-    if key not in OUTPUT_NAMES:
-        raise KeyError(key)
-    if key == "seg":
-        if not class_names:
-            raise ValueError("a seg task needs class names")
-        return TaskSpec(key, key, len(class_names), tuple(class_names), units)
-    return TaskSpec(key, key, FIXED_CHANNELS[key], None, units)
+def make_spec(key: str, class_names: list[str] | tuple[str, ...] | None = None,
+              units: str = "") -> TaskSpec:
+    """The spec of a registered kind (the key is the kind).
+
+    A labels kind (seg) takes its channels from `class_names` (ValueError when
+    empty); other kinds ignore `class_names`. An unknown key is a UserError.
+    """
+    kind = get_kind(key)
+    if kind.labels:
+        names = tuple(class_names or ())
+        return TaskSpec(key, key, kind.output_channels(names), names, units)
+    return TaskSpec(key, key, kind.output_channels(), None, units)
 
 
 def decode_numpy(spec: TaskSpec, raw: np.ndarray) -> np.ndarray:
-    """Raw head output (N,C,H,W) -> what metrics and users consume.
+    """Raw head output (N,C,H,W) -> what metrics and users consume (`TaskKind.decode`).
 
     seg: argmax labels (N,H,W) int32; normal: L2-normalised over C; others unchanged.
     """
-    if spec.kind == "seg":
-        if raw.ndim == 3:  # already decoded labels
-            return raw.astype(np.int32, copy=False)
-        return np.argmax(raw, axis=1).astype(np.int32)
-    if spec.kind == "normal":
-        norm = np.sqrt(np.sum(np.square(raw, dtype=np.float32), axis=1, keepdims=True))
-        return (raw / np.maximum(norm, 1e-12)).astype(np.float32)
-    return raw.astype(np.float32, copy=False)
+    return spec.task_kind.decode(raw)
+
+
+__all__ = [
+    "FIXED_CHANNELS", "MEANINGS", "OUTPUT_NAMES", "TASK_KINDS", "ConstantFit", "Legend",
+    "MetricInfo", "TaskKind", "TaskSpec", "decode_numpy", "get_kind", "kind_names", "kinds",
+    "make_spec", "metric_info", "metric_label", "register_kind", "unregister_kind",
+]

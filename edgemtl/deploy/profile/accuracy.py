@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
-from edgemtl.evaluation.metrics import delta_m
 from edgemtl.deploy.runtime.base import ModelRef, Runner
+from edgemtl.evaluation.metrics import delta_m
 
 
 def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any]:
@@ -32,15 +32,11 @@ def open_reader(ref: ModelRef, data_root: str | Path | None, split: str,
                 progress: Callable[[int, int], None] | None = None) -> Any:
     """Open the split and check it matches the artifact (classes and image size)."""
     from edgemtl.data.registry import open_split
+    from edgemtl.evaluation.scoring import check_seg_classes
 
     record = dataset_record(ref, data_root)
     reader = open_split(record, split, [t.key for t in ref.tasks], root=data_root, progress=progress)
-    for spec in ref.tasks:
-        if spec.kind == "seg":
-            have = tuple(getattr(reader, "class_names", ()) or ())
-            want = tuple(spec.class_names or ())
-            if have != want:
-                raise UserError(f"dataset classes {list(have)} do not match {ref.path}'s manifest {list(want)}")
+    check_seg_classes(reader, ref.tasks, f"{ref.path}'s manifest")
     if len(reader) == 0:
         raise UserError(f"dataset split {split!r} is empty")
     h, w = ref.input_hw

@@ -2,7 +2,8 @@
 
 Why explicit threads and ORT_ENABLE_ALL: timings must be reproducible and
 comparable between artifacts, so the session is configured the same way for
-each and the thread count is recorded rather than left to ORT's default.
+each (`ort_session.build_session`, shared with export's parity runs) and the
+thread count is recorded rather than left to ORT's default.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
+from edgemtl.deploy.runtime.ort_session import build_session, import_onnxruntime
 
 #: provider option -> ONNX Runtime execution providers, in priority order.
 PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -22,15 +24,6 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
 }
-
-
-def import_onnxruntime() -> Any:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("onnxruntime is not installed: pip install onnxruntime "
-                        "(or onnxruntime-gpu for CUDA/TensorRT providers)") from None
-    return ort
 
 
 def default_threads() -> int:
@@ -66,18 +59,8 @@ class OrtRunner(Runner):
             raise UserError(f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}): "
                             "pip install onnxruntime-gpu (with a matching CUDA) for --provider "
                             f"{self.provider}")
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.ref.path), sess_options=so,
-                                                providers=[p for p in wanted if p in available])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{self.ref.path}: ONNX Runtime cannot load it ({first})") from None
+        providers = [p for p in wanted if p in available]
+        self.session = build_session(self.ref.path, self.threads, providers)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise UserError(f"{self.ref.path}: expected one image input, the graph has {len(inputs)}")

@@ -4,6 +4,8 @@ Rules: `.onnx` (its bundle's manifest if it sits in one, else its own
 metadata_props), `.trt`/`.engine`/`.plan` (needs the manifest beside it: an
 engine carries no metadata), a bundle folder (its manifest's artifacts),
 `.pt`/`.pth` checkpoint (PyTorch, loaded lazily). Anything else is refused.
+Which runner runs a format, and which suffixes describe themselves (checkpoints),
+is the runner registry's (`registry.py`): this module imports no runner.
 """
 
 from __future__ import annotations
@@ -19,13 +21,8 @@ from edgemtl.core.manifest import (
     manifest_from_metadata,
     verify_artifact,
 )
-from edgemtl.deploy.runtime.base import (
-    CHECKPOINT_SUFFIXES,
-    ENGINE_SUFFIXES,
-    ModelRef,
-    Runner,
-    RunnerOptions,
-)
+from edgemtl.deploy.runtime.base import ENGINE_SUFFIXES, ModelRef, Runner, RunnerOptions
+from edgemtl.deploy.runtime.registry import ref_builder, runner_class
 
 _KINDS = "an ONNX model (.onnx), a TensorRT engine (.trt/.engine/.plan), an export bundle folder or a checkpoint (.pt)"
 
@@ -53,10 +50,9 @@ def resolve_artifacts(
         return [_single(path, "onnx")]
     if suffix in ENGINE_SUFFIXES:
         return [_single(path, "trt")]
-    if suffix in CHECKPOINT_SUFFIXES:
-        from edgemtl.training.torch_runner import checkpoint_ref
-
-        return [checkpoint_ref(path, head, fp16=fp16)]
+    build = ref_builder(suffix)
+    if build is not None:  # a self-describing file, e.g. a checkpoint
+        return [build(path, head, fp16)]
     raise UserError(f"{path}: not a model file: expected {_KINDS}")
 
 
@@ -113,17 +109,9 @@ def _from_bundle(bundle: Path, formats: Sequence[str] | None, precisions: Sequen
 
 
 def open_runner(ref: ModelRef, options: RunnerOptions) -> Runner:
-    """The runner class for the artifact's format (not yet loaded)."""
-    if ref.format == "onnx":
-        from edgemtl.deploy.runtime.onnxruntime_runner import OrtRunner
-
-        return OrtRunner(ref, options)
-    if ref.format == "trt":
-        from edgemtl.deploy.runtime.tensorrt_runner import TrtRunner
-
-        return TrtRunner(ref, options)
-    if ref.format == "torch":
-        from edgemtl.training.torch_runner import TorchRunner
-
-        return TorchRunner(ref, options)
-    raise UserError(f"{ref.path}: unknown artifact format {ref.format!r}")
+    """The registered runner for the artifact's format (not yet loaded); UserError if none."""
+    try:
+        cls = runner_class(ref.format)
+    except UserError as exc:
+        raise UserError(f"{ref.path}: {exc}") from None
+    return cls(ref, options)

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.export import onnx_tools, parity
 from edgemtl.export.pipeline import Context, finish_onnx, gate, proof, run_onnx
 
 
-def export_fp32(ctx: Context, ckpt: dict[str, Any], simplify: bool,
+def export_fp32(ctx: Context, ckpt: Checkpoint, simplify: bool,
                 dynamic_batch: bool) -> tuple[Any, dict[str, np.ndarray]]:
     """Trace the head, check, simplify, gate against torch; returns (artifact, FP32 ONNX outputs)."""
     import torch

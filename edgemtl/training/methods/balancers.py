@@ -1,24 +1,27 @@
 """Loss balancers: turn per-task losses into one update of the shared network.
 
 The trainer calls `balancer.backward(task_losses, shared_params, shared_cut)`;
-each task loss is the sum of all of that task's terms (INTERFACES.md), already
+each task loss is the sum of all of that task's terms (docs/methods.md), already
 multiplied by the recipe's static `tasks.<key>.weight`. Balancers that need
 per-task gradients work on the shared encoder (GradNorm: its last conv layer;
 PCGrad: all its parameters; MGDA-UB: the shared representation, which the method
 cuts out of the graph when `needs_representation`). Every balancer returns the
 weights it applied, which the trainer averages per epoch into metrics.jsonl.
+
+Why one module over 300 lines: six short classes with one protocol, and the
+registry (`build_balancer`, `BALANCERS`) belongs next to them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from edgemtl.core.config import BalancerConfig
+from edgemtl.core.config import BALANCER_NAMES, BalancerConfig
 from edgemtl.training.distributed import mean_across_ranks
 from edgemtl.training.methods.base import SharedCut
 
@@ -320,20 +323,25 @@ class PCGrad(Balancer):
         self.generator.set_state(state["generator"])
 
 
-BALANCERS = ("equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad")
+#: The registry: one builder per name of `edgemtl.core.config.BALANCER_NAMES` (the one
+#: list of names, torch-free for recipe validation), called as builder(cfg, weights).
+_BUILDERS: dict[str, Callable[[BalancerConfig, dict[str, float]], Balancer]] = {
+    Balancer.name: lambda cfg, weights: Balancer(weights),
+    Uncertainty.name: lambda cfg, weights: Uncertainty(weights, list(weights)),
+    DWA.name: lambda cfg, weights: DWA(weights, list(weights), cfg.temperature),
+    GradNorm.name: lambda cfg, weights: GradNorm(weights, list(weights), cfg.alpha, cfg.lr),
+    MGDA.name: lambda cfg, weights: MGDA(weights, list(weights)),
+    PCGrad.name: lambda cfg, weights: PCGrad(weights, list(weights), cfg.seed),
+}
+if set(_BUILDERS) != set(BALANCER_NAMES):  # a balancer added on one side only
+    raise RuntimeError(
+        f"balancer registry {sorted(_BUILDERS)} != config.BALANCER_NAMES {sorted(BALANCER_NAMES)}"
+    )
+
+#: Every balancer name, in the recipe model's order.
+BALANCERS: tuple[str, ...] = BALANCER_NAMES
 
 
 def build_balancer(cfg: BalancerConfig, weights: dict[str, float]) -> Balancer:
-    """The recipe's `train.balancer`, over the recipe's tasks (keys of `weights`)."""
-    tasks = list(weights)
-    if cfg.name == "uncertainty":
-        return Uncertainty(weights, tasks)
-    if cfg.name == "dwa":
-        return DWA(weights, tasks, cfg.temperature)
-    if cfg.name == "gradnorm":
-        return GradNorm(weights, tasks, cfg.alpha, cfg.lr)
-    if cfg.name == "mgda":
-        return MGDA(weights, tasks)
-    if cfg.name == "pcgrad":
-        return PCGrad(weights, tasks, cfg.seed)
-    return Balancer(weights)
+    """The recipe's `train.balancer` over the recipe's tasks (the keys of `weights`, in order)."""
+    return _BUILDERS[cfg.name](cfg, weights)

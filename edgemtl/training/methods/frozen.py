@@ -16,7 +16,7 @@ import torch
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import checkpoint_default_head, require_checkpoint_head
 from edgemtl.core.tasks import TaskSpec
-from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint, task_specs
+from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgemtl.training.models.encoder import EncoderOutput
 from edgemtl.training.models.network import MultiTaskNet, Outputs
 
@@ -27,16 +27,15 @@ class FrozenNet:
     def __init__(self, path: str | Path, mean: Sequence[float], std: Sequence[float]) -> None:
         self.path = str(path)
         ckpt = load_checkpoint(path)
-        self.ckpt_heads = list(ckpt["heads"])
+        self.ckpt_heads = list(ckpt.heads)
         self.selected_head = checkpoint_default_head(ckpt)
-        self.specs: dict[str, TaskSpec] = {s.key: s for s in task_specs(ckpt)}
+        self.specs: dict[str, TaskSpec] = {s.key: s for s in ckpt.task_specs()}
         self.net: MultiTaskNet = model_from_checkpoint(ckpt)
-        self._ckpt = {"heads": self.ckpt_heads, "recipe": ckpt["recipe"], "_path": self.path}
+        self._facts = ckpt.without_tensors()  # the weights live in self.net only
         for p in self.net.parameters():
             p.requires_grad_(False)
         # Our images are (raw - mean) / std; the teacher was trained on (raw - mean_t) / std_t.
-        inp = ckpt["input"]
-        t_mean, t_std = inp.get("mean", (0.0, 0.0, 0.0)), inp.get("std", (1.0, 1.0, 1.0))
+        t_mean, t_std = ckpt.input.mean, ckpt.input.std
         self.scale = torch.tensor([s / ts for s, ts in zip(std, t_std)]).view(1, 3, 1, 1)
         self.shift = torch.tensor([(m - tm) / ts for m, tm, ts in zip(mean, t_mean, t_std)]).view(1, 3, 1, 1)
 
@@ -53,7 +52,7 @@ class FrozenNet:
 
     def require_head(self, head: str, key: str) -> None:
         try:
-            require_checkpoint_head(self._ckpt, head)
+            require_checkpoint_head(self._facts, head)
         except UserError as err:
             raise UserError(f"{key}: {err}") from None
 

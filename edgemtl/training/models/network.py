@@ -11,42 +11,31 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgemtl.core.heads import ENSEMBLE, STUDENT, TEACHER, available, get, missing_message, needs
 from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.decoders import StudentHead, TeacherDecoder
 from edgemtl.training.models.encoder import Encoder, EncoderOutput
+from edgemtl.training.task_ops import get_ops
 
 Outputs = dict[str, dict[str, torch.Tensor]]
 
 
 def activate(spec: TaskSpec, raw: torch.Tensor) -> torch.Tensor:
-    """Output activation: unit normals; every other task is linear (seg stays logits)."""
-    if spec.kind == "normal":
-        return F.normalize(raw, dim=1, eps=1e-12)
-    return raw
+    """Output activation of the task's kind (`TaskOps.activate`): unit normals; seg stays logits."""
+    return get_ops(spec.kind).activate(raw)
 
 
-def ensemble(specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor], student: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The `ensemble` head (Eq. 6 and inference alike).
+def ensemble(specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor],
+             student: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The `ensemble` head (Eq. 6 and inference alike), per kind (`TaskOps.ensemble`).
 
     seg: log of the mean of both softmax probabilities (log-probabilities are
     valid logits: softmax(log p) = p and argmax is unchanged); normal: mean,
     re-normalised; the rest: mean.
     """
-    out: dict[str, torch.Tensor] = {}
-    for spec in specs:
-        t, s = teacher[spec.key], student[spec.key]
-        if spec.kind == "seg":
-            probs = 0.5 * (F.softmax(t, dim=1) + F.softmax(s, dim=1))
-            out[spec.key] = torch.log(probs.clamp_min(1e-12))
-        elif spec.kind == "normal":
-            out[spec.key] = F.normalize(0.5 * (t + s), dim=1, eps=1e-12)
-        else:
-            out[spec.key] = 0.5 * (t + s)
-    return out
+    return {s.key: get_ops(s.kind).ensemble(teacher[s.key], student[s.key]) for s in specs}
 
 
 class MultiTaskNet(nn.Module):
@@ -149,8 +138,8 @@ class HeadModule(nn.Module):
         values = []
         for spec in self.specs:
             value = result[spec.key]
-            if self.outputs == "decoded" and spec.kind == "seg":
-                value = torch.argmax(value, dim=1).to(torch.int32)
+            if self.outputs == "decoded":  # seg: argmax labels in-graph; others unchanged
+                value = get_ops(spec.kind).decode(value)
             values.append(value)
         return tuple(values)
 

@@ -1,0 +1,17 @@
+"""`edges`: a one-channel edge map in [0, 1], negative = invalid.
+
+Everything it needs is the base `TaskKind` (a dense regression map): `abs_err`,
+an all-zero constant predictor, max-abs / relative-difference parity, a fixed
+[0, 1] colour range. Loss: L1 (edgemtl/training/task_ops.py).
+"""
+
+from __future__ import annotations
+
+from edgemtl.core.tasks.kind import TaskKind
+
+
+class EdgesKind(TaskKind):
+    name = "edges"
+    raw_output = "edges"
+    decoded_output = "edges"
+    meaning = "edge map"
