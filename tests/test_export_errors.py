@@ -139,7 +139,7 @@ def test_missing_head_names_the_method(tiny_checkpoint: Path, tmp_path: Path) ->
     vanilla = _rewrite_checkpoint(tiny_checkpoint, tmp_path / "vanilla.pt", heads=["teacher"], recipe=recipe)
     with pytest.raises(UserError, match="has no student head: it was trained with method vanilla"):
         export_command(vanilla, ExportOptions(head="student", out=tmp_path / "o", quiet=True))
-    with pytest.raises(UserError, match="--head tutor: expected teacher, student or ensemble"):
+    with pytest.raises(UserError, match="--head tutor: expected teacher, student, ensemble, exit1, exit2 or exit3"):
         export_command(vanilla, ExportOptions(head="tutor", quiet=True))
 
 

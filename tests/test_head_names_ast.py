@@ -79,12 +79,17 @@ def checkpoint(trained: list[str], method: str = "sd", select: str | None = None
 
 
 def test_registry_names_and_kinds() -> None:
-    assert heads.head_names() == ("teacher", "student", "ensemble")
-    assert [heads.get(n).kind for n in heads.head_names()] == ["trained", "trained", "derived"]
+    assert heads.head_names() == ("teacher", "student", "ensemble", "exit1", "exit2", "exit3")
+    assert [heads.get(n).kind for n in heads.head_names()] == ["trained", "trained", "derived",
+                                                               "trained", "trained", "trained"]
     assert heads.get("ensemble").needs == ("teacher", "student")
     assert heads.get("student").needs == ("student",)
     assert heads.runs_teacher_decoder("teacher") and heads.runs_teacher_decoder("ensemble")
     assert not heads.runs_teacher_decoder("student")
+    assert all(heads.runs_teacher_decoder(heads.exit_name(k)) for k in heads.EXIT_STAGES)
+    assert [heads.exit_stage(n) for n in ("exit1", "exit3", "exit4", "exitx", "student")] == [
+        1, 3, None, None, None]
+    assert heads.available(["teacher", "exit2"]) == ("teacher", "exit2")
 
 
 @pytest.mark.parametrize(("trained", "have"), [
@@ -140,12 +145,12 @@ def test_missing_head_error_names_checkpoint_method_and_heads() -> None:
 
 def test_head_value_validation() -> None:
     assert heads.parse_head("ensemble") == "ensemble"
-    with pytest.raises(UserError, match=r"^--head tutor: expected teacher, student or ensemble$"):
+    with pytest.raises(UserError, match=r"^--head tutor: expected teacher, student, ensemble, exit1, exit2 or exit3$"):
         heads.parse_head("tutor")
     assert heads.parse_head("all", allow_all=True) == "all"
-    with pytest.raises(UserError, match="expected teacher, student, ensemble or all"):
+    with pytest.raises(UserError, match="expected teacher, student, ensemble, exit1, exit2, exit3 or all"):
         heads.parse_head("tutor", allow_all=True)
-    with pytest.raises(UserError, match="--head all: expected teacher, student or ensemble"):
+    with pytest.raises(UserError, match="--head all: expected teacher, student, ensemble, exit1, exit2 or exit3"):
         heads.parse_head("all")
     ckpt = checkpoint(["teacher"], method="vanilla")
     with pytest.raises(UserError, match="--head tutor"):  # the name is checked before presence
@@ -162,7 +167,7 @@ def test_bundle_holds_one_head() -> None:
 def test_head_name_field_in_recipes_and_manifests() -> None:
     from edgemtl.core.config import recipe_from_dict
 
-    with pytest.raises(UserError, match="train.select.head: expected teacher, student or ensemble"):
+    with pytest.raises(UserError, match="train.select.head: expected teacher, student, ensemble, exit1, exit2 or exit3"):
         recipe_from_dict({"tasks": ["seg"], "train": {"select": {"head": "tutor"}}}, "r.yaml")
     recipe = recipe_from_dict({"tasks": ["seg"], "train": {"select": {"head": "ensemble"}}})
     assert recipe.train.select.head == "ensemble"

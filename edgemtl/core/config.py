@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgemtl.core.errors import UserError
-from edgemtl.core.heads import STUDENT, TEACHER, HeadName, available
+from edgemtl.core.heads import EXIT_STAGES, STUDENT, TEACHER, HeadName, available, exit_name
 from edgemtl.core.tasks import kind_names
 
 
@@ -102,11 +102,42 @@ class TaskConfig(Section):
     weight: float = Field(1.0, ge=0)
 
 
+class StudentConfig(Section):
+    """The Student head's architecture (docs/methods.md "Student kinds").
+
+    A recipe or checkpoint without `model.student` means `paper`, the SD-MTCNN
+    Student, so every older checkpoint loads, evaluates and exports unchanged.
+    `width`, `upsample`, `smooth` and `neck` shape the `skip` Student (and the
+    branches of decoder exits); `paper` ignores them.
+    """
+
+    kind: Literal["paper", "skip"] = "paper"
+    #: Multiplier on `model.width` for the Student's (and exits') channels only.
+    width: float = Field(1.0, gt=0, le=4)
+    #: x2 up-stages: ConvTranspose(k2, s2), or conv1x1 then a bilinear Resize.
+    upsample: Literal["transpose", "resize"] = "transpose"
+    #: conv3x3-BN-ReLU after each encoder-skip addition.
+    smooth: bool = True
+    #: Per-task stages, or one neck shared by every task with a per-task output conv.
+    neck: Literal["per_task", "shared"] = "per_task"
+
+
 class ModelConfig(Section):
     width: float = Field(1.0, gt=0, le=4)
     upsampling: Literal["bilinear", "nearest", "unpool"] = "bilinear"
     #: Teacher decoder skips: attention-gated (paper), none (Baseline-4) or U-Net concatenation.
     decoder: Literal["attention", "plain", "unet"] = "attention"
+    student: StudentConfig = StudentConfig()
+    #: Decoder exits (heads exit1..exit3): exit k = Teacher decoder stages 1..k, then the
+    #: remaining up-stages with encoder skips and an output conv (docs/methods.md "Exits").
+    exits: tuple[int, ...] = ()
+
+    @field_validator("exits")
+    @classmethod
+    def _exit_stages(cls, exits: tuple[int, ...]) -> tuple[int, ...]:
+        if any(k not in EXIT_STAGES for k in exits) or len(set(exits)) != len(exits):
+            raise ValueError(f"expected distinct stages among {list(EXIT_STAGES)}, got {list(exits)}")
+        return tuple(sorted(exits))
 
 
 class MethodBase(Section):
@@ -120,11 +151,32 @@ class VanillaMethod(MethodBase):
     name: Literal["vanilla"] = "vanilla"
 
 
+class FeatureDistill(Section):
+    """Feature self-distillation (docs/methods.md "Feature distillation"; off at weight 0).
+
+    Each tapped Student up-stage (1 = the coarsest, 1/8 scale; 4 = full
+    resolution), and each exit's own stages among them, regresses the Teacher
+    decoder's feature at the same scale through a training-only 1x1 adaptor:
+    the KD4MTL distance (ECCVW 2020, §3) with the Teacher side detached.
+    """
+
+    weight: float = Field(0.0, ge=0)
+    taps: tuple[int, ...] = (1, 2, 3, 4)
+
+    @field_validator("taps")
+    @classmethod
+    def _tap_stages(cls, taps: tuple[int, ...]) -> tuple[int, ...]:
+        if not taps or any(t not in (1, 2, 3, 4) for t in taps) or len(set(taps)) != len(taps):
+            raise ValueError(f"expected distinct up-stages among [1, 2, 3, 4], got {list(taps)}")
+        return tuple(sorted(taps))
+
+
 class SDMethod(MethodBase):
     """Eq. 5: Teacher and Student task losses + lambda * distillation."""
 
     name: Literal["sd"] = "sd"
     lambda_: float = Field(1.0, alias="lambda", ge=0)
+    feature_distill: FeatureDistill = FeatureDistill()
 
 
 class SDEnsembleMethod(MethodBase):
@@ -132,6 +184,7 @@ class SDEnsembleMethod(MethodBase):
 
     name: Literal["sd_ensemble"] = "sd_ensemble"
     lambda_: float = Field(1.0, alias="lambda", ge=0)
+    feature_distill: FeatureDistill = FeatureDistill()
 
 
 class KDTwoStageMethod(MethodBase):
@@ -281,6 +334,16 @@ class Recipe(Section):
         return tasks
 
     @model_validator(mode="after")
+    def _exits_need_a_teacher_network(self) -> Recipe:
+        if self.model.exits and self.method.name not in EXIT_METHODS:
+            raise ValueError(
+                f"model.exits: method {self.method.name} cannot train decoder exits "
+                f"(exits train with methods {', '.join(EXIT_METHODS)}; kd_two_stage's Student "
+                "network has no Teacher decoder to branch from)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _select_head_exists(self) -> Recipe:
         heads = recipe_heads(self)
         if self.train.select.head is not None and self.train.select.head not in heads:
@@ -306,14 +369,19 @@ class Recipe(Section):
         return self.model_dump(mode="json", by_alias=True)
 
 
+#: Methods whose network also trains decoder exits when `model.exits` asks for them.
+EXIT_METHODS: tuple[str, ...] = ("vanilla", "sd", "sd_ensemble")
+
+
 def recipe_heads(recipe: Recipe) -> tuple[str, ...]:
     """The heads a recipe's method gives: the ones it trains plus the derived ones
     (`edgemtl.core.heads.available`; the methods declare the same in `model_heads`)."""
+    exits = tuple(exit_name(k) for k in recipe.model.exits)
     if recipe.method.name in ("vanilla", "kd4mtl", "bam"):
-        return available((TEACHER,))
+        return available((TEACHER, *exits))
     if recipe.method.name == "kd_two_stage":
         return available((STUDENT,))
-    return available((TEACHER, STUDENT))
+    return available((TEACHER, STUDENT, *exits))
 
 
 def _format_loc(loc: tuple[Any, ...], method_names: set[str]) -> str:

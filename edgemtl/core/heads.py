@@ -26,6 +26,22 @@ from edgemtl.core.errors import UserError
 TEACHER = "teacher"
 STUDENT = "student"
 ENSEMBLE = "ensemble"
+#: Teacher decoder stages after which a decoder exit can branch (`model.exits`).
+EXIT_STAGES: tuple[int, ...] = (1, 2, 3)
+_EXIT_PREFIX = "exit"
+
+
+def exit_name(stage: int) -> str:
+    """The head of the decoder exit after Teacher decoder stage `stage` (1..3): "exit<stage>"."""
+    return f"{_EXIT_PREFIX}{stage}"
+
+
+def exit_stage(name: str) -> int | None:
+    """The Teacher decoder stage an exit head branches after; None for any other head."""
+    if name.startswith(_EXIT_PREFIX) and name[len(_EXIT_PREFIX):].isdigit():
+        stage = int(name[len(_EXIT_PREFIX):])
+        return stage if stage in EXIT_STAGES else None
+    return None
 #: Not a head: `edgemtl eval --head all` scores every head a checkpoint has.
 ALL = "all"
 
@@ -57,6 +73,9 @@ REGISTRY: dict[str, Head] = {head.name: head for head in (
     Head(TEACHER, "trained", (), True, "the Teacher decoder of each task"),
     Head(STUDENT, "trained", (), False, "the light Student head of each task"),
     Head(ENSEMBLE, "derived", (TEACHER, STUDENT), True, "Teacher and Student combined (Eq. 6)"),
+    *(Head(exit_name(k), "trained", (), True,
+           f"decoder exit: Teacher decoder stages 1-{k}, then a light branch with encoder skips")
+      for k in EXIT_STAGES),
 )}
 #: The default head when a run selected none: the first of these that exists.
 DEFAULT_ORDER: tuple[str, ...] = (STUDENT, TEACHER)

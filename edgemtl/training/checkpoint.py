@@ -17,10 +17,11 @@ import torch
 from edgemtl import __version__
 from edgemtl.core.checkpoint_schema import FORMAT, SCHEMA_VERSION, Checkpoint, checkpoint_from_dict
 from edgemtl.core.errors import UserError
-from edgemtl.core.heads import trained_of
+from edgemtl.core.heads import exit_name, trained_of
 from edgemtl.core.io import atomic_file
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.training.models.network import MultiTaskNet
+from edgemtl.training.models.students import StudentShape
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -75,8 +76,10 @@ def model_from_checkpoint(ckpt: Checkpoint) -> MultiTaskNet:
     """
     model_cfg = ckpt.recipe.model
     trained = trained_of(ckpt.heads)
+    exits = [k for k in model_cfg.exits if exit_name(k) in trained]
     net = MultiTaskNet(
-        ckpt.task_specs(), model_cfg.width, model_cfg.upsampling, model_cfg.decoder, heads=trained
+        ckpt.task_specs(), model_cfg.width, model_cfg.upsampling, model_cfg.decoder, heads=trained,
+        student=StudentShape.of(model_cfg.student), exits=exits,
     )
     try:
         net.load_state_dict(ckpt.model)

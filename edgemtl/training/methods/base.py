@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 from edgemtl.core.config import Recipe
-from edgemtl.core.heads import TEACHER, available
+from edgemtl.core.config import EXIT_METHODS
+from edgemtl.core.heads import TEACHER, available, exit_name
 from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.encoder import EncoderOutput
-from edgemtl.training.models.network import MultiTaskNet, Outputs
+from edgemtl.training.models.network import MultiTaskNet, Outputs, Taps
+from edgemtl.training.models.students import StudentShape
 
 #: task key -> term name -> scalar tensor (e.g. {"seg": {"teacher": .., "student": .., "kd": ..}}).
 LossTerms = dict[str, dict[str, torch.Tensor]]
@@ -63,23 +65,37 @@ class Method:
     cut_shared: bool = False
     #: The last forward's cut (only while `cut_shared`).
     shared_cut: SharedCut | None = None
+    #: Whether `forward` keeps the heads' up-stage features in `taps` (feature distillation).
+    wants_taps: bool = False
+    #: The last forward's up-stage features (only while `wants_taps`).
+    taps: Taps | None = None
 
     def __init__(self, recipe: Recipe, specs: Sequence[TaskSpec]) -> None:
         self.recipe = recipe
         self.specs = list(specs)
+        stages = recipe.model.exits if recipe.method.name in EXIT_METHODS else ()
+        #: The decoder exits this run trains (`model.exits`), as head names.
+        self.exit_heads: tuple[str, ...] = tuple(exit_name(k) for k in stages)
+
+    @property
+    def trained_heads(self) -> tuple[str, ...]:
+        """Heads with parameters of their own: the method's plus the recipe's exits."""
+        return (*self.model_heads, *self.exit_heads)
 
     @property
     def eval_heads(self) -> tuple[str, ...]:
         """Heads evaluated each epoch: the trained ones plus derived ones (`heads.available`)."""
-        return available(self.model_heads)
+        return available(self.trained_heads)
 
     @property
     def train_heads(self) -> tuple[str, ...]:
-        return tuple(self.model_heads)
+        return self.trained_heads
 
     def build_model(self) -> MultiTaskNet:
         cfg = self.recipe.model
-        return MultiTaskNet(self.specs, cfg.width, cfg.upsampling, cfg.decoder, heads=self.model_heads)
+        return MultiTaskNet(self.specs, cfg.width, cfg.upsampling, cfg.decoder,
+                            heads=self.trained_heads, student=StudentShape.of(cfg.student),
+                            exits=cfg.exits if self.exit_heads else ())
 
     def extra_module(self) -> nn.Module | None:
         """Trainable modules outside the network (adaptors); saved in checkpoints."""
@@ -101,7 +117,9 @@ class Method:
         return EncoderOutput(cuts[:-1], enc.indices, cuts[-1])
 
     def forward(self, model: MultiTaskNet, images: torch.Tensor, ctx: StepContext) -> Outputs:
-        return model.forward_from_encoding(self.encode(model, images), self.train_heads)
+        outputs, taps = model.forward_with_taps(self.encode(model, images), self.train_heads)
+        self.taps = taps if self.wants_taps else None
+        return outputs
 
     def loss_terms(self, outputs: Outputs, targets: dict[str, torch.Tensor], ctx: StepContext) -> LossTerms:
         raise NotImplementedError

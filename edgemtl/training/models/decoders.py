@@ -54,7 +54,39 @@ class Upsample(nn.Module):
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-class TeacherDecoder(nn.Module):
+class DecoderStages:
+    """Teacher decoder stages as a sequence: shared by the full decoder and an exit's prefix.
+
+    Needs `ups`, `convs`, `gates` (nn.ModuleList, one entry per stage) and `decoder`.
+    """
+
+    ups: nn.ModuleList
+    convs: nn.ModuleList
+    gates: nn.ModuleList
+    decoder: str
+
+    def stage(self, index: int, x: torch.Tensor, enc: EncoderOutput) -> torch.Tensor:
+        """Decoder stage `index` (0 = from the 1/16 bottleneck to 1/8, ..., 3 = to full size)."""
+        skip = enc.skips[3 - index]
+        x = self.ups[index](x, enc.indices[3 - index], skip.shape[-2:])
+        if self.decoder == "unet":
+            x = torch.cat([x, skip], dim=1)
+        x = self.convs[index](x)
+        if self.decoder == "attention":
+            x = self.gates[index](x, skip)
+        return x
+
+    def features(self, enc: EncoderOutput, stages: int | None = None) -> list[torch.Tensor]:
+        """Outputs of the first `stages` decoder stages (what exits branch from, and what
+        feature distillation regresses): 1/8, 1/4, 1/2, full scale."""
+        out, x = [], enc.bottleneck
+        for index in range(len(self.ups) if stages is None else stages):
+            x = self.stage(index, x, enc)
+            out.append(x)
+        return out
+
+
+class TeacherDecoder(DecoderStages, nn.Module):
     def __init__(self, out_channels: int, width: float, bottleneck_channels: int, upsampling: str, decoder: str) -> None:
         super().__init__()
         self.decoder = decoder
@@ -74,16 +106,7 @@ class TeacherDecoder(nn.Module):
         self.output = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, enc: EncoderOutput) -> torch.Tensor:
-        x = enc.bottleneck
-        for stage in range(4):
-            skip = enc.skips[3 - stage]
-            x = self.ups[stage](x, enc.indices[3 - stage], skip.shape[-2:])
-            if self.decoder == "unet":
-                x = torch.cat([x, skip], dim=1)
-            x = self.convs[stage](x)
-            if self.decoder == "attention":
-                x = self.gates[stage](x, skip)
-        return self.output(x)
+        return self.output(self.features(enc)[-1])
 
 
 class StudentHead(nn.Module):
@@ -103,6 +126,14 @@ class StudentHead(nn.Module):
             in_channels = channels
         self.up = nn.Sequential(*layers)
         self.output = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    def features(self, enc: EncoderOutput) -> list[torch.Tensor]:
+        """The four up-stages' outputs (1/8 .. full scale), for feature distillation."""
+        out, x = [], enc.bottleneck
+        for index in range(0, len(self.up), 3):  # ConvTranspose, BN, ReLU per stage
+            x = self.up[index + 2](self.up[index + 1](self.up[index](x)))
+            out.append(x)
+        return out
 
     def forward(self, enc: EncoderOutput) -> torch.Tensor:
         return self.output(self.up(enc.bottleneck))

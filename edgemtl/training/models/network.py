@@ -1,4 +1,5 @@
-"""MultiTaskNet: one shared encoder, a Teacher decoder and a Student head per task.
+"""MultiTaskNet: one shared encoder, a Teacher decoder and a Student head per task, and
+optional decoder exits (docs/methods.md "Heads", "Student kinds", "Exits").
 
 `forward(x, heads=...)` runs the encoder once and only the decoders the named
 heads need; `head_module(head)` returns a standalone module holding the encoder
@@ -13,32 +14,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgemtl.core.heads import ENSEMBLE, STUDENT, TEACHER, available, get, missing_message, needs
+from edgemtl.core.heads import (
+    STUDENT,
+    TEACHER,
+    available,
+    exit_name,
+    exit_stage,
+    missing_message,
+    needs,
+)
 from edgemtl.core.tasks import TaskSpec
-from edgemtl.training.models.decoders import StudentHead, TeacherDecoder
+from edgemtl.training.models.decode import HeadParts, decode_heads
+from edgemtl.training.models.decode import Outputs as Outputs  # re-exported for methods
+from edgemtl.training.models.decode import Taps as Taps
+from edgemtl.training.models.decode import activate as activate
+from edgemtl.training.models.decode import ensemble as ensemble
+from edgemtl.training.models.decoders import TeacherDecoder
 from edgemtl.training.models.encoder import Encoder, EncoderOutput
+from edgemtl.training.models.exits import ExitBranch, TeacherPrefix
+from edgemtl.training.models.students import StudentShape, build_student
 from edgemtl.training.task_ops import get_ops
 
-Outputs = dict[str, dict[str, torch.Tensor]]
-
-
-def activate(spec: TaskSpec, raw: torch.Tensor) -> torch.Tensor:
-    """Output activation of the task's kind (`TaskOps.activate`): unit normals; seg stays logits."""
-    return get_ops(spec.kind).activate(raw)
-
-
-def ensemble(specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor],
-             student: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The `ensemble` head (Eq. 6 and inference alike), per kind (`TaskOps.ensemble`).
-
-    seg: log of the mean of both softmax probabilities (log-probabilities are
-    valid logits: softmax(log p) = p and argmax is unchanged); normal: mean,
-    re-normalised; the rest: mean.
-    """
-    return {s.key: get_ops(s.kind).ensemble(teacher[s.key], student[s.key]) for s in specs}
-
-
 class MultiTaskNet(nn.Module):
+    """Encoder + per-task Teacher decoders + the Student + exits, as `heads` and the
+    recipe's `model` section ask (`student`: `StudentShape`; `exits`: stages 1..3)."""
+
     def __init__(
         self,
         tasks: Sequence[TaskSpec],
@@ -46,23 +46,35 @@ class MultiTaskNet(nn.Module):
         upsampling: str = "bilinear",
         decoder: str = "attention",
         heads: Iterable[str] = (TEACHER, STUDENT),
+        student: StudentShape | None = None,
+        exits: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.specs = list(tasks)
         self.width = width
         self.upsampling = upsampling
         self.decoder = decoder
+        self.student_shape = student or StudentShape()
         trained = needs(heads)
         self.encoder = Encoder(width, keep_indices=upsampling == "unpool")
         bottleneck = self.encoder.bottleneck_channels
         self.teacher = nn.ModuleDict()
         self.student = nn.ModuleDict()
-        if TEACHER in trained:
+        self.student_neck = None
+        self.exits = nn.ModuleDict()
+        if TEACHER in trained or exits:
             for spec in self.specs:
-                self.teacher[spec.key] = TeacherDecoder(spec.channels, width, bottleneck, upsampling, decoder)
+                self.teacher[spec.key] = TeacherDecoder(spec.channels, width, bottleneck, upsampling,
+                                                        decoder)
         if STUDENT in trained:
-            for spec in self.specs:
-                self.student[spec.key] = StudentHead(spec.channels, width, bottleneck)
+            self.student, self.student_neck = build_student(self.specs, width, bottleneck,
+                                                            self.encoder.channels, self.student_shape)
+        for stage in exits:
+            self.exits[exit_name(stage)] = nn.ModuleDict({
+                spec.key: ExitBranch(stage, spec.channels, width, self.encoder.channels,
+                                     self.student_shape)
+                for spec in self.specs
+            })
 
     @torch.no_grad()
     def init_outputs(self, constants: dict[str, np.ndarray]) -> None:
@@ -75,7 +87,7 @@ class MultiTaskNet(nn.Module):
         and random output weights on sparse maps (keypoints, edges) start far
         worse than predicting zero; short CPU runs would spend their budget there.
         """
-        for decoders in (self.teacher, self.student):
+        for decoders in self.trained_modules().values():
             for key, decoder in decoders.items():
                 output: nn.Conv2d = decoder.output  # type: ignore[assignment]
                 if key in constants and output.bias is not None:
@@ -83,8 +95,8 @@ class MultiTaskNet(nn.Module):
                     output.bias.copy_(torch.as_tensor(constants[key], dtype=output.bias.dtype))
 
     def trained_modules(self) -> dict[str, nn.ModuleDict]:
-        """Trained head name -> its per-task modules (empty when not trained)."""
-        return {TEACHER: self.teacher, STUDENT: self.student}
+        """Trained head name -> its per-task modules (each ends in `output`)."""
+        return {TEACHER: self.teacher, STUDENT: self.student, **dict(self.exits.items())}
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -97,9 +109,18 @@ class MultiTaskNet(nn.Module):
             if head not in self.heads:
                 raise ValueError(missing_message(head, self.heads, "this network"))
 
+    def parts(self) -> HeadParts:
+        return HeadParts(self.specs, self.teacher, self.student, self.student_neck,
+                         dict(self.exits.items()))
+
+    def forward_with_taps(self, enc: EncoderOutput, heads: Sequence[str]) -> tuple[Outputs, Taps]:
+        """Outputs of `heads` and the up-stage features of each trained head that ran."""
+        self.require_heads(heads)
+        return decode_heads(self.parts(), enc, heads, with_taps=True)
+
     def forward_from_encoding(self, enc: EncoderOutput, heads: Sequence[str]) -> Outputs:
         self.require_heads(heads)
-        return decode_heads(self.specs, self.trained_modules(), enc, heads)
+        return decode_heads(self.parts(), enc, heads)[0]
 
     def forward(self, x: torch.Tensor, heads: Sequence[str] = (TEACHER,)) -> Outputs:
         return self.forward_from_encoding(self.encoder(x), tuple(heads))
@@ -115,8 +136,9 @@ class MultiTaskNet(nn.Module):
 class HeadModule(nn.Module):
     """Encoder + one head, returning a tuple in `output_names` order (for export).
 
-    It registers only the encoder and the decoders that head uses, so a Student
-    export carries no Teacher tensor.
+    It registers only the encoder and the modules that head uses: a Student
+    export carries no Teacher tensor, and an exit's carries the first k stages
+    of each Teacher decoder (no later stage, no Teacher output) and its branch.
     """
 
     def __init__(self, net: MultiTaskNet, head: str, outputs: str = "raw") -> None:
@@ -128,13 +150,20 @@ class HeadModule(nn.Module):
         self.outputs = outputs
         self.encoder = net.encoder
         used = needs((head,))
+        stage = exit_stage(head)
         self.teacher = net.teacher if TEACHER in used else nn.ModuleDict()
+        if stage is not None:
+            self.teacher = nn.ModuleDict({key: TeacherPrefix(decoder, stage)
+                                          for key, decoder in net.teacher.items()})
         self.student = net.student if STUDENT in used else nn.ModuleDict()
+        self.student_neck = net.student_neck if STUDENT in used else None
+        self.exits = nn.ModuleDict({name: net.exits[name] for name in used if name in net.exits})
         self.output_names = net.output_names(head, outputs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        modules = {TEACHER: self.teacher, STUDENT: self.student}
-        result = decode_heads(self.specs, modules, self.encoder(x), (self.head,))[self.head]
+        parts = HeadParts(self.specs, self.teacher, self.student, self.student_neck,
+                          dict(self.exits.items()))
+        result = decode_heads(parts, self.encoder(x), (self.head,))[0][self.head]
         values = []
         for spec in self.specs:
             value = result[spec.key]
@@ -142,23 +171,3 @@ class HeadModule(nn.Module):
                 value = get_ops(spec.kind).decode(value)
             values.append(value)
         return tuple(values)
-
-
-#: Derived head -> how its outputs are computed from its trained heads' (in `built_from` order).
-COMBINE = {ENSEMBLE: ensemble}
-
-
-def decode_heads(specs: Sequence[TaskSpec], modules: dict[str, nn.ModuleDict], enc: EncoderOutput,
-                 heads: Sequence[str]) -> Outputs:
-    """Run each trained head that `heads` need once, then combine the derived ones.
-
-    `modules`: trained head name -> its per-task decoders. Returns {head: {task:
-    N x C x H x W}} for exactly `heads`, activated (`activate`).
-    """
-    out: Outputs = {}
-    for name in needs(heads):
-        out[name] = {spec.key: activate(spec, modules[name][spec.key](enc)) for spec in specs}
-    for head in heads:
-        if head not in out:
-            out[head] = COMBINE[head](specs, *(out[part] for part in get(head).built_from))
-    return {head: out[head] for head in heads}
