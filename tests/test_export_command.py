@@ -176,7 +176,7 @@ def test_export_from_bundle_without_torch(student_bundle: tuple[Path, dict], tmp
         assert art.built_from == "student.fp32.onnx"
     # the FP32 entry is untouched (its torch parity record survives)
     assert after.artifacts[0].parity.reference == "torch"
-    assert json.loads((bundle / "manifest.json").read_text())["schema_version"] == 1
+    assert json.loads((bundle / "manifest.json").read_text())["schema_version"] == mf.SCHEMA_VERSION
 
 
 def test_missing_dataset_falls_back_to_flagged_random_inputs(student_bundle: tuple[Path, dict],

@@ -77,7 +77,7 @@ def test_unknown_keys_survive_a_rewrite(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mutate, needle", [
     (lambda d: d.pop("head"), "field head"),
     (lambda d: d["artifacts"][0].update(precision="fp8"), "artifacts.0.precision"),
-    (lambda d: d.update(schema_version=2), "schema_version is 2"),
+    (lambda d: d.update(schema_version=3), "schema_version is 3, this edgemtl reads 1 and 2"),
 ])
 def test_bad_manifest_names_file_and_field(tmp_path: Path, mutate, needle) -> None:
     data = _manifest().to_dict()

@@ -40,4 +40,6 @@ def manifest_from_checkpoint(ckpt: Checkpoint, path: str | Path, head: str | Non
         input=InputEntry.model_validate(ckpt.input.model_dump(mode="json")),
         dataset=ckpt.data.to_dict(),
         upsampling=ckpt.upsampling_mode,
+        architecture={"student": ckpt.recipe.model.student.model_dump(mode="json"),
+                      "exits": list(ckpt.recipe.model.exits)},
     )

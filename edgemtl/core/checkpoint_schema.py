@@ -1,4 +1,4 @@
-"""The checkpoint's typed schema (format "edgemtl-checkpoint", schema_version 1).
+"""The checkpoint's typed schema (format "edgemtl-checkpoint", schema_version 2; 1 still reads).
 
 Why typed: `eval`, `export`, the torch runner of `profile`/`predict`, the frozen
 teachers of kd_two_stage / KD4MTL / BAM and `--resume` all read checkpoints. Every
@@ -39,8 +39,10 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.tasks import TaskSpec, get_kind, kind_names
 
 FORMAT = "edgemtl-checkpoint"
-#: The newest schema this edgemtl reads and the one it writes.
-SCHEMA_VERSION = 1
+#: The newest schema this edgemtl reads and the one it writes. 2 added `recipe.model.student`
+#: and `recipe.model.exits` (heads exit1..exit3); a version-1 file means the paper Student and
+#: no exits, and still loads (docs/formats.md "Checkpoint").
+SCHEMA_VERSION = 2
 
 #: Opaque payloads (tensors, state dicts): typed `Any` on purpose, torch validates them.
 Opaque = Any

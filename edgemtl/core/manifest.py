@@ -1,4 +1,4 @@
-"""The export bundle's `manifest.json` (schema_version 1) and the ONNX metadata mirror.
+"""The export bundle's `manifest.json` (schema_version 2; 1 still reads) and its ONNX metadata mirror.
 
 Why typed objects: the manifest is read on devices (profile, export from a bundle)
 that must not guess. Every field a consumer relies on is validated once here and
@@ -20,7 +20,11 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.heads import HeadName
 from edgemtl.core.io import atomic_write_json, sha256_file
 
-SCHEMA_VERSION: Literal[1] = 1
+#: The version written. 2: `head` may name a decoder exit (exit1..exit3) and the optional
+#: `architecture` record says which Student/exits the bundle's graph holds.
+SCHEMA_VERSION: Literal[2] = 2
+#: Versions read (a version-1 bundle holds a teacher, student or ensemble head).
+READS: tuple[int, ...] = (1, 2)
 MANIFEST_NAME = "manifest.json"
 METADATA_PREFIX = "edgemtl."
 
@@ -143,7 +147,7 @@ class Source(_Model):
 
 
 class Manifest(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     format: Literal["edgemtl-bundle"] = "edgemtl-bundle"
     edgemtl_version: str = ""
     head: HeadName
@@ -153,6 +157,9 @@ class Manifest(_Model):
     input: InputEntry
     dataset: dict[str, Any] | None = None
     upsampling: str = "bilinear"
+    #: The head's architecture as the checkpoint's recipe states it: {"student": {kind, width,
+    #: upsample, smooth, neck}, "exits": [k...]} (None in version 1: the paper Student).
+    architecture: dict[str, Any] | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,8 +178,9 @@ def manifest_from_dict(data: Any, origin: str = MANIFEST_NAME) -> Manifest:
     if not isinstance(data, dict):
         raise UserError(f"{origin}: expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise UserError(f"{origin}: schema_version is {version!r}, this edgemtl reads {SCHEMA_VERSION}")
+    if version not in READS:
+        raise UserError(f"{origin}: schema_version is {version!r}, this edgemtl reads "
+                        f"{' and '.join(map(str, READS))}")
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
