@@ -147,7 +147,8 @@ def profile(
     idle: Annotated[float, typer.Option("--idle", help="Idle power window before timing, seconds.")] = 2.0,
     json_path: Annotated[Optional[str], typer.Option("--json", help="Write every number as JSON to PATH ('-' = stdout).")] = None,
     markdown: Annotated[Optional[str], typer.Option("--markdown", help="Write the table as Markdown to PATH.")] = None,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Latency-vs-accuracy chart to PATH (.png/.svg/.pdf).")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Latency-vs-Δm chart with the Pareto front to PATH (.png/.svg/.pdf).")] = None,
+    budget_ms: Annotated[Optional[float], typer.Option("--budget-ms", help="Name the most accurate artifact whose p50 latency is at most MS on this device (needs --accuracy and a Teacher FP32 artifact or --reference).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Latency, accuracy and power of artifacts on this machine, interleaved under the same conditions."""
@@ -165,7 +166,8 @@ def profile(
         select=ArtifactChoice(head=head, precisions=pc.parse_precisions(precision),
                               formats=pc.parse_formats(format_)),
         accuracy=accuracy, data=DataSource(data, split, limit), reference=reference, power=power,
-        idle_s=idle, output=OutputFiles(json=json_path, markdown=markdown, plot=plot), quiet=quiet))
+        idle_s=idle, output=OutputFiles(json=json_path, markdown=markdown, plot=plot), quiet=quiet,
+        budget_ms=budget_ms))
 
 
 @app.command()

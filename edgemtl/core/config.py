@@ -107,7 +107,7 @@ class StudentConfig(Section):
 
     A recipe or checkpoint without `model.student` means `paper`, the SD-MTCNN
     Student, so every older checkpoint loads, evaluates and exports unchanged.
-    `width`, `upsample`, `smooth` and `neck` shape the `skip` Student (and the
+    `width`, `upsample`, `smooth` and `shared_stages` shape the `skip` Student (and the
     branches of decoder exits); `paper` ignores them.
     """
 
@@ -116,10 +116,27 @@ class StudentConfig(Section):
     width: float = Field(1.0, gt=0, le=4)
     #: x2 up-stages: ConvTranspose(k2, s2), or conv1x1 then a bilinear Resize.
     upsample: Literal["transpose", "resize"] = "transpose"
-    #: conv3x3-BN-ReLU after each encoder-skip addition.
-    smooth: bool = True
-    #: Per-task stages, or one neck shared by every task with a per-task output conv.
-    neck: Literal["per_task", "shared"] = "per_task"
+    #: Up-stages (1 = coarsest .. 4 = full size) with a conv3x3-BN-ReLU after the encoder-skip
+    #: addition; true = all, false = none.
+    smooth: tuple[int, ...] = (1, 2, 3, 4)
+    #: The first N up-stages are one neck shared by every task, the rest per task
+    #: (0: per-task branches; 4: a shared neck with per-task output convs).
+    shared_stages: int = Field(0, ge=0, le=4)
+
+    @field_validator("smooth", mode="before")
+    @classmethod
+    def _smooth_stages(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return (1, 2, 3, 4) if value else ()
+        return value
+
+    @field_validator("smooth")
+    @classmethod
+    def _known_stages(cls, smooth: tuple[int, ...]) -> tuple[int, ...]:
+        if any(s not in (1, 2, 3, 4) for s in smooth) or len(set(smooth)) != len(smooth):
+            raise ValueError(f"expected true, false or distinct up-stages among [1, 2, 3, 4], "
+                             f"got {list(smooth)}")
+        return tuple(sorted(smooth))
 
 
 class ModelConfig(Section):

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.heads import TEACHER
 from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
+from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.stats import latency_stats
 from edgemtl.deploy.profile.timing import TimingConfig, time_interleaved
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
@@ -62,11 +64,18 @@ class ProfileOptions:
     seed: int = 0
     output: OutputFiles = field(default_factory=OutputFiles)
     quiet: bool = False
+    #: Name the most accurate artifact whose p50 latency is at most this (ms); see `pareto`.
+    budget_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.runner.device not in ("cpu", "cuda"):
             raise UserError(f"--device {self.runner.device!r}: expected cpu or cuda")
         parse_batches(self.batches)
+        if self.budget_ms is not None and not self.budget_ms > 0:
+            raise UserError(f"--budget-ms {self.budget_ms}: expected a positive number of ms")
+        if self.budget_ms is not None and not self.scores:
+            raise UserError("--budget-ms needs accuracy to compare artifacts: add --accuracy "
+                            "(or --data ROOT)")
 
     @property
     def scores(self) -> bool:
@@ -136,6 +145,10 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
     for p in paths:
         refs.extend(resolve_artifacts(p, head=select.head, formats=select.formats,
                                       precisions=select.precisions, fp16=options.runner.fp16))
+    if options.budget_ms is not None and not options.reference and not any(
+            ref.head == TEACHER and ref.precision == "fp32" for ref in refs):
+        raise UserError("--budget-ms needs a Δm reference: profile the Teacher's FP32 artifact "
+                        "along with the others, or pass --reference RUN_OR_JSON")
     runners: list[Runner] = []
     try:
         for ref in refs:
@@ -144,13 +157,14 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
             runners.append(runner)
         artifacts = [_artifact_facts(ref, r) for ref, r in zip(refs, runners)]
         warnings: list[str] = [n for a in artifacts for n in a["notes"]]
+        reference = None
         if options.scores:
-            _accuracy(refs, runners, artifacts, options, console)
+            reference = _accuracy(refs, runners, artifacts, options, console)
         _timing(refs, runners, artifacts, options, console, warnings)
     finally:
         for r in runners:
             r.close()
-    return {
+    result = {
         "schema_version": PROFILE_SCHEMA_VERSION,
         "kind": "edgemtl-profile",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -167,13 +181,18 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
             "split": options.data.split if options.scores else None, "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
         },
+        "reference": None if reference is None else {"label": reference.label,
+                                                     "metrics": reference.metrics},
         "artifacts": artifacts,
         "warnings": warnings,
     }
+    result["pareto"] = pareto.analyse(result, options.budget_ms)
+    return result
 
 
 def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[str, Any]],
-              options: ProfileOptions, console: Any) -> None:
+              options: ProfileOptions, console: Any) -> ResolvedReference | None:
+    """Score every artifact; deltas against `--reference` (returned) or FP32 siblings (None)."""
     from edgemtl.core.progress import bar
     from edgemtl.deploy.profile.accuracy import deltas, open_reader, score_runner
 
@@ -195,7 +214,7 @@ def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[
         for ref, facts in zip(refs, artifacts):
             facts["reference"] = explicit.label
             facts["deltas"] = deltas(facts["heads"][ref.head], explicit.metrics)
-        return
+        return explicit
     for ref, facts in zip(refs, artifacts):
         mine = facts["heads"][ref.head]
         for other_ref, other in zip(refs, artifacts):
@@ -204,6 +223,7 @@ def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[
                 facts["reference"] = other["label"]
                 facts["deltas"] = deltas(mine, other["heads"][other_ref.head])
                 break
+    return None
 
 
 def _explicit_reference(sources: Sequence[str], refs: list[ModelRef],
@@ -305,6 +325,12 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
         report.write_plot(result, output.plot)
     for line in result["warnings"]:
         err.print(f"[yellow]warning:[/] {line}")
+    block = result.get("pareto")
+    if block is not None and block["budget_ms"] is not None:
+        message = pareto.budget_message(block)
+        if block["pick"] is None:
+            raise UserError(message)
+        Console(quiet=options.quiet or output.json_to_stdout).print(message)
     return result
 
 

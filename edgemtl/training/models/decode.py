@@ -18,7 +18,7 @@ from torch import nn
 from edgemtl.core.heads import ENSEMBLE, STUDENT, TEACHER, exit_stage, get, needs
 from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.encoder import EncoderOutput
-from edgemtl.training.models.students import SharedNeck, student_taps
+from edgemtl.training.models.students import SharedNeck, student_forward, student_taps
 from edgemtl.training.task_ops import get_ops
 
 #: head -> task -> N x C x H x W output (activated: unit normals, seg logits).
@@ -90,8 +90,7 @@ def decode_heads(parts: HeadParts, enc: EncoderOutput, heads: Sequence[str],
             raw = {key: parts.teacher[key].output(teacher_feats[key][-1]) for key in keys}
             taps[name] = teacher_feats
         elif name == STUDENT and not with_taps:
-            neck = parts.student_neck(enc)[-1] if parts.student_neck is not None else enc
-            raw = {key: parts.student[key](neck) for key in keys}
+            raw = student_forward(parts.student, parts.student_neck, enc, keys)
         elif name == STUDENT:
             raw, taps[name] = student_taps(parts.student, parts.student_neck, enc, keys)
         else:

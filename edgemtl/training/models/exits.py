@@ -18,7 +18,7 @@ from torch import nn
 
 from edgemtl.training.models.decoders import DecoderStages, TeacherDecoder
 from edgemtl.training.models.encoder import EncoderOutput
-from edgemtl.training.models.students import SkipStages, StudentShape, stage_channels
+from edgemtl.training.models.students import StudentShape, skip_stages
 
 
 class ExitBranch(nn.Module):
@@ -32,9 +32,8 @@ class ExitBranch(nn.Module):
                  encoder_channels: Sequence[int], shape: StudentShape) -> None:
         super().__init__()
         self.stage = stage
-        channels = stage_channels(model_width, shape.width)[stage:]
-        self.branch = SkipStages(encoder_channels[4 - stage], channels, encoder_channels, 3 - stage,
-                                 shape.upsample, shape.smooth)
+        self.branch = skip_stages(model_width, encoder_channels[4 - stage], encoder_channels, shape,
+                                  stage + 1, 4)
         self.output = nn.Conv2d(self.branch.out_channels, out_channels, 3, padding=1)
 
     def features(self, teacher_feature: torch.Tensor, enc: EncoderOutput) -> list[torch.Tensor]:

@@ -11,8 +11,8 @@ scale (FPN / LinkNet style), then optionally a conv3x3-BN-ReLU smoothing the
 sum. Up-stages are ConvTranspose2d(k=2, s=2)-BN-ReLU (`transpose`) or a 1x1
 conv-BN-ReLU at the coarse scale followed by a bilinear x2 Resize (`resize`:
 ONNX Runtime has no INT8 ConvTranspose kernel; TensorRT runs both). The stages
-are per task (`neck: per_task`) or shared by all tasks with one output conv
-per task (`neck: shared`). Every op is Conv, ConvTranspose, BatchNorm (folded
+are per task, or the first `shared_stages` of them are one neck shared by all
+tasks (4: a shared neck with one output conv per task). Every op is Conv, ConvTranspose, BatchNorm (folded
 on export), Relu, Add or Resize: what ONNX, onnxsim, ONNX Runtime's QDQ
 quantiser and TensorRT 10/11 all handle.
 
@@ -38,20 +38,29 @@ from edgemtl.training.models.encoder import EncoderOutput
 
 @dataclass(frozen=True)
 class StudentShape:
-    """How a Student is built (`model.student` in a recipe; docs/formats.md)."""
+    """How a Student is built (`model.student` in a recipe; docs/formats.md).
+
+    `smooth`: the up-stages (1 = coarsest .. 4 = full size) with a conv3x3
+    after the skip addition. `shared_stages`: the first N up-stages are one neck
+    shared by every task; the rest, and the output conv, are per task (0: per-task
+    branches; 4: a shared neck with per-task output convs).
+    """
 
     kind: str = "paper"  # paper | skip
     width: float = 1.0  # multiplier on the model's width, for the Student's channels only
     upsample: str = "transpose"  # transpose | resize
-    smooth: bool = True
-    neck: str = "per_task"  # per_task | shared
+    smooth: tuple[int, ...] = (1, 2, 3, 4)
+    shared_stages: int = 0
 
     @classmethod
     def of(cls, config: Any) -> StudentShape:
         """From a recipe's `model.student` (`core.config.StudentConfig`), a dict, or None (paper)."""
         if config is None:
             return cls()
-        data = config if isinstance(config, dict) else config.model_dump()
+        data = dict(config if isinstance(config, dict) else config.model_dump())
+        if isinstance(data.get("smooth"), bool):
+            data["smooth"] = (1, 2, 3, 4) if data["smooth"] else ()
+        data["smooth"] = tuple(data.get("smooth", (1, 2, 3, 4)))
         return cls(**data)
 
 
@@ -100,22 +109,23 @@ class SkipStage(nn.Module):
 
 
 class SkipStages(nn.Module):
-    """The last `len(channels)` up-stages of a skip Student, from a feature of `in_channels`.
+    """Up-stages `first..first+len(channels)-1` (1-based, 1 = to 1/8 scale) of a skip Student.
 
-    `first_scale` is the encoder scale index (3 = 1/8, ..., 0 = full) the first
-    stage's skip comes from; a full Student starts at 3, an exit after Teacher
-    stage k at 3 - k. `forward` returns every stage's output (the taps feature
-    distillation reads); the last one feeds the output conv.
+    Input: a feature of `in_channels` at the scale before stage `first` (the
+    bottleneck for stage 1). Stage s adds the encoder feature of scale index
+    4 - s (3 = 1/8 .. 0 = full). `forward` returns every stage's output (the taps
+    feature distillation reads); the last one feeds the output conv.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], encoder_channels: Sequence[int],
-                 first_scale: int, mode: str, smooth: bool) -> None:
+                 first: int, mode: str, smooth: Sequence[int]) -> None:
         super().__init__()
-        self.first_scale = first_scale
+        self.first = first
         stages = []
         for i, out_channels in enumerate(channels):
-            stages.append(SkipStage(in_channels, out_channels, encoder_channels[first_scale - i], mode,
-                                    smooth))
+            stage = first + i
+            stages.append(SkipStage(in_channels, out_channels, encoder_channels[4 - stage], mode,
+                                    stage in smooth))
             in_channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.out_channels = in_channels
@@ -123,51 +133,51 @@ class SkipStages(nn.Module):
     def forward(self, x: torch.Tensor, enc: EncoderOutput) -> list[torch.Tensor]:
         taps = []
         for i, stage in enumerate(self.stages):
-            x = stage(x, enc.skips[self.first_scale - i])
+            x = stage(x, enc.skips[4 - (self.first + i)])
             taps.append(x)
         return taps
 
 
-class SkipStudentHead(nn.Module):
-    """A per-task skip Student: four skip stages from the bottleneck, then conv3x3."""
+def skip_stages(model_width: float, in_channels: int, encoder_channels: Sequence[int],
+                shape: StudentShape, first: int, last: int) -> SkipStages:
+    """Up-stages first..last (1-based, inclusive) of the skip design `shape` describes."""
+    channels = stage_channels(model_width, shape.width)[first - 1:last]
+    return SkipStages(in_channels, channels, encoder_channels, first, shape.upsample, shape.smooth)
 
-    def __init__(self, out_channels: int, model_width: float, bottleneck_channels: int,
+
+class SkipStudentHead(nn.Module):
+    """A task's own part of a skip Student: the up-stages after the shared ones, then conv3x3.
+
+    Input: the bottleneck (no shared stages) or the shared neck's last feature.
+    """
+
+    def __init__(self, out_channels: int, model_width: float, in_channels: int,
                  encoder_channels: Sequence[int], shape: StudentShape) -> None:
         super().__init__()
-        self.branch = SkipStages(bottleneck_channels, stage_channels(model_width, shape.width),
-                                 encoder_channels, 3, shape.upsample, shape.smooth)
+        self.branch = skip_stages(model_width, in_channels, encoder_channels, shape,
+                                  shape.shared_stages + 1, 4)
         self.output = nn.Conv2d(self.branch.out_channels, out_channels, 3, padding=1)
 
-    def features(self, enc: EncoderOutput) -> list[torch.Tensor]:
-        return self.branch(enc.bottleneck, enc)
+    def features(self, x: torch.Tensor, enc: EncoderOutput) -> list[torch.Tensor]:
+        return self.branch(x, enc)
 
-    def forward(self, enc: EncoderOutput) -> torch.Tensor:
-        return self.output(self.features(enc)[-1])
+    def forward(self, x: torch.Tensor, enc: EncoderOutput) -> torch.Tensor:
+        taps = self.features(x, enc)
+        return self.output(taps[-1] if taps else x)
 
 
 class SharedNeck(nn.Module):
-    """Skip stages shared by every task (`neck: shared`); per-task heads are output convs."""
+    """The first `shape.shared_stages` up-stages, shared by every task."""
 
     def __init__(self, model_width: float, bottleneck_channels: int, encoder_channels: Sequence[int],
                  shape: StudentShape) -> None:
         super().__init__()
-        self.branch = SkipStages(bottleneck_channels, stage_channels(model_width, shape.width),
-                                 encoder_channels, 3, shape.upsample, shape.smooth)
+        self.branch = skip_stages(model_width, bottleneck_channels, encoder_channels, shape, 1,
+                                  shape.shared_stages)
         self.out_channels = self.branch.out_channels
 
     def forward(self, enc: EncoderOutput) -> list[torch.Tensor]:
         return self.branch(enc.bottleneck, enc)
-
-
-class OutputHead(nn.Module):
-    """A task's output conv3x3 on the shared neck's finest feature."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.output = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        return self.output(feature)
 
 
 def build_student(specs: Sequence[TaskSpec], model_width: float, bottleneck_channels: int,
@@ -181,32 +191,39 @@ def build_student(specs: Sequence[TaskSpec], model_width: float, bottleneck_chan
         return heads, None
     if shape.kind != "skip":
         raise ValueError(f"unknown Student kind {shape.kind!r}")
-    if shape.neck == "shared":
+    neck = None
+    in_channels = bottleneck_channels
+    if shape.shared_stages:
         neck = SharedNeck(model_width, bottleneck_channels, encoder_channels, shape)
-        for spec in specs:
-            heads[spec.key] = OutputHead(neck.out_channels, spec.channels)
-        return heads, neck
+        in_channels = neck.out_channels
     for spec in specs:
-        heads[spec.key] = SkipStudentHead(spec.channels, model_width, bottleneck_channels,
-                                          encoder_channels, shape)
-    return heads, None
+        heads[spec.key] = SkipStudentHead(spec.channels, model_width, in_channels, encoder_channels,
+                                          shape)
+    return heads, neck
+
+
+def student_forward(heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderOutput,
+                    keys: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Raw Student outputs per task (the modules' own `forward`s)."""
+    if isinstance(next(iter(heads.values()), None), StudentHead):
+        return {key: heads[key](enc) for key in keys}
+    x = neck(enc)[-1] if neck is not None else enc.bottleneck
+    return {key: heads[key](x, enc) for key in keys}
 
 
 def student_taps(heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderOutput,
                  keys: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
-    """Run the Student once: raw outputs per task and each task's up-stage outputs (taps).
-
-    With a shared neck every task's taps are the same four tensors.
-    """
+    """Run the Student once: raw outputs per task and each task's four up-stage outputs (taps;
+    the shared stages' outputs are the same tensors for every task)."""
     raw: dict[str, torch.Tensor] = {}
     taps: dict[str, list[torch.Tensor]] = {}
-    shared = neck(enc) if neck is not None else None
+    shared = neck(enc) if neck is not None else []
+    x = shared[-1] if shared else enc.bottleneck
     for key in keys:
         head = heads[key]
-        if shared is not None:
-            taps[key] = shared
-            raw[key] = head(shared[-1])
+        if isinstance(head, StudentHead):
+            taps[key] = head.features(enc)
         else:
-            taps[key] = head.features(enc)  # type: ignore[operator]
-            raw[key] = head.output(taps[key][-1])  # type: ignore[operator]
+            taps[key] = [*shared, *head.features(x, enc)]
+        raw[key] = head.output(taps[key][-1])
     return raw, taps
