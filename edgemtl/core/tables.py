@@ -7,6 +7,7 @@ an 80-column terminal.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
@@ -25,8 +26,13 @@ def fmt(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def heads_table(heads: dict[str, dict[str, Any]], title: str = "") -> Table:
-    """One column per head (or reference predictor), one row per task metric."""
+def heads_table(heads: dict[str, dict[str, Any]], title: str = "",
+                extra_rows: Sequence[tuple[str, str, dict[str, str]]] = ()) -> Table:
+    """One column per head (or reference predictor), one row per task metric.
+
+    `extra_rows`: (task cell, metric cell, {head: text}) rows appended at the end
+    (e.g. Δm against the Teacher and latency); heads without a value show "-".
+    """
     rows: list[tuple[str, str]] = []
     for block in heads.values():
         for task, metrics in block.items():
@@ -44,5 +50,7 @@ def heads_table(heads: dict[str, dict[str, Any]], title: str = "") -> Table:
         previous = task
     if any("delta_m" in block for block in heads.values()):
         cells = [f"{block['delta_m']:+.2f}" if block.get("delta_m") is not None else "-" for block in heads.values()]
-        table.add_row("all", "Δm % ↑", *cells, end_section=False)
+        table.add_row("all", "Δm % ↑", *cells, end_section=bool(extra_rows))
+    for task, name, values in extra_rows:
+        table.add_row(task, name, *[values.get(head, "-") for head in heads])
     return table

@@ -173,6 +173,8 @@ class Trainer(Protocol):
     balancer: _Named
     device: torch.device
     dist: _WorldSize
+    model: Any  # MultiTaskNet (head_module, parameters)
+    method: Any  # Method (eval_heads)
 
 
 def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[str, Any]:
@@ -182,6 +184,7 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
     The constant predictor's scores are computed on rank 0 only (None elsewhere).
     """
     from edgemtl.evaluation.baselines import score_constants
+    from edgemtl.training.head_costs import head_latency_ms, versus_teacher
 
     log, selection, recipe = trainer.log, trainer.selection, trainer.recipe
     last = log.last
@@ -212,7 +215,13 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
         "device": str(trainer.device),
         "threads": torch.get_num_threads(),
         "world_size": trainer.dist.world_size,
+        "vs_teacher": None,
     }
+    if log.writes and last:
+        latency = head_latency_ms(trainer.model, trainer.method.eval_heads, recipe.data.size)
+        summary["vs_teacher"] = versus_teacher(last["heads"], latency)
+        summary["latency_note"] = (f"PyTorch eager on {trainer.device}, batch 1, "
+                                   f"{torch.get_num_threads()} threads, median of 20")
     if log.writes:
         atomic_write_json(log.run_dir / "summary.json", summary)
     return summary
