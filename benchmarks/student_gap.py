@@ -49,9 +49,17 @@ TEST_SEED = 1000  # generator seed of the test split (training data uses seed 0)
 #: Budgets. quickstart: recipes/synthetic.yaml as the quick start trains it.
 PRESETS: dict[str, dict[str, Any]] = {
     "quickstart": {"overrides": [], "test_images": 256, "iterations": 300},
-    "smoke": {"overrides": ["data.size=[32,64]", "data.synthetic.n_train=16",
-                            "data.synthetic.n_val=8", "train.epochs=1", "train.batch_size=4"],
-              "test_images": 8, "iterations": 5},
+    "smoke": {
+        "overrides": [
+            "data.size=[32,64]",
+            "data.synthetic.n_train=16",
+            "data.synthetic.n_val=8",
+            "train.epochs=1",
+            "train.batch_size=4",
+        ],
+        "test_images": 8,
+        "iterations": 5,
+    },
 }
 
 SKIP = ["model.student.kind=skip"]
@@ -70,23 +78,44 @@ class Config:
 #: The default Student of recipes/synthetic.yaml (docs/methods.md "Student kinds" says why).
 DEFAULT = "skip-default"
 CONFIGS: list[Config] = [
-    Config(DEFAULT, "skip, shared coarse stages 1-2, per-task 3-4, ConvTranspose, smoothing",
-           (*SKIP, "model.student.shared_stages=2"), SEEDS),
+    Config(
+        DEFAULT,
+        "skip, shared coarse stages 1-2, per-task 3-4, ConvTranspose, smoothing",
+        (*SKIP, "model.student.shared_stages=2"),
+        SEEDS,
+    ),
     Config("paper", "SD-MTCNN Student (1/16 bottleneck only)", ("model.student.kind=paper",)),
-    Config("skip-per-task", "skip, all stages per task",
-           (*SKIP, "model.student.shared_stages=0")),
-    Config("skip-shared-neck", "skip, one shared neck, per-task output convs",
-           (*SKIP, "model.student.shared_stages=4")),
-    Config("skip-resize", "default with conv1x1 + bilinear Resize up-stages",
-           (*SKIP, "model.student.shared_stages=2", "model.student.upsample=resize")),
-    Config("skip-no-smooth", "default without the conv3x3 after each skip",
-           (*SKIP, "model.student.shared_stages=2", "model.student.smooth=false")),
-    Config("skip-half-width", "default at half the Student width",
-           (*SKIP, "model.student.shared_stages=2", "model.student.width=0.5")),
-    Config("skip-feature-kd", "default + feature distillation (weight 1, all taps)",
-           (*SKIP, "model.student.shared_stages=2", "method.feature_distill.weight=1")),
-    Config("skip-exits", "default + decoder exits 1-3",
-           (*SKIP, "model.student.shared_stages=2", "model.exits=[1,2,3]")),
+    Config("skip-per-task", "skip, all stages per task", (*SKIP, "model.student.shared_stages=0")),
+    Config(
+        "skip-shared-neck",
+        "skip, one shared neck, per-task output convs",
+        (*SKIP, "model.student.shared_stages=4"),
+    ),
+    Config(
+        "skip-resize",
+        "default with conv1x1 + bilinear Resize up-stages",
+        (*SKIP, "model.student.shared_stages=2", "model.student.upsample=resize"),
+    ),
+    Config(
+        "skip-no-smooth",
+        "default without the conv3x3 after each skip",
+        (*SKIP, "model.student.shared_stages=2", "model.student.smooth=false"),
+    ),
+    Config(
+        "skip-half-width",
+        "default at half the Student width",
+        (*SKIP, "model.student.shared_stages=2", "model.student.width=0.5"),
+    ),
+    Config(
+        "skip-feature-kd",
+        "default + feature distillation (weight 1, all taps)",
+        (*SKIP, "model.student.shared_stages=2", "method.feature_distill.weight=1"),
+    ),
+    Config(
+        "skip-exits",
+        "default + decoder exits 1-3",
+        (*SKIP, "model.student.shared_stages=2", "model.exits=[1,2,3]"),
+    ),
 ]
 
 
@@ -108,8 +137,13 @@ def _cli(args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
     with open(log, "a") as out:
         out.write(f"$ edgemtl {' '.join(args)}\n")
         out.flush()
-        proc = subprocess.run([sys.executable, "-m", "edgemtl", *args], stdout=out,
-                              stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgemtl", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=ROOT,
+        )
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-5:]
         raise RuntimeError(f"edgemtl {args[0]} failed ({proc.returncode}): " + " | ".join(tail))
@@ -124,19 +158,49 @@ def train_and_export(run: Run, preset: dict[str, Any], test_root: Path, threads:
     """Train (1 thread per job), score best.pt on the test split, export every head (FP32)."""
     folder, log = run.folder, run.folder.with_suffix(".log")
     if not (folder / "summary.json").is_file():
-        overrides = [*preset["overrides"], *run.config.overrides, f"train.seed={run.seed}",
-                     f"train.threads={threads}", "data.workers=0"]
+        overrides = [
+            *preset["overrides"],
+            *run.config.overrides,
+            f"train.seed={run.seed}",
+            f"train.threads={threads}",
+            "data.workers=0",
+        ]
         sets = [item for o in overrides for item in ("--set", o)]
         resume = ["--resume"] if (folder / "last.pt").is_file() else []
         _cli(["train", str(RECIPE), "--out", str(folder), "--quiet", *resume, *sets], log)
     if not (folder / "test_eval.json").is_file():
-        _cli(["eval", str(folder / "best.pt"), "--head", "all", "--data", str(test_root),
-              "--json", str(folder / "test_eval.json"), "--quiet"], log)
+        _cli(
+            [
+                "eval",
+                str(folder / "best.pt"),
+                "--head",
+                "all",
+                "--data",
+                str(test_root),
+                "--json",
+                str(folder / "test_eval.json"),
+                "--quiet",
+            ],
+            log,
+        )
     for head in _heads(folder):
         bundle = folder / "bundles" / head
         if not (bundle / "manifest.json").is_file():
-            _cli(["export", str(folder / "best.pt"), "--head", head, "--out", str(bundle),
-                  "--samples", "2", "--no-trt", "--quiet"], log)
+            _cli(
+                [
+                    "export",
+                    str(folder / "best.pt"),
+                    "--head",
+                    head,
+                    "--out",
+                    str(bundle),
+                    "--samples",
+                    "2",
+                    "--no-trt",
+                    "--quiet",
+                ],
+                log,
+            )
 
 
 def profile_run(run: Run, preset: dict[str, Any]) -> None:
@@ -145,9 +209,29 @@ def profile_run(run: Run, preset: dict[str, Any]) -> None:
     if out.is_file():
         return
     bundles = [str(run.folder / "bundles" / head) for head in _heads(run.folder)]
-    _cli(["profile", *bundles, "--precision", "fp32", "--threads", "1", "-n",
-          str(preset["iterations"]), "--rounds", "5", "--warmup", "20", "--no-power", "--idle", "0",
-          "--json", str(out), "--quiet"], run.folder.with_suffix(".log"))
+    _cli(
+        [
+            "profile",
+            *bundles,
+            "--precision",
+            "fp32",
+            "--threads",
+            "1",
+            "-n",
+            str(preset["iterations"]),
+            "--rounds",
+            "5",
+            "--warmup",
+            "20",
+            "--no-power",
+            "--idle",
+            "0",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+        run.folder.with_suffix(".log"),
+    )
 
 
 def run_result(run: Run) -> dict[str, Any]:
@@ -163,15 +247,22 @@ def run_result(run: Run) -> dict[str, Any]:
         ms = art["rows"][0]["latency"]["median_ms"]
         tasks = {t: m for t, m in metrics.items() if isinstance(m, dict)}
         heads[head] = {
-            "params": art["params"], "gflops": (art["flops"] or 0) / 1e9, "p50_ms": ms,
+            "params": art["params"],
+            "gflops": (art["flops"] or 0) / 1e9,
+            "p50_ms": ms,
             "latency_ratio": ms / teacher_ms,
             "metrics": tasks,
             "delta_m_terms": {t: delta_m({t: m}, {t: teacher[t]}) for t, m in tasks.items()},
             "delta_m_vs_teacher": delta_m(tasks, teacher),
         }
     summary = json.loads((run.folder / "summary.json").read_text())
-    return {"config": run.config.name, "seed": run.seed, "heads": heads,
-            "train_wall_s": summary["wall_time_s"], "best_epoch": summary["best_epoch"]}
+    return {
+        "config": run.config.name,
+        "seed": run.seed,
+        "heads": heads,
+        "train_wall_s": summary["wall_time_s"],
+        "best_epoch": summary["best_epoch"],
+    }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -190,22 +281,31 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
             rows = [r["heads"][head] for r in mine if head in r["heads"]]
             dm, dm_std = _mean_std([r["delta_m_vs_teacher"] for r in rows])
             heads[head] = {
-                "delta_m_vs_teacher": dm, "delta_m_std": dm_std,
-                "delta_m_terms": {t: statistics.fmean(r["delta_m_terms"][t] for r in rows)
-                                  for t in rows[0]["delta_m_terms"]},
+                "delta_m_vs_teacher": dm,
+                "delta_m_std": dm_std,
+                "delta_m_terms": {
+                    t: statistics.fmean(r["delta_m_terms"][t] for r in rows)
+                    for t in rows[0]["delta_m_terms"]
+                },
                 "latency_ratio": statistics.fmean(r["latency_ratio"] for r in rows),
                 "p50_ms": statistics.fmean(r["p50_ms"] for r in rows),
-                "params": rows[0]["params"], "gflops": rows[0]["gflops"],
+                "params": rows[0]["params"],
+                "gflops": rows[0]["gflops"],
             }
         teacher_vs_paper = None
         paper = [r for r in runs if r["config"] == "paper"]
         if paper and config.name != "paper":
             teacher_vs_paper = statistics.fmean(
                 delta_m(r["heads"][TEACHER]["metrics"], paper[0]["heads"][TEACHER]["metrics"])
-                for r in mine)
-        out[config.name] = {"what": config.what, "overrides": list(config.overrides),
-                            "seeds": [r["seed"] for r in mine], "heads": heads,
-                            "teacher_delta_m_vs_paper_teacher": teacher_vs_paper}
+                for r in mine
+            )
+        out[config.name] = {
+            "what": config.what,
+            "overrides": list(config.overrides),
+            "seeds": [r["seed"] for r in mine],
+            "heads": heads,
+            "teacher_delta_m_vs_paper_teacher": teacher_vs_paper,
+        }
     return out
 
 
@@ -239,14 +339,40 @@ def pareto_profile(work: Path, preset: dict[str, Any], test_root: Path) -> Path 
     if not (student / f"{STUDENT}.int8.onnx").is_file():
         _cli(["export", str(student), "--int8", "--calib", "64", "--samples", "2", "--quiet"], log)
     out = work / "pareto.json"
-    plot = RESULTS / ("student_gap_pareto.png" if preset is PRESETS["quickstart"]
-                      else "student_gap_pareto_smoke.png")
+    plot = RESULTS / (
+        "student_gap_pareto.png"
+        if preset is PRESETS["quickstart"]
+        else "student_gap_pareto_smoke.png"
+    )
     if not out.is_file():
         bundles = [str(exits / "bundles" / h) for h in _heads(exits) if h != "ensemble"]
-        _cli(["profile", *bundles, str(paper / "bundles" / STUDENT), "--accuracy", "--data",
-              str(test_root), "--threads", "1", "-n", str(preset["iterations"]), "--rounds", "5",
-              "--warmup", "20", "--no-power", "--idle", "0", "--json", str(out), "--plot",
-              str(plot), "--quiet"], log)
+        _cli(
+            [
+                "profile",
+                *bundles,
+                str(paper / "bundles" / STUDENT),
+                "--accuracy",
+                "--data",
+                str(test_root),
+                "--threads",
+                "1",
+                "-n",
+                str(preset["iterations"]),
+                "--rounds",
+                "5",
+                "--warmup",
+                "20",
+                "--no-power",
+                "--idle",
+                "0",
+                "--json",
+                str(out),
+                "--plot",
+                str(plot),
+                "--quiet",
+            ],
+            log,
+        )
     return plot
 
 
@@ -266,23 +392,33 @@ def markdown(result: dict[str, Any]) -> str:
         for head, h in block["heads"].items():
             if head in ("ensemble",) or (head == TEACHER and name != DEFAULT):
                 continue
-            terms = [f"{h['delta_m_terms'].get(t, float('nan')):+.1f}"
-                     for t in ("seg", "depth", "normal", "keypoints", "edges")]
+            terms = [
+                f"{h['delta_m_terms'].get(t, float('nan')):+.1f}"
+                for t in ("seg", "depth", "normal", "keypoints", "edges")
+            ]
             std = f" ± {h['delta_m_std']:.1f}" if len(block["seeds"]) > 1 else ""
             label = f"**{name}**" if name == DEFAULT else name
             lines.append(
                 f"| {label} | {head} | {len(block['seeds'])} | {h['delta_m_vs_teacher']:+.1f}{std} | "
                 + " | ".join(terms)
                 + f" | {h['latency_ratio']:.2f} | {h['p50_ms']:.2f} | {h['params'] / 1e6:.3f} | "
-                f"{h['gflops']:.3f} |")
+                f"{h['gflops']:.3f} |"
+            )
     d = result.get("default")
     if d:
         paper = d["teacher_delta_m_vs_paper_teacher"]
-        lines += ["", f"Default (`{d['config']}`): Student Δm {d['student_delta_m_vs_teacher']:+.2f} % "
-                  f"± {d['std']:.2f} vs its Teacher at {d['latency_ratio']:.2f}× the Teacher's "
-                  "latency" + ("" if paper is None else
-                               f"; its Teacher is {paper:+.2f} % (Δm) from the paper-Student "
-                               "run's Teacher") + "."]
+        lines += [
+            "",
+            f"Default (`{d['config']}`): Student Δm {d['student_delta_m_vs_teacher']:+.2f} % "
+            f"± {d['std']:.2f} vs its Teacher at {d['latency_ratio']:.2f}× the Teacher's "
+            "latency"
+            + (
+                ""
+                if paper is None
+                else f"; its Teacher is {paper:+.2f} % (Δm) from the paper-Student run's Teacher"
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -300,11 +436,29 @@ def main() -> int:
     test_root = work / "test"
     if not (test_root / "val").is_dir():
         size = "32x64" if args.preset == "smoke" else "64x128"
-        _cli(["data", "synth", str(test_root), "--n-train", "1", "--n-val",
-              str(preset["test_images"]), "--size", size, "--seed", str(TEST_SEED), "--quiet"],
-             work / "test.log")
-    runs = [Run(c, s, work / "runs" / f"{c.name}-s{s}") for c in CONFIGS for s in c.seeds
-            if not args.only or c.name in args.only]
+        _cli(
+            [
+                "data",
+                "synth",
+                str(test_root),
+                "--n-train",
+                "1",
+                "--n-val",
+                str(preset["test_images"]),
+                "--size",
+                size,
+                "--seed",
+                str(TEST_SEED),
+                "--quiet",
+            ],
+            work / "test.log",
+        )
+    runs = [
+        Run(c, s, work / "runs" / f"{c.name}-s{s}")
+        for c in CONFIGS
+        for s in c.seeds
+        if not args.only or c.name in args.only
+    ]
     start = time.time()
     print(f"{len(runs)} runs in {work} (cache {env_cache}), {args.jobs} at a time", flush=True)
 
@@ -321,15 +475,20 @@ def main() -> int:
     results = [run_result(run) for run in runs]
     configs = aggregate(results)
     plot = pareto_profile(work, preset, test_root)
-    import onnxruntime
     import platform
 
+    import onnxruntime
+
     result = {
-        "preset": args.preset, "test_images": preset["test_images"],
-        "iterations": preset["iterations"], "onnxruntime": onnxruntime.__version__,
+        "preset": args.preset,
+        "test_images": preset["test_images"],
+        "iterations": preset["iterations"],
+        "onnxruntime": onnxruntime.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "wall_s": round(time.time() - start, 1), "default": default_block(configs),
-        "configs": configs, "runs": results,
+        "wall_s": round(time.time() - start, 1),
+        "default": default_block(configs),
+        "configs": configs,
+        "runs": results,
         "pareto_plot": None if plot is None else str(plot.relative_to(ROOT)),
     }
     name = "student_gap" if args.preset == "quickstart" else f"student_gap_{args.preset}"

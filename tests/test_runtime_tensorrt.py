@@ -49,8 +49,8 @@ def test_bundle_engine_skipped_or_refused_without_tensorrt(tmp_path: Path) -> No
     """An engine listed in a bundle: skipped (with the reason) when TensorRT is absent."""
     from test_runtime_bundle import make_toy_bundle
 
-    from edgemtl.core.manifest import Artifact, load_manifest, write_manifest
     from edgemtl.core.io import sha256_file
+    from edgemtl.core.manifest import Artifact, load_manifest, write_manifest
 
     if tensorrt_status()[0]:
         pytest.skip("TensorRT runs here: nothing is skipped")
@@ -58,9 +58,17 @@ def test_bundle_engine_skipped_or_refused_without_tensorrt(tmp_path: Path) -> No
     engine = bundle / "student.fp16.trt"
     engine.write_bytes(b"not really an engine")
     manifest = load_manifest(bundle)
-    manifest.artifacts.append(Artifact.model_validate({
-        "file": engine.name, "format": "trt", "precision": "fp16", "sha256": sha256_file(engine),
-        "trt": {"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}}))
+    manifest.artifacts.append(
+        Artifact.model_validate(
+            {
+                "file": engine.name,
+                "format": "trt",
+                "precision": "fp16",
+                "sha256": sha256_file(engine),
+                "trt": {"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"},
+            }
+        )
+    )
     write_manifest(bundle, manifest)
     refs = resolve_artifacts(bundle)
     assert [r.format for r in refs] == ["onnx"]
@@ -81,8 +89,8 @@ def test_engine_runs_and_matches_onnxruntime(tmp_path: Path) -> None:
         pytest.skip(f"TensorRT engine path needs TensorRT + a CUDA GPU: {reason}")
     from test_runtime_bundle import make_toy_bundle
 
-    from edgemtl.core.manifest import Artifact, load_manifest, write_manifest
     from edgemtl.core.io import sha256_file
+    from edgemtl.core.manifest import Artifact, load_manifest, write_manifest
     from edgemtl.deploy.runtime import RunnerOptions, open_runner
     from edgemtl.deploy.runtime.trt_env import gpu_facts
 
@@ -92,17 +100,32 @@ def test_engine_runs_and_matches_onnxruntime(tmp_path: Path) -> None:
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
-    assert parser.parse((bundle / "student.fp32.onnx").read_bytes()), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    assert parser.parse((bundle / "student.fp32.onnx").read_bytes()), [
+        str(parser.get_error(i)) for i in range(parser.num_errors)
+    ]
     config = builder.create_builder_config()
     plan = builder.build_serialized_network(network, config)
     engine = bundle / "student.fp32.trt"
     engine.write_bytes(bytes(plan))
     gpu = gpu_facts()
     manifest = load_manifest(bundle)
-    manifest.artifacts.append(Artifact.model_validate({
-        "file": engine.name, "format": "trt", "precision": "fp32", "sha256": sha256_file(engine),
-        "outputs": manifest.artifacts[0].outputs, "batch": manifest.artifacts[0].batch,
-        "trt": {"version": trt.__version__, "gpu": gpu["gpu"], "compute_capability": gpu["compute_capability"]}}))
+    manifest.artifacts.append(
+        Artifact.model_validate(
+            {
+                "file": engine.name,
+                "format": "trt",
+                "precision": "fp32",
+                "sha256": sha256_file(engine),
+                "outputs": manifest.artifacts[0].outputs,
+                "batch": manifest.artifacts[0].batch,
+                "trt": {
+                    "version": trt.__version__,
+                    "gpu": gpu["gpu"],
+                    "compute_capability": gpu["compute_capability"],
+                },
+            }
+        )
+    )
     write_manifest(bundle, manifest)
     (onnx_ref,) = resolve_artifacts(bundle / "student.fp32.onnx")
     (trt_ref,) = resolve_artifacts(engine)

@@ -134,8 +134,9 @@ class StudentConfig(Section):
     @classmethod
     def _known_stages(cls, smooth: tuple[int, ...]) -> tuple[int, ...]:
         if any(s not in (1, 2, 3, 4) for s in smooth) or len(set(smooth)) != len(smooth):
-            raise ValueError(f"expected true, false or distinct up-stages among [1, 2, 3, 4], "
-                             f"got {list(smooth)}")
+            raise ValueError(
+                f"expected true, false or distinct up-stages among [1, 2, 3, 4], got {list(smooth)}"
+            )
         return tuple(sorted(smooth))
 
 
@@ -153,7 +154,9 @@ class ModelConfig(Section):
     @classmethod
     def _exit_stages(cls, exits: tuple[int, ...]) -> tuple[int, ...]:
         if any(k not in EXIT_STAGES for k in exits) or len(set(exits)) != len(exits):
-            raise ValueError(f"expected distinct stages among {list(EXIT_STAGES)}, got {list(exits)}")
+            raise ValueError(
+                f"expected distinct stages among {list(EXIT_STAGES)}, got {list(exits)}"
+            )
         return tuple(sorted(exits))
 
 
@@ -428,8 +431,14 @@ def _validation_message(source: str, err: ValidationError) -> str:
     if kind == "extra_forbidden":
         what = "unknown key"
     elif kind == "union_tag_invalid":
-        got = first["input"].get("name") if isinstance(first.get("input"), dict) else first.get("input")
-        what = f"unknown method {got!r} (expected one of: {first.get('ctx', {}).get('expected_tags')})"
+        got = (
+            first["input"].get("name")
+            if isinstance(first.get("input"), dict)
+            else first.get("input")
+        )
+        what = (
+            f"unknown method {got!r} (expected one of: {first.get('ctx', {}).get('expected_tags')})"
+        )
     elif kind == "value_error":
         what = str(first["msg"]).removeprefix("Value error, ")
     elif kind == "missing":
@@ -452,7 +461,9 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {path}: value {text!r} is not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(
+            f"--set {path}: value {text!r} is not valid YAML ({exc.__class__.__name__})"
+        ) from None
     node = raw
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)
@@ -465,7 +476,9 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
     node[keys[-1]] = value
 
 
-def recipe_from_dict(raw: dict[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def recipe_from_dict(
+    raw: dict[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()
+) -> Recipe:
     raw = copy.deepcopy(raw)
     for assignment in overrides:
         set_override(raw, assignment)
@@ -492,7 +505,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise UserError(f"recipe {path}: expected a mapping with sections data, tasks, model, method, train")
+        raise UserError(
+            f"recipe {path}: expected a mapping with sections data, tasks, model, method, train"
+        )
     raw.setdefault("name", path.stem)
     return recipe_from_dict(raw, str(path), overrides)
 

@@ -38,10 +38,12 @@ def exit_name(stage: int) -> str:
 
 def exit_stage(name: str) -> int | None:
     """The Teacher decoder stage an exit head branches after; None for any other head."""
-    if name.startswith(_EXIT_PREFIX) and name[len(_EXIT_PREFIX):].isdigit():
-        stage = int(name[len(_EXIT_PREFIX):])
+    if name.startswith(_EXIT_PREFIX) and name[len(_EXIT_PREFIX) :].isdigit():
+        stage = int(name[len(_EXIT_PREFIX) :])
         return stage if stage in EXIT_STAGES else None
     return None
+
+
 #: Not a head: `edgemtl eval --head all` scores every head a checkpoint has.
 ALL = "all"
 
@@ -69,14 +71,24 @@ class Head:
 
 
 #: Every head, in the order tables, listings and help texts use.
-REGISTRY: dict[str, Head] = {head.name: head for head in (
-    Head(TEACHER, "trained", (), True, "the Teacher decoder of each task"),
-    Head(STUDENT, "trained", (), False, "the light Student head of each task"),
-    Head(ENSEMBLE, "derived", (TEACHER, STUDENT), True, "Teacher and Student combined (Eq. 6)"),
-    *(Head(exit_name(k), "trained", (), True,
-           f"decoder exit: Teacher decoder stages 1-{k}, then a light branch with encoder skips")
-      for k in EXIT_STAGES),
-)}
+REGISTRY: dict[str, Head] = {
+    head.name: head
+    for head in (
+        Head(TEACHER, "trained", (), True, "the Teacher decoder of each task"),
+        Head(STUDENT, "trained", (), False, "the light Student head of each task"),
+        Head(ENSEMBLE, "derived", (TEACHER, STUDENT), True, "Teacher and Student combined (Eq. 6)"),
+        *(
+            Head(
+                exit_name(k),
+                "trained",
+                (),
+                True,
+                f"decoder exit: Teacher decoder stages 1-{k}, then a light branch with encoder skips",
+            )
+            for k in EXIT_STAGES
+        ),
+    )
+}
 #: The default head when a run selected none: the first of these that exists.
 DEFAULT_ORDER: tuple[str, ...] = (STUDENT, TEACHER)
 
@@ -172,7 +184,7 @@ HeadName = Annotated[str, _KnownHead]
 
 
 def missing_message(head: str, have: Sequence[str], owner: str, why: str = "") -> str:
-    """"<owner> has no <head> head<why> (heads: ...)": the one wording for a missing head."""
+    """ "<owner> has no <head> head<why> (heads: ...)": the one wording for a missing head."""
     return f"{owner} has no {head} head{why} (heads: {', '.join(have) or 'none'})"
 
 
@@ -222,8 +234,12 @@ def require_checkpoint_head(ckpt: CheckpointFacts, head: str) -> None:
     """UserError naming the checkpoint, the head and the method it was trained with, e.g.
     "checkpoint runs/v/best.pt has no student head: it was trained with method vanilla
     (heads: teacher)". The one check every reader of a checkpoint head goes through."""
-    require(head, checkpoint_heads(ckpt), f"checkpoint {ckpt.path}",
-            f": it was trained with method {ckpt.method_name}")
+    require(
+        head,
+        checkpoint_heads(ckpt),
+        f"checkpoint {ckpt.path}",
+        f": it was trained with method {ckpt.method_name}",
+    )
 
 
 def checkpoint_head(ckpt: CheckpointFacts, head: str | None, flag: str = "--head") -> str:
@@ -240,6 +256,10 @@ def bundle_head(bundle: Any, manifest_head: str, head: str | None, flag: str = "
     """The head of an export bundle (it holds exactly one); `head`, when given, must be it."""
     if head is not None:
         parse_head(head, flag)
-        require(head, (manifest_head,), f"bundle {bundle}",
-                ": a bundle holds one head; export that one from its checkpoint")
+        require(
+            head,
+            (manifest_head,),
+            f"bundle {bundle}",
+            ": a bundle holds one head; export that one from its checkpoint",
+        )
     return manifest_head

@@ -26,8 +26,11 @@ def fmt(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def heads_table(heads: dict[str, dict[str, Any]], title: str = "",
-                extra_rows: Sequence[tuple[str, str, dict[str, str]]] = ()) -> Table:
+def heads_table(
+    heads: dict[str, dict[str, Any]],
+    title: str = "",
+    extra_rows: Sequence[tuple[str, str, dict[str, str]]] = (),
+) -> Table:
     """One column per head (or reference predictor), one row per task metric.
 
     `extra_rows`: (task cell, metric cell, {head: text}) rows appended at the end
@@ -49,7 +52,10 @@ def heads_table(heads: dict[str, dict[str, Any]], title: str = "",
         table.add_row(task if task != previous else "", metric_label(name), *cells)
         previous = task
     if any("delta_m" in block for block in heads.values()):
-        cells = [f"{block['delta_m']:+.2f}" if block.get("delta_m") is not None else "-" for block in heads.values()]
+        cells = [
+            f"{block['delta_m']:+.2f}" if block.get("delta_m") is not None else "-"
+            for block in heads.values()
+        ]
         table.add_row("all", "Δm % ↑", *cells, end_section=bool(extra_rows))
     for task, name, values in extra_rows:
         table.add_row(task, name, *[values.get(head, "-") for head in heads])

@@ -78,8 +78,13 @@ def model_from_checkpoint(ckpt: Checkpoint) -> MultiTaskNet:
     trained = trained_of(ckpt.heads)
     exits = [k for k in model_cfg.exits if exit_name(k) in trained]
     net = MultiTaskNet(
-        ckpt.task_specs(), model_cfg.width, model_cfg.upsampling, model_cfg.decoder, heads=trained,
-        student=StudentShape.of(model_cfg.student), exits=exits,
+        ckpt.task_specs(),
+        model_cfg.width,
+        model_cfg.upsampling,
+        model_cfg.decoder,
+        heads=trained,
+        student=StudentShape.of(model_cfg.student),
+        exits=exits,
     )
     try:
         net.load_state_dict(ckpt.model)

@@ -23,8 +23,13 @@ from edgemtl.training.models.network import MultiTaskNet
 
 
 @torch.no_grad()
-def head_latency_ms(model: MultiTaskNet, heads: Sequence[str], size: tuple[int, int],
-                    iterations: int = 20, warmup: int = 3) -> dict[str, float]:
+def head_latency_ms(
+    model: MultiTaskNet,
+    heads: Sequence[str],
+    size: tuple[int, int],
+    iterations: int = 20,
+    warmup: int = 3,
+) -> dict[str, float]:
     """Median forward time (ms) of each head's export module on one zero image of `size`."""
     was_training = model.training
     model.eval()
@@ -48,8 +53,9 @@ def head_latency_ms(model: MultiTaskNet, heads: Sequence[str], size: tuple[int, 
     return {head: float(np.median(values)) for head, values in times.items()}
 
 
-def versus_teacher(final: dict[str, dict[str, Any]],
-                   latency_ms: dict[str, float]) -> dict[str, dict[str, float | None]]:
+def versus_teacher(
+    final: dict[str, dict[str, Any]], latency_ms: dict[str, float]
+) -> dict[str, dict[str, float | None]]:
     """{head: {"delta_m": Δm vs the Teacher (%), "latency_ms", "latency_ratio"}}; {} without a
     Teacher. `final`: the last evaluation's heads block (docs/formats.md "metrics.jsonl")."""
     if TEACHER not in final:

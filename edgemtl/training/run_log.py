@@ -220,8 +220,10 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
     if log.writes and last:
         latency = head_latency_ms(trainer.model, trainer.method.eval_heads, recipe.data.size)
         summary["vs_teacher"] = versus_teacher(last["heads"], latency)
-        summary["latency_note"] = (f"PyTorch eager on {trainer.device}, batch 1, "
-                                   f"{torch.get_num_threads()} threads, median of 20")
+        summary["latency_note"] = (
+            f"PyTorch eager on {trainer.device}, batch 1, "
+            f"{torch.get_num_threads()} threads, median of 20"
+        )
     if log.writes:
         atomic_write_json(log.run_dir / "summary.json", summary)
     return summary

@@ -79,8 +79,9 @@ def versus_teacher_rows(block: dict[str, Any] | None) -> list[tuple[str, str, di
         return []
     delta = {h: f"{v['delta_m']:+.2f}" for h, v in block.items()}
     ms = {h: f"{v['latency_ms']:.2f}" for h, v in block.items() if v["latency_ms"] is not None}
-    ratio = {h: f"{v['latency_ratio']:.2f}x" for h, v in block.items()
-             if v["latency_ratio"] is not None}
+    ratio = {
+        h: f"{v['latency_ratio']:.2f}x" for h, v in block.items() if v["latency_ratio"] is not None
+    }
     return [("vs teacher", "Δm % ↑", delta), ("", "latency ms ↓", ms), ("", "x teacher ↓", ratio)]
 
 
@@ -130,11 +131,18 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         from edgemtl.evaluation.baselines import NAME
 
         shown = {**summary["final"], NAME: summary["constant_predictor"]}
-        out_console.print(heads_table(shown, title=f"{recipe.name}: final epoch, val split",
-                                      extra_rows=versus_teacher_rows(summary.get("vs_teacher"))))
+        out_console.print(
+            heads_table(
+                shown,
+                title=f"{recipe.name}: final epoch, val split",
+                extra_rows=versus_teacher_rows(summary.get("vs_teacher")),
+            )
+        )
         if summary.get("vs_teacher"):
-            out_console.print(f"vs teacher: Δm of each head against the Teacher; latency "
-                              f"{summary['latency_note']}")
+            out_console.print(
+                f"vs teacher: Δm of each head against the Teacher; latency "
+                f"{summary['latency_note']}"
+            )
     out_console.print(
         f"best.pt: epoch {(summary['best_epoch'] or 0) + 1} by {trainer.selection.head} "
         f"{trainer.selection.metric}; {summary['wall_time_s']:.0f} s, "

@@ -38,8 +38,11 @@ def _latency_row(artifact: dict[str, Any]) -> dict[str, Any] | None:
 
 def teacher_reference(artifacts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The profiled Teacher FP32 artifact with accuracy (ONNX preferred), or None."""
-    candidates = [a for a in artifacts if a.get("head") == TEACHER and a.get("precision") == "fp32"
-                  and a.get("heads")]
+    candidates = [
+        a
+        for a in artifacts
+        if a.get("head") == TEACHER and a.get("precision") == "fp32" and a.get("heads")
+    ]
     candidates.sort(key=lambda a: a.get("format") != "onnx")
     return candidates[0] if candidates else None
 
@@ -65,9 +68,11 @@ def front(points: Sequence[Point]) -> list[Point]:
     out = []
     for p in points:
         dominated = any(
-            q.latency_ms <= p.latency_ms and q.delta_m >= p.delta_m
+            q.latency_ms <= p.latency_ms
+            and q.delta_m >= p.delta_m
             and (q.latency_ms < p.latency_ms or q.delta_m > p.delta_m)
-            for q in points if q is not p
+            for q in points
+            if q is not p
         )
         out.append(Point(p.label, p.latency_ms, p.delta_m, not dominated))
     return out
@@ -89,13 +94,16 @@ def analyse(result: dict[str, Any], budget_ms: float | None = None) -> dict[str,
     artifacts = result.get("artifacts", [])
     scored = [a for a in artifacts if a.get("heads")]
     if budget_ms is not None and not scored:
-        raise UserError("--budget-ms needs accuracy to compare artifacts: add --accuracy "
-                        "(or --data ROOT)")
+        raise UserError(
+            "--budget-ms needs accuracy to compare artifacts: add --accuracy (or --data ROOT)"
+        )
     reference = reference_for(result)
     if reference is None:
         if budget_ms is not None:
-            raise UserError("--budget-ms needs a Δm reference: profile the Teacher's FP32 artifact "
-                            "along with the others, or pass --reference RUN_OR_JSON")
+            raise UserError(
+                "--budget-ms needs a Δm reference: profile the Teacher's FP32 artifact "
+                "along with the others, or pass --reference RUN_OR_JSON"
+            )
         return None
     label, metrics = reference
     points, batch = [], None
@@ -125,8 +133,12 @@ def budget_message(block: dict[str, Any]) -> str:
     points = {p["label"]: p for p in block["points"]}
     if block["pick"] is None:
         fastest = min(points.values(), key=lambda p: p["latency_ms"])
-        return (f"no profiled artifact meets --budget-ms {budget:g} on this device (fastest: "
-                f"{fastest['label']} at {fastest['latency_ms']:.3g} ms)")
+        return (
+            f"no profiled artifact meets --budget-ms {budget:g} on this device (fastest: "
+            f"{fastest['label']} at {fastest['latency_ms']:.3g} ms)"
+        )
     chosen = points[block["pick"]]
-    return (f"within {budget:g} ms: {chosen['label']} (p50 {chosen['latency_ms']:.3g} ms at batch "
-            f"{block['batch']}, Δm {chosen['delta_m']:+.2f} % vs {block['reference']})")
+    return (
+        f"within {budget:g} ms: {chosen['label']} (p50 {chosen['latency_ms']:.3g} ms at batch "
+        f"{block['batch']}, Δm {chosen['delta_m']:+.2f} % vs {block['reference']})"
+    )

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgemtl.core.config import Recipe
-from edgemtl.core.config import EXIT_METHODS
+from edgemtl.core.config import EXIT_METHODS, Recipe
 from edgemtl.core.heads import TEACHER, available, exit_name
 from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.models.encoder import EncoderOutput
@@ -93,9 +92,15 @@ class Method:
 
     def build_model(self) -> MultiTaskNet:
         cfg = self.recipe.model
-        return MultiTaskNet(self.specs, cfg.width, cfg.upsampling, cfg.decoder,
-                            heads=self.trained_heads, student=StudentShape.of(cfg.student),
-                            exits=cfg.exits if self.exit_heads else ())
+        return MultiTaskNet(
+            self.specs,
+            cfg.width,
+            cfg.upsampling,
+            cfg.decoder,
+            heads=self.trained_heads,
+            student=StudentShape.of(cfg.student),
+            exits=cfg.exits if self.exit_heads else (),
+        )
 
     def extra_module(self) -> nn.Module | None:
         """Trainable modules outside the network (adaptors); saved in checkpoints."""
@@ -121,7 +126,9 @@ class Method:
         self.taps = taps if self.wants_taps else None
         return outputs
 
-    def loss_terms(self, outputs: Outputs, targets: dict[str, torch.Tensor], ctx: StepContext) -> LossTerms:
+    def loss_terms(
+        self, outputs: Outputs, targets: dict[str, torch.Tensor], ctx: StepContext
+    ) -> LossTerms:
         raise NotImplementedError
 
     def on_epoch_start(self, epoch: int) -> None:

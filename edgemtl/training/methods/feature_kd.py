@@ -53,8 +53,9 @@ def term_name(head: str) -> str:
 class FeatureAdaptors(nn.Module):
     """One 1x1 conv per (head, task, tap stage), from the head's channels to the Teacher's."""
 
-    def __init__(self, model: MultiTaskNet, heads: Sequence[str], taps: Sequence[int],
-                 size: tuple[int, int]) -> None:
+    def __init__(
+        self, model: MultiTaskNet, heads: Sequence[str], taps: Sequence[int], size: tuple[int, int]
+    ) -> None:
         super().__init__()
         self.taps = tuple(taps)
         self.heads = tuple(h for h in heads if h != TEACHER)
@@ -81,8 +82,10 @@ class FeatureAdaptors(nn.Module):
                 if not pairs:
                     continue
                 distances = [
-                    feature_distance(self.convs[self._name(head, key, stage)](features[index]),
-                                     teacher[key][stage - 1].detach())
+                    feature_distance(
+                        self.convs[self._name(head, key, stage)](features[index]),
+                        teacher[key][stage - 1].detach(),
+                    )
                     for stage, index in pairs
                 ]
                 out.setdefault(key, {})[term_name(head)] = torch.stack(distances).mean()
@@ -90,8 +93,9 @@ class FeatureAdaptors(nn.Module):
 
 
 @torch.no_grad()
-def _tap_channels(model: MultiTaskNet, heads: Sequence[str],
-                  size: tuple[int, int]) -> dict[str, dict[str, list[int]]]:
+def _tap_channels(
+    model: MultiTaskNet, heads: Sequence[str], size: tuple[int, int]
+) -> dict[str, dict[str, list[int]]]:
     """Channel counts of every head's taps, read off one small forward pass in eval mode."""
     was_training = model.training
     model.eval()
@@ -101,5 +105,7 @@ def _tap_channels(model: MultiTaskNet, heads: Sequence[str],
         _, taps = model.forward_with_taps(model.encoder(probe), tuple(heads))
     finally:
         model.train(was_training)
-    return {head: {key: [f.shape[1] for f in feats] for key, feats in per_task.items()}
-            for head, per_task in taps.items()}
+    return {
+        head: {key: [f.shape[1] for f in feats] for key, feats in per_task.items()}
+        for head, per_task in taps.items()
+    }

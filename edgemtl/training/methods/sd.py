@@ -25,9 +25,13 @@ class Vanilla(Method):
     model_heads = (TEACHER,)
 
     def loss_terms(self, outputs: Outputs, targets, ctx: StepContext) -> LossTerms:
-        return {s.key: {head: task_loss(s, outputs[head][s.key], targets[s.key])
-                        for head in self.trained_heads}
-                for s in self.specs}
+        return {
+            s.key: {
+                head: task_loss(s, outputs[head][s.key], targets[s.key])
+                for head in self.trained_heads
+            }
+            for s in self.specs
+        }
 
 
 class SelfDistillation(Method):
@@ -63,8 +67,9 @@ class SelfDistillation(Method):
         terms: LossTerms = {}
         for spec in self.specs:
             target = targets[spec.key]
-            kd = distill_loss(spec, student[spec.key], teacher[spec.key], target, cfg.tau,
-                              cfg.detach_teacher)
+            kd = distill_loss(
+                spec, student[spec.key], teacher[spec.key], target, cfg.tau, cfg.detach_teacher
+            )
             if mixed is not None:
                 group = {ENSEMBLE: task_loss(spec, mixed[spec.key], target)}
             else:
@@ -76,10 +81,13 @@ class SelfDistillation(Method):
             for head in self.exit_heads:
                 out = outputs[head][spec.key]
                 group[head] = task_loss(spec, out, target)
-                group[f"{head}.kd"] = lam * distill_loss(spec, out, teacher[spec.key], target,
-                                                         cfg.tau, cfg.detach_teacher)
+                group[f"{head}.kd"] = lam * distill_loss(
+                    spec, out, teacher[spec.key], target, cfg.tau, cfg.detach_teacher
+                )
             terms[spec.key] = group
         if self.adaptors is not None and self.taps is not None:
             for key, group in self.adaptors.losses(self.taps).items():
-                terms[key].update({name: self.feature_weight * value for name, value in group.items()})
+                terms[key].update(
+                    {name: self.feature_weight * value for name, value in group.items()}
+                )
         return terms

@@ -34,8 +34,9 @@ def activate(spec: TaskSpec, raw: torch.Tensor) -> torch.Tensor:
     return get_ops(spec.kind).activate(raw)
 
 
-def ensemble(specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor],
-             student: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def ensemble(
+    specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor], student: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """The `ensemble` head (Eq. 6 and inference alike), per kind (`TaskOps.ensemble`).
 
     seg: log of the mean of both softmax probabilities (log-probabilities are
@@ -68,8 +69,9 @@ def teacher_depth(heads: Sequence[str]) -> int:
     return max(depths, default=0)
 
 
-def decode_heads(parts: HeadParts, enc: EncoderOutput, heads: Sequence[str],
-                 with_taps: bool = False) -> tuple[Outputs, Taps]:
+def decode_heads(
+    parts: HeadParts, enc: EncoderOutput, heads: Sequence[str], with_taps: bool = False
+) -> tuple[Outputs, Taps]:
     """Outputs of exactly `heads` ({head: {task: N x C x H x W}}, activated), and, `with_taps`,
     the up-stage features of every trained head that ran (see `Taps`; else only exits').
 
@@ -97,8 +99,9 @@ def decode_heads(parts: HeadParts, enc: EncoderOutput, heads: Sequence[str],
             stage = exit_stage(name)
             assert stage is not None, name
             branches = parts.exits[name]
-            taps[name] = {key: branches[key].features(teacher_feats[key][stage - 1], enc)
-                          for key in keys}
+            taps[name] = {
+                key: branches[key].features(teacher_feats[key][stage - 1], enc) for key in keys
+            }
             raw = {key: branches[key].output(taps[name][key][-1]) for key in keys}
         out[name] = {spec.key: activate(spec, raw[spec.key]) for spec in parts.specs}
     for head in heads:

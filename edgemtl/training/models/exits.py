@@ -28,12 +28,19 @@ class ExitBranch(nn.Module):
     `encoder_channels[4 - stage]`, at encoder scale index 4 - stage).
     """
 
-    def __init__(self, stage: int, out_channels: int, model_width: float,
-                 encoder_channels: Sequence[int], shape: StudentShape) -> None:
+    def __init__(
+        self,
+        stage: int,
+        out_channels: int,
+        model_width: float,
+        encoder_channels: Sequence[int],
+        shape: StudentShape,
+    ) -> None:
         super().__init__()
         self.stage = stage
-        self.branch = skip_stages(model_width, encoder_channels[4 - stage], encoder_channels, shape,
-                                  stage + 1, 4)
+        self.branch = skip_stages(
+            model_width, encoder_channels[4 - stage], encoder_channels, shape, stage + 1, 4
+        )
         self.output = nn.Conv2d(self.branch.out_channels, out_channels, 3, padding=1)
 
     def features(self, teacher_feature: torch.Tensor, enc: EncoderOutput) -> list[torch.Tensor]:

@@ -35,6 +35,7 @@ from edgemtl.training.models.exits import ExitBranch, TeacherPrefix
 from edgemtl.training.models.students import StudentShape, build_student
 from edgemtl.training.task_ops import get_ops
 
+
 class MultiTaskNet(nn.Module):
     """Encoder + per-task Teacher decoders + the Student + exits, as `heads` and the
     recipe's `model` section ask (`student`: `StudentShape`; `exits`: stages 1..3)."""
@@ -64,17 +65,22 @@ class MultiTaskNet(nn.Module):
         self.exits = nn.ModuleDict()
         if TEACHER in trained or exits:
             for spec in self.specs:
-                self.teacher[spec.key] = TeacherDecoder(spec.channels, width, bottleneck, upsampling,
-                                                        decoder)
+                self.teacher[spec.key] = TeacherDecoder(
+                    spec.channels, width, bottleneck, upsampling, decoder
+                )
         if STUDENT in trained:
-            self.student, self.student_neck = build_student(self.specs, width, bottleneck,
-                                                            self.encoder.channels, self.student_shape)
+            self.student, self.student_neck = build_student(
+                self.specs, width, bottleneck, self.encoder.channels, self.student_shape
+            )
         for stage in exits:
-            self.exits[exit_name(stage)] = nn.ModuleDict({
-                spec.key: ExitBranch(stage, spec.channels, width, self.encoder.channels,
-                                     self.student_shape)
-                for spec in self.specs
-            })
+            self.exits[exit_name(stage)] = nn.ModuleDict(
+                {
+                    spec.key: ExitBranch(
+                        stage, spec.channels, width, self.encoder.channels, self.student_shape
+                    )
+                    for spec in self.specs
+                }
+            )
 
     @torch.no_grad()
     def init_outputs(self, constants: dict[str, np.ndarray]) -> None:
@@ -110,8 +116,9 @@ class MultiTaskNet(nn.Module):
                 raise ValueError(missing_message(head, self.heads, "this network"))
 
     def parts(self) -> HeadParts:
-        return HeadParts(self.specs, self.teacher, self.student, self.student_neck,
-                         dict(self.exits.items()))
+        return HeadParts(
+            self.specs, self.teacher, self.student, self.student_neck, dict(self.exits.items())
+        )
 
     def forward_with_taps(self, enc: EncoderOutput, heads: Sequence[str]) -> tuple[Outputs, Taps]:
         """Outputs of `heads` and the up-stage features of each trained head that ran."""
@@ -153,16 +160,18 @@ class HeadModule(nn.Module):
         stage = exit_stage(head)
         self.teacher = net.teacher if TEACHER in used else nn.ModuleDict()
         if stage is not None:
-            self.teacher = nn.ModuleDict({key: TeacherPrefix(decoder, stage)
-                                          for key, decoder in net.teacher.items()})
+            self.teacher = nn.ModuleDict(
+                {key: TeacherPrefix(decoder, stage) for key, decoder in net.teacher.items()}
+            )
         self.student = net.student if STUDENT in used else nn.ModuleDict()
         self.student_neck = net.student_neck if STUDENT in used else None
         self.exits = nn.ModuleDict({name: net.exits[name] for name in used if name in net.exits})
         self.output_names = net.output_names(head, outputs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        parts = HeadParts(self.specs, self.teacher, self.student, self.student_neck,
-                          dict(self.exits.items()))
+        parts = HeadParts(
+            self.specs, self.teacher, self.student, self.student_neck, dict(self.exits.items())
+        )
         result = decode_heads(parts, self.encoder(x), (self.head,))[0][self.head]
         values = []
         for spec in self.specs:

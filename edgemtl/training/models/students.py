@@ -96,12 +96,14 @@ class UpStage(nn.Module):
 class SkipStage(nn.Module):
     """Up-stage, + BN(conv1x1(encoder feature)), then conv3x3-BN-ReLU (or ReLU when not smoothing)."""
 
-    def __init__(self, in_channels: int, out_channels: int, skip_channels: int, mode: str,
-                 smooth: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, skip_channels: int, mode: str, smooth: bool
+    ) -> None:
         super().__init__()
         self.up = UpStage(in_channels, out_channels, mode)
-        self.project = nn.Sequential(nn.Conv2d(skip_channels, out_channels, 1, bias=False),
-                                     nn.BatchNorm2d(out_channels))
+        self.project = nn.Sequential(
+            nn.Conv2d(skip_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+        )
         self.smooth = conv_bn_relu(out_channels, out_channels) if smooth else nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -117,15 +119,25 @@ class SkipStages(nn.Module):
     feature distillation reads); the last one feeds the output conv.
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int], encoder_channels: Sequence[int],
-                 first: int, mode: str, smooth: Sequence[int]) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        encoder_channels: Sequence[int],
+        first: int,
+        mode: str,
+        smooth: Sequence[int],
+    ) -> None:
         super().__init__()
         self.first = first
         stages = []
         for i, out_channels in enumerate(channels):
             stage = first + i
-            stages.append(SkipStage(in_channels, out_channels, encoder_channels[4 - stage], mode,
-                                    stage in smooth))
+            stages.append(
+                SkipStage(
+                    in_channels, out_channels, encoder_channels[4 - stage], mode, stage in smooth
+                )
+            )
             in_channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.out_channels = in_channels
@@ -138,10 +150,16 @@ class SkipStages(nn.Module):
         return taps
 
 
-def skip_stages(model_width: float, in_channels: int, encoder_channels: Sequence[int],
-                shape: StudentShape, first: int, last: int) -> SkipStages:
+def skip_stages(
+    model_width: float,
+    in_channels: int,
+    encoder_channels: Sequence[int],
+    shape: StudentShape,
+    first: int,
+    last: int,
+) -> SkipStages:
     """Up-stages first..last (1-based, inclusive) of the skip design `shape` describes."""
-    channels = stage_channels(model_width, shape.width)[first - 1:last]
+    channels = stage_channels(model_width, shape.width)[first - 1 : last]
     return SkipStages(in_channels, channels, encoder_channels, first, shape.upsample, shape.smooth)
 
 
@@ -151,11 +169,18 @@ class SkipStudentHead(nn.Module):
     Input: the bottleneck (no shared stages) or the shared neck's last feature.
     """
 
-    def __init__(self, out_channels: int, model_width: float, in_channels: int,
-                 encoder_channels: Sequence[int], shape: StudentShape) -> None:
+    def __init__(
+        self,
+        out_channels: int,
+        model_width: float,
+        in_channels: int,
+        encoder_channels: Sequence[int],
+        shape: StudentShape,
+    ) -> None:
         super().__init__()
-        self.branch = skip_stages(model_width, in_channels, encoder_channels, shape,
-                                  shape.shared_stages + 1, 4)
+        self.branch = skip_stages(
+            model_width, in_channels, encoder_channels, shape, shape.shared_stages + 1, 4
+        )
         self.output = nn.Conv2d(self.branch.out_channels, out_channels, 3, padding=1)
 
     def features(self, x: torch.Tensor, enc: EncoderOutput) -> list[torch.Tensor]:
@@ -169,20 +194,30 @@ class SkipStudentHead(nn.Module):
 class SharedNeck(nn.Module):
     """The first `shape.shared_stages` up-stages, shared by every task."""
 
-    def __init__(self, model_width: float, bottleneck_channels: int, encoder_channels: Sequence[int],
-                 shape: StudentShape) -> None:
+    def __init__(
+        self,
+        model_width: float,
+        bottleneck_channels: int,
+        encoder_channels: Sequence[int],
+        shape: StudentShape,
+    ) -> None:
         super().__init__()
-        self.branch = skip_stages(model_width, bottleneck_channels, encoder_channels, shape, 1,
-                                  shape.shared_stages)
+        self.branch = skip_stages(
+            model_width, bottleneck_channels, encoder_channels, shape, 1, shape.shared_stages
+        )
         self.out_channels = self.branch.out_channels
 
     def forward(self, enc: EncoderOutput) -> list[torch.Tensor]:
         return self.branch(enc.bottleneck, enc)
 
 
-def build_student(specs: Sequence[TaskSpec], model_width: float, bottleneck_channels: int,
-                  encoder_channels: Sequence[int],
-                  shape: StudentShape) -> tuple[nn.ModuleDict, SharedNeck | None]:
+def build_student(
+    specs: Sequence[TaskSpec],
+    model_width: float,
+    bottleneck_channels: int,
+    encoder_channels: Sequence[int],
+    shape: StudentShape,
+) -> tuple[nn.ModuleDict, SharedNeck | None]:
     """The Student's per-task modules (each ends in `output`) and its shared neck, if any."""
     heads = nn.ModuleDict()
     if shape.kind == "paper":
@@ -197,13 +232,15 @@ def build_student(specs: Sequence[TaskSpec], model_width: float, bottleneck_chan
         neck = SharedNeck(model_width, bottleneck_channels, encoder_channels, shape)
         in_channels = neck.out_channels
     for spec in specs:
-        heads[spec.key] = SkipStudentHead(spec.channels, model_width, in_channels, encoder_channels,
-                                          shape)
+        heads[spec.key] = SkipStudentHead(
+            spec.channels, model_width, in_channels, encoder_channels, shape
+        )
     return heads, neck
 
 
-def student_forward(heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderOutput,
-                    keys: Sequence[str]) -> dict[str, torch.Tensor]:
+def student_forward(
+    heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderOutput, keys: Sequence[str]
+) -> dict[str, torch.Tensor]:
     """Raw Student outputs per task (the modules' own `forward`s)."""
     if isinstance(next(iter(heads.values()), None), StudentHead):
         return {key: heads[key](enc) for key in keys}
@@ -211,8 +248,9 @@ def student_forward(heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderO
     return {key: heads[key](x, enc) for key in keys}
 
 
-def student_taps(heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderOutput,
-                 keys: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
+def student_taps(
+    heads: nn.ModuleDict, neck: SharedNeck | None, enc: EncoderOutput, keys: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
     """Run the Student once: raw outputs per task and each task's four up-stage outputs (taps;
     the shared stages' outputs are the same tensors for every task)."""
     raw: dict[str, torch.Tensor] = {}
