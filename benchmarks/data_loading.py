@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the fixture writers the tests use
+sys.path.insert(0, str(REPO))  # tests.helpers: the fixture writers the tests use
 
-from data_fixtures import write_folder, write_npy_release, write_taskonomy
+from tests.helpers.data_fixtures import write_folder, write_npy_release, write_taskonomy
 
 from edgemtl.core.config import AugmentConfig, load_recipe
 from edgemtl.data.augment import build_augmenter

@@ -3,7 +3,7 @@
 Each table in README.md and docs/*.md sits between `<!-- bench:NAME -->` (or
 `<!-- bench:SCRIPT:RESULT -->`) and `<!-- /bench -->` and is produced by
 `markdown(result)` in benchmarks/NAME.py from benchmarks/results/NAME.json. `--check` exits 1 when the README is stale
-(tests/test_readme_tables.py runs it).
+(tests/repo/test_readme_tables.py runs it).
 """
 
 from __future__ import annotations
