@@ -31,14 +31,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.helpers: the fixture writers the tests use
 
-from tests.helpers.data_fixtures import write_folder, write_npy_release, write_taskonomy
-
 from edgemtl.core.config import AugmentConfig, load_recipe
+from edgemtl.core.io import atomic_write_json
 from edgemtl.data.augment import build_augmenter
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.readers import open_reader
 from edgemtl.data.synthetic import SynthParams, write_dataset
-from edgemtl.core.io import atomic_write_json
+from tests.helpers.data_fixtures import write_folder, write_npy_release, write_taskonomy
 
 RESULT = REPO / "benchmarks" / "results" / "data_loading.json"
 PAPER_AUGMENT = AugmentConfig(scale=(1.0, 1.2, 1.5), flip=True, jitter=0.0)
@@ -48,22 +47,51 @@ def _datasets(tmp: Path, n: int) -> list[dict[str, Any]]:
     """(name, kind, root, tasks, model size, file size) of each fixture, written at real sizes."""
     counts = {"train": n, "val": 1}
     write_npy_release(tmp / "nyuv2", "nyuv2", counts, "label", 13, h=288, w=384)
-    write_npy_release(tmp / "cityscapes", "cityscapes", counts, "label_7", 7, h=128, w=256, normals=False)
-    write_taskonomy(tmp / "taskonomy", buildings={"a": "train", "b": "val"}, per_building=n, size=512)
+    write_npy_release(
+        tmp / "cityscapes", "cityscapes", counts, "label_7", 7, h=128, w=256, normals=False
+    )
+    write_taskonomy(
+        tmp / "taskonomy", buildings={"a": "train", "b": "val"}, per_building=n, size=512
+    )
     write_folder(tmp / "folder", counts, h=256, w=512)
     write_dataset(tmp / "synthetic", SynthParams(n_train=n, n_val=1, height=64, width=128, seed=0))
     return [
-        {"name": "nyuv2 (.npy, 288x384)", "kind": "nyuv2", "root": tmp / "nyuv2",
-         "tasks": ["seg", "depth", "normal"], "size": (288, 384)},
-        {"name": "cityscapes (.npy, 128x256)", "kind": "cityscapes", "root": tmp / "cityscapes",
-         "tasks": ["seg", "depth"], "size": (128, 256)},
-        {"name": "taskonomy (PNG 512x512 -> 256x256)", "kind": "taskonomy", "root": tmp / "taskonomy",
-         "tasks": ["seg", "depth", "normal", "keypoints", "edges"], "size": (256, 256),
-         "options": {"size": [256, 256]}},
-        {"name": "folder (PNG + .npy, 256x512 -> 128x256)", "kind": "folder", "root": tmp / "folder",
-         "tasks": ["seg", "depth", "normal"], "size": (128, 256)},
-        {"name": "synthetic (.npy, 64x128)", "kind": "synthetic", "root": tmp / "synthetic",
-         "tasks": ["seg", "depth", "normal", "keypoints", "edges"], "size": (64, 128)},
+        {
+            "name": "nyuv2 (.npy, 288x384)",
+            "kind": "nyuv2",
+            "root": tmp / "nyuv2",
+            "tasks": ["seg", "depth", "normal"],
+            "size": (288, 384),
+        },
+        {
+            "name": "cityscapes (.npy, 128x256)",
+            "kind": "cityscapes",
+            "root": tmp / "cityscapes",
+            "tasks": ["seg", "depth"],
+            "size": (128, 256),
+        },
+        {
+            "name": "taskonomy (PNG 512x512 -> 256x256)",
+            "kind": "taskonomy",
+            "root": tmp / "taskonomy",
+            "tasks": ["seg", "depth", "normal", "keypoints", "edges"],
+            "size": (256, 256),
+            "options": {"size": [256, 256]},
+        },
+        {
+            "name": "folder (PNG + .npy, 256x512 -> 128x256)",
+            "kind": "folder",
+            "root": tmp / "folder",
+            "tasks": ["seg", "depth", "normal"],
+            "size": (128, 256),
+        },
+        {
+            "name": "synthetic (.npy, 64x128)",
+            "kind": "synthetic",
+            "root": tmp / "synthetic",
+            "tasks": ["seg", "depth", "normal", "keypoints", "edges"],
+            "size": (64, 128),
+        },
     ]
 
 
@@ -91,22 +119,29 @@ def _train_step_rate(steps: int) -> dict[str, Any]:
     """Images/s of the synthetic recipe's training step (forward + backward + Adam), one thread."""
     import torch
 
+    from edgemtl.core.tasks import make_spec
     from edgemtl.data.synthetic import CLASS_NAMES
     from edgemtl.training.methods import StepContext, build_method
-    from edgemtl.core.tasks import make_spec
 
     torch.set_num_threads(1)
     recipe = load_recipe(REPO / "recipes" / "synthetic.yaml")
-    specs = [make_spec("seg", list(CLASS_NAMES)), *(make_spec(k) for k in ("depth", "normal", "keypoints", "edges"))]
+    specs = [
+        make_spec("seg", list(CLASS_NAMES)),
+        *(make_spec(k) for k in ("depth", "normal", "keypoints", "edges")),
+    ]
     method = build_method(recipe, specs)
     net = method.build_model()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     batch = recipe.train.batch_size
     h, w = recipe.data.size
     x = torch.randn(batch, 3, h, w)
-    targets = {"seg": torch.randint(0, len(CLASS_NAMES), (batch, h, w)), "depth": torch.rand(batch, 1, h, w) + 0.5,
-               "normal": torch.nn.functional.normalize(torch.randn(batch, 3, h, w), dim=1),
-               "keypoints": torch.rand(batch, 1, h, w), "edges": torch.rand(batch, 1, h, w)}
+    targets = {
+        "seg": torch.randint(0, len(CLASS_NAMES), (batch, h, w)),
+        "depth": torch.rand(batch, 1, h, w) + 0.5,
+        "normal": torch.nn.functional.normalize(torch.randn(batch, 3, h, w), dim=1),
+        "keypoints": torch.rand(batch, 1, h, w),
+        "edges": torch.rand(batch, 1, h, w),
+    }
     ctx = StepContext(0, 1, 0, 1)
 
     def step() -> None:
@@ -121,8 +156,15 @@ def _train_step_rate(steps: int) -> dict[str, Any]:
     for _ in range(steps):
         step()
     cpu = time.process_time() - cpu0
-    return {"recipe": "recipes/synthetic.yaml", "batch_size": batch, "size": [h, w], "width": recipe.model.width,
-            "threads": 1, "images_per_s": round(steps * batch / cpu, 1), "ms_per_step": round(1000 * cpu / steps, 1)}
+    return {
+        "recipe": "recipes/synthetic.yaml",
+        "batch_size": batch,
+        "size": [h, w],
+        "width": recipe.model.width,
+        "threads": 1,
+        "images_per_s": round(steps * batch / cpu, 1),
+        "ms_per_step": round(1000 * cpu / steps, 1),
+    }
 
 
 def measure(n: int, steps: int) -> dict[str, Any]:
@@ -134,7 +176,9 @@ def measure(n: int, steps: int) -> dict[str, Any]:
             reader = open_reader(ds["kind"], ds["root"], "train", ds["tasks"], ds.get("options"))
             spec = InputSpec(*ds["size"])
             plain = PreparedSplit(reader, spec)
-            augmented = PreparedSplit(reader, spec, build_augmenter(PAPER_AUGMENT, ds["size"], ds["kind"]), seed=0)
+            augmented = PreparedSplit(
+                reader, spec, build_augmenter(PAPER_AUGMENT, ds["size"], ds["kind"]), seed=0
+            )
             row = {
                 "reader": ds["name"],
                 "kind": ds["kind"],
@@ -142,16 +186,22 @@ def measure(n: int, steps: int) -> dict[str, Any]:
                 "tasks": ds["tasks"],
                 "samples_per_s_1core": round(_per_sample(plain, n), 1),
                 "samples_per_s_1core_augmented": round(_per_sample(augmented, n), 1),
-                "loader_samples_per_s_wall": {str(wk): round(_loader_wall(plain, wk), 1) for wk in (0, 2)},
+                "loader_samples_per_s_wall": {
+                    str(wk): round(_loader_wall(plain, wk), 1) for wk in (0, 2)
+                },
             }
             readers.append(row)
-            print(f"{row['reader']:<42} {row['samples_per_s_1core']:>8.1f} /s  "
-                  f"augmented {row['samples_per_s_1core_augmented']:>8.1f} /s  loader {row['loader_samples_per_s_wall']}")
+            print(
+                f"{row['reader']:<42} {row['samples_per_s_1core']:>8.1f} /s  "
+                f"augmented {row['samples_per_s_1core_augmented']:>8.1f} /s  loader {row['loader_samples_per_s_wall']}"
+            )
     train = _train_step_rate(steps)
     synthetic = next(r for r in readers if r["kind"] == "synthetic")
     ratio = synthetic["samples_per_s_1core"] / train["images_per_s"]
-    print(f"synthetic training step: {train['images_per_s']} img/s (1 thread); one loader core: "
-          f"{synthetic['samples_per_s_1core']} samples/s = {ratio:.1f}x the step")
+    print(
+        f"synthetic training step: {train['images_per_s']} img/s (1 thread); one loader core: "
+        f"{synthetic['samples_per_s_1core']} samples/s = {ratio:.1f}x the step"
+    )
     import torch
 
     return {
@@ -162,14 +212,13 @@ def measure(n: int, steps: int) -> dict[str, Any]:
         "synthetic_loader_over_train_step": round(ratio, 1),
         "keeps_up": ratio >= 1.0,
         "note": "samples_per_s_1core: CPU time of read + decode (+ scale-crop/flip) + preprocess per sample on one "
-                "core; loader_*_wall: DataLoader wall clock with 0 and 2 workers on a shared 2-core machine.",
+        "core; loader_*_wall: DataLoader wall clock with 0 and 2 workers on a shared 2-core machine.",
         "numpy": np.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
     }
-
 
 
 def markdown(result: dict) -> str:
@@ -186,6 +235,7 @@ def markdown(result: dict) -> str:
             f"| {wall.get('0', float('nan')):.0f} / {wall.get('2', float('nan')):.0f} |"
         )
     return "\n".join(lines) + "\n"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -36,15 +36,24 @@ def train_checkpoint(work: Path, epochs: int, width: float, size: tuple[int, int
     from edgemtl.training.train_command import TrainOptions, run_training
 
     torch.set_num_threads(1)
-    overrides = [f"data.size=[{size[0]},{size[1]}]", "data.synthetic.n_train=64", "data.synthetic.n_val=16",
-                 "data.workers=0", f"model.width={width}", f"train.epochs={epochs}", "train.batch_size=8",
-                 "train.threads=1"]
+    overrides = [
+        f"data.size=[{size[0]},{size[1]}]",
+        "data.synthetic.n_train=64",
+        "data.synthetic.n_val=16",
+        "data.workers=0",
+        f"model.width={width}",
+        f"train.epochs={epochs}",
+        "train.batch_size=8",
+        "train.threads=1",
+    ]
     recipe = REPO / "recipes" / "synthetic.yaml"
     run_training(TrainOptions.from_file(recipe, overrides, out=work / "run", quiet=True))
     return work / "run" / "best.pt"
 
 
-def latency(paths: dict[str, Path], threads: int, warmup: int, iterations: int) -> dict[str, dict[str, float]]:
+def latency(
+    paths: dict[str, Path], threads: int, warmup: int, iterations: int
+) -> dict[str, dict[str, float]]:
     """Interleaved batch-1 wall times per file (ms): median, mean, p90, min, cv."""
     from edgemtl.export import onnx_tools
 
@@ -66,16 +75,22 @@ def latency(paths: dict[str, Path], threads: int, warmup: int, iterations: int) 
     out = {}
     for key, values in times.items():
         arr = np.asarray(values)
-        out[key] = {"median_ms": round(float(np.median(arr)), 3), "mean_ms": round(float(arr.mean()), 3),
-                    "p90_ms": round(float(np.percentile(arr, 90)), 3), "min_ms": round(float(arr.min()), 3),
-                    "cv": round(float(arr.std() / arr.mean()), 3)}
+        out[key] = {
+            "median_ms": round(float(np.median(arr)), 3),
+            "mean_ms": round(float(arr.mean()), 3),
+            "p90_ms": round(float(np.percentile(arr, 90)), 3),
+            "min_ms": round(float(arr.min()), 3),
+            "cv": round(float(arr.std() / arr.mean()), 3),
+        }
     return out
 
 
 def parity_numbers(artifact: dict[str, Any]) -> dict[str, Any]:
     proof = artifact.get("parity") or {}
-    checks = {task: {name: round(c["value"], 6) for name, c in per.items()}
-              for task, per in (proof.get("checks") or {}).items()}
+    checks = {
+        task: {name: round(c["value"], 6) for name, c in per.items()}
+        for task, per in (proof.get("checks") or {}).items()
+    }
     result = {"reference": proof.get("reference"), "passed": proof.get("passed"), "checks": checks}
     metrics = proof.get("metrics") or {}
     if "delta" in metrics:
@@ -132,8 +147,16 @@ def main() -> None:
         heads: dict[str, Any] = {}
         for head in ("student", "teacher"):
             start = time.perf_counter()
-            options = ExportOptions(head=head, fp16=True, int8=True, calib=args.calib,
-                                    samples=args.samples, out=work / head, trt=False, quiet=True)
+            options = ExportOptions(
+                head=head,
+                fp16=True,
+                int8=True,
+                calib=args.calib,
+                samples=args.samples,
+                out=work / head,
+                trt=False,
+                quiet=True,
+            )
             summary = export_command(ckpt, options)
             total = time.perf_counter() - start
             arts = summary["artifacts"]
@@ -143,7 +166,9 @@ def main() -> None:
             heads[head] = {
                 "export_total_s": round(total, 2),
                 "steps_s": summary["timings"],
-                "files": {a["file"]: {"precision": a["precision"], "bytes": a["size_bytes"]} for a in arts},
+                "files": {
+                    a["file"]: {"precision": a["precision"], "bytes": a["size_bytes"]} for a in arts
+                },
                 "parity": {a["precision"]: parity_numbers(a) for a in arts},
                 "parity_inputs": summary["parity_inputs"],
                 "ort_cpu_latency": lat,
@@ -153,12 +178,17 @@ def main() -> None:
             "benchmark": "export",
             "schema_version": 1,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "python": platform.python_version()},
+            "machine": {
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+                "python": platform.python_version(),
+            },
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "checkpoint_training_s": round(train_s, 1) if args.checkpoint is None else None,
-            "latency_method": (f"ONNX Runtime CPU EP, ORT_ENABLE_ALL, intra_op_num_threads={args.threads}, batch 1, "
-                               f"{args.warmup} warm-up + {args.iterations} interleaved timed runs, host wall time"),
+            "latency_method": (
+                f"ONNX Runtime CPU EP, ORT_ENABLE_ALL, intra_op_num_threads={args.threads}, batch 1, "
+                f"{args.warmup} warm-up + {args.iterations} interleaved timed runs, host wall time"
+            ),
             "heads": heads,
         }
     import onnxruntime
@@ -168,9 +198,11 @@ def main() -> None:
     atomic_write_json(args.out, result)
     for head, block in heads.items():
         lat = block["ort_cpu_latency"]
-        print(f"{head}: export {block['export_total_s']} s; ORT ms fp32 {lat['fp32']['median_ms']}, "
-              f"fp16 {lat['fp16']['median_ms']}, int8 {lat['int8']['median_ms']} "
-              f"(int8 x{block['speedup_vs_fp32']['int8']})")
+        print(
+            f"{head}: export {block['export_total_s']} s; ORT ms fp32 {lat['fp32']['median_ms']}, "
+            f"fp16 {lat['fp16']['median_ms']}, int8 {lat['int8']['median_ms']} "
+            f"(int8 x{block['speedup_vs_fp32']['int8']})"
+        )
     print(f"wrote {args.out}")
 
 

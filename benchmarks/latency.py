@@ -33,10 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 SETTINGS = {
-    "synthetic": {"size": (64, 128), "tasks": ["seg", "depth", "normal", "keypoints", "edges"],
-                  "classes": ["floor", "wall", "sphere", "box", "cylinder"]},
-    "cityscapes": {"size": (128, 256), "tasks": ["seg", "depth"],
-                   "classes": ["void", "flat", "construction", "object", "nature", "sky", "human"]},
+    "synthetic": {
+        "size": (64, 128),
+        "tasks": ["seg", "depth", "normal", "keypoints", "edges"],
+        "classes": ["floor", "wall", "sphere", "box", "cylinder"],
+    },
+    "cityscapes": {
+        "size": (128, 256),
+        "tasks": ["seg", "depth"],
+        "classes": ["void", "flat", "construction", "object", "nature", "sky", "human"],
+    },
 }
 
 
@@ -60,25 +66,52 @@ def build_bundle(folder: Path, setting: str, head: str, width: float, int8: bool
     module = net.head_module(head, "raw")
     names = net.output_names(head, "raw")
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.model_validate({
-        "head": head, "tasks": {s.key: s.to_dict() for s in specs},
-        "input": {"shape": [1, 3, h, w], "height": h, "width": w, "mean": [0.5] * 3, "std": [0.25] * 3},
-        "dataset": None, "source": {"recipe": f"benchmark {setting} width {width}"},
-    })
+    manifest = Manifest.model_validate(
+        {
+            "head": head,
+            "tasks": {s.key: s.to_dict() for s in specs},
+            "input": {
+                "shape": [1, 3, h, w],
+                "height": h,
+                "width": w,
+                "mean": [0.5] * 3,
+                "std": [0.25] * 3,
+            },
+            "dataset": None,
+            "source": {"recipe": f"benchmark {setting} width {width}"},
+        }
+    )
     fp32 = folder / f"{head}.fp32.onnx"
     export_head(module, names, h, w, fp32)
     files = [("fp32", fp32)]
     if int8:
-        calib = [np.random.default_rng(i).standard_normal((1, 3, h, w), dtype=np.float32) for i in range(4)]
+        calib = [
+            np.random.default_rng(i).standard_normal((1, 3, h, w), dtype=np.float32)
+            for i in range(4)
+        ]
         q = folder / f"{head}.int8.onnx"
         quantize_int8(fp32, q, calib)
         files.append(("int8", q))
     for precision, path in files:
         model = onnx.load(str(path))
-        outs = [{"name": o.name, "task": specs[i].key, "shape": [1, specs[i].channels, h, w], "dtype": "float32"}
-                for i, o in enumerate(model.graph.output)]
-        art = Artifact.model_validate({"file": path.name, "format": "onnx", "precision": precision,
-                                       "sha256": "0" * 64, "outputs": outs})
+        outs = [
+            {
+                "name": o.name,
+                "task": specs[i].key,
+                "shape": [1, specs[i].channels, h, w],
+                "dtype": "float32",
+            }
+            for i, o in enumerate(model.graph.output)
+        ]
+        art = Artifact.model_validate(
+            {
+                "file": path.name,
+                "format": "onnx",
+                "precision": precision,
+                "sha256": "0" * 64,
+                "outputs": outs,
+            }
+        )
         embed_metadata(model, manifest, art)
         onnx.save(model, str(path))
         art.sha256 = sha256_file(path)
@@ -129,14 +162,18 @@ def overhead(bundle: Path, pairs: int, threads: int) -> dict[str, float]:
     a, b = [], []
     for i in range(pairs):
         if i % 2 == 0:
-            a.append(bare()); b.append(wrapped())
+            a.append(bare())
+            b.append(wrapped())
         else:
-            b.append(wrapped()); a.append(bare())
+            b.append(wrapped())
+            a.append(bare())
     a_ms, b_ms = np.array(a) / 1e6, np.array(b) / 1e6
     ratio = b_ms / a_ms
     return {
-        "model": f"{ref.label} {h}x{w}", "pairs": pairs,
-        "bare_median_ms": float(np.median(a_ms)), "runner_median_ms": float(np.median(b_ms)),
+        "model": f"{ref.label} {h}x{w}",
+        "pairs": pairs,
+        "bare_median_ms": float(np.median(a_ms)),
+        "runner_median_ms": float(np.median(b_ms)),
         "overhead_percent_of_medians": float(100 * (np.median(b_ms) / np.median(a_ms) - 1)),
         "overhead_percent_median_pair": float(100 * (np.median(ratio) - 1)),
         "overhead_us_median_pair": float(np.median(b_ms - a_ms) * 1000),
@@ -145,19 +182,31 @@ def overhead(bundle: Path, pairs: int, threads: int) -> dict[str, float]:
 
 
 def markdown(result: dict) -> str:
-    lines = [(f"ONNX Runtime {result['environment']['onnxruntime']}, {result['environment']['cpu']}, "
-              f"{result['threads']} thread(s), width {result['width']}, batch 1, "
-              f"{result['iterations']} interleaved iterations (p50 / p99 ms)."), "",
-             "| setting | size | provider | head | precision | params M | GFLOPs | p50 ms | p99 ms | img/s |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        (
+            f"ONNX Runtime {result['environment']['onnxruntime']}, {result['environment']['cpu']}, "
+            f"{result['threads']} thread(s), width {result['width']}, batch 1, "
+            f"{result['iterations']} interleaved iterations (p50 / p99 ms)."
+        ),
+        "",
+        "| setting | size | provider | head | precision | params M | GFLOPs | p50 ms | p99 ms | img/s |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for row in result["rows"]:
-        lines.append(f"| {row['setting']} | {row['size']} | {row['provider']} | {row['head']} | {row['precision']} | "
-                     f"{row['params'] / 1e6:.3f} | {row['flops'] / 1e9:.3f} | {row['p50_ms']:.2f} | "
-                     f"{row['p99_ms']:.2f} | {row['images_per_s']:.1f} |")
+        lines.append(
+            f"| {row['setting']} | {row['size']} | {row['provider']} | {row['head']} | {row['precision']} | "
+            f"{row['params'] / 1e6:.3f} | {row['flops'] / 1e9:.3f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['images_per_s']:.1f} |"
+        )
     o = result["overhead"]
-    lines += ["", (f"Runner overhead vs bare `InferenceSession.run` ({o['model']}, {o['pairs']} ABBA pairs): "
-                   f"{o['overhead_percent_median_pair']:+.2f} % (median pair ratio), "
-                   f"{o['overhead_us_median_pair']:+.1f} µs per call; target < {o['target_percent']:.0f} %.")]
+    lines += [
+        "",
+        (
+            f"Runner overhead vs bare `InferenceSession.run` ({o['model']}, {o['pairs']} ABBA pairs): "
+            f"{o['overhead_percent_median_pair']:+.2f} % (median pair ratio), "
+            f"{o['overhead_us_median_pair']:+.1f} µs per call; target < {o['target_percent']:.0f} %."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +216,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=300)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "latency.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "latency.json"
+    )
     args = parser.parse_args()
 
     import torch
@@ -182,30 +233,63 @@ def main() -> None:
     rows, raw = [], {}
     with tempfile.TemporaryDirectory(prefix="edgemtl-bench-") as tmp:
         t_build = time.perf_counter()
-        bundles = {(s, hd): build_bundle(Path(tmp) / s / hd, s, hd, args.width, int8=True)
-                   for s in SETTINGS for hd in ("student", "teacher")}
+        bundles = {
+            (s, hd): build_bundle(Path(tmp) / s / hd, s, hd, args.width, int8=True)
+            for s in SETTINGS
+            for hd in ("student", "teacher")
+        }
         build_s = time.perf_counter() - t_build
         for setting in SETTINGS:
             for provider in providers():
                 gpu = provider != "cpu"
                 timing = TimingConfig(warmup_iterations=5, warmup_s=1.0, iterations=args.iterations)
-                runner = RunnerOptions(device="cuda" if gpu else "cpu", provider=provider,
-                                       threads=args.threads)
-                opts = ProfileOptions(batches=[1], timing=timing, rounds=5, runner=runner,
-                                      power=gpu, idle_s=1.0 if gpu else 0.0)
-                result = run_profile([bundles[(setting, "student")], bundles[(setting, "teacher")]], opts)
+                runner = RunnerOptions(
+                    device="cuda" if gpu else "cpu", provider=provider, threads=args.threads
+                )
+                opts = ProfileOptions(
+                    batches=[1],
+                    timing=timing,
+                    rounds=5,
+                    runner=runner,
+                    power=gpu,
+                    idle_s=1.0 if gpu else 0.0,
+                )
+                result = run_profile(
+                    [bundles[(setting, "student")], bundles[(setting, "teacher")]], opts
+                )
                 raw[f"{setting}/{provider}"] = result
                 for art in result["artifacts"]:
                     lat = art["rows"][0]["latency"]
-                    rows.append({"setting": setting, "size": "x".join(map(str, SETTINGS[setting]["size"])),
-                                 "provider": provider, "head": art["head"], "precision": art["precision"],
-                                 "params": art["params"], "flops": art["flops"], "size_bytes": art["size_bytes"],
-                                 "p50_ms": lat["median_ms"], "p99_ms": lat["p99_ms"], "mean_ms": lat["mean_ms"],
-                                 "cv_percent": lat["cv_percent"], "images_per_s": lat["images_per_s"]})
+                    rows.append(
+                        {
+                            "setting": setting,
+                            "size": "x".join(map(str, SETTINGS[setting]["size"])),
+                            "provider": provider,
+                            "head": art["head"],
+                            "precision": art["precision"],
+                            "params": art["params"],
+                            "flops": art["flops"],
+                            "size_bytes": art["size_bytes"],
+                            "p50_ms": lat["median_ms"],
+                            "p99_ms": lat["p99_ms"],
+                            "mean_ms": lat["mean_ms"],
+                            "cv_percent": lat["cv_percent"],
+                            "images_per_s": lat["images_per_s"],
+                        }
+                    )
         over = overhead(bundles[("synthetic", "student")], args.pairs, args.threads)
-    result = {"schema_version": 1, "width": args.width, "threads": args.threads, "iterations": args.iterations,
-              "python": platform.python_version(), "environment": environment(), "build_s": build_s,
-              "rows": rows, "overhead": over, "profiles": raw}
+    result = {
+        "schema_version": 1,
+        "width": args.width,
+        "threads": args.threads,
+        "iterations": args.iterations,
+        "python": platform.python_version(),
+        "environment": environment(),
+        "build_s": build_s,
+        "rows": rows,
+        "overhead": over,
+        "profiles": raw,
+    }
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     atomic_write_text(args.out.with_suffix(".md"), markdown(result))
     print(markdown(result))

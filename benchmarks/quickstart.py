@@ -37,8 +37,17 @@ def summarise(run: Path, wall_s: float | None) -> dict:
     for task, metric, bound, ok in CHECKS:
         for head in ("teacher", "student"):
             value, ref = final[head][task][metric], constant[task][metric]
-            checks.append({"head": head, "task": task, "metric": metric, "value": value, "constant": ref,
-                           "bound": bound, "passed": bool(ok(value, ref))})
+            checks.append(
+                {
+                    "head": head,
+                    "task": task,
+                    "metric": metric,
+                    "value": value,
+                    "constant": ref,
+                    "bound": bound,
+                    "passed": bool(ok(value, ref)),
+                }
+            )
     return {
         "schema_version": 1,
         "command": "bash scripts/quickstart.sh",
@@ -84,7 +93,9 @@ def main() -> None:
     if run is None:
         run = ROOT / "runs" / f"quickstart-bench-{time.strftime('%Y%m%d-%H%M%S')}"
         start = time.perf_counter()
-        subprocess.run(["bash", str(ROOT / "scripts" / "quickstart.sh"), "--out", str(run)], check=True)
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "quickstart.sh"), "--out", str(run)], check=True
+        )
         wall = time.perf_counter() - start
     result = summarise(run, wall)
     sys.path.insert(0, str(ROOT))

@@ -23,7 +23,9 @@ def render(name: str) -> str:
     """`NAME` renders results/NAME.json with NAME.py; `SCRIPT:RESULT` results/RESULT.json with SCRIPT.py."""
     script, _, result_name = name.partition(":")
     name = result_name or script
-    spec = importlib.util.spec_from_file_location(f"bench_{script}", ROOT / "benchmarks" / f"{script}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{script}", ROOT / "benchmarks" / f"{script}.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses in the script look their module up
@@ -38,7 +40,9 @@ def updated(text: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if any table differs from its JSON")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if any table differs from its JSON"
+    )
     parser.add_argument("files", nargs="*", type=Path)
     args = parser.parse_args()
     args.files = args.files or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,7 +57,9 @@ def main() -> int:
             if not args.check:
                 path.write_text(new)
     if args.check and stale:
-        print(f"stale benchmark tables in: {', '.join(map(str, stale))} (run python benchmarks/readme_tables.py)")
+        print(
+            f"stale benchmark tables in: {', '.join(map(str, stale))} (run python benchmarks/readme_tables.py)"
+        )
         return 1
     return 0
 

@@ -42,8 +42,26 @@ SEEDS = (0, 1, 2)
 
 #: Fixed per-run budgets. cpu: measured to fit the grid in <= 3 h on 2 cores (see docs/methods.md).
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"size": [64, 128], "width": 0.125, "n_train": 256, "n_val": 64, "epochs": 6, "batch": 8, "lr": 1e-3, "step_size": 4},
-    "smoke": {"size": [32, 64], "width": 0.125, "n_train": 16, "n_val": 8, "epochs": 1, "batch": 4, "lr": 2e-3, "step_size": 1},
+    "cpu": {
+        "size": [64, 128],
+        "width": 0.125,
+        "n_train": 256,
+        "n_val": 64,
+        "epochs": 6,
+        "batch": 8,
+        "lr": 1e-3,
+        "step_size": 4,
+    },
+    "smoke": {
+        "size": [32, 64],
+        "width": 0.125,
+        "n_train": 16,
+        "n_val": 8,
+        "epochs": 1,
+        "batch": 4,
+        "lr": 2e-3,
+        "step_size": 1,
+    },
 }
 
 
@@ -90,18 +108,78 @@ ROWS: list[tuple[str, str, str]] = [
 
 #: Claims: (paper, statement, (run, head) of A, (run, head) of B) -> "A beats B" on Δm.
 CLAIMS: list[tuple[str, str, tuple[str, str], tuple[str, str]]] = [
-    ("SD-MTCNN", "Eq. 5 Teacher beats Baseline-1 (vanilla)", ("sd", "teacher"), ("vanilla", "teacher")),
-    ("SD-MTCNN", "Eq. 5 Teacher beats Baseline-2 Teacher (λ = 0)", ("sd", "teacher"), ("lambda0", "teacher")),
-    ("SD-MTCNN", "Eq. 5 Student beats Baseline-2 Student (λ = 0)", ("sd", "student"), ("lambda0", "student")),
-    ("SD-MTCNN", "Eq. 5 Student beats Baseline-3 (two-stage KD Student)", ("sd", "student"), ("kd-two-stage", "student")),
-    ("SD-MTCNN", "Eq. 5 Teacher beats Baseline-4 (no attention)", ("sd", "teacher"), ("no-attention", "teacher")),
-    ("SD-MTCNN", "Eq. 6 Student beats Baseline-1 (vanilla)", ("sd-ensemble", "student"), ("vanilla", "teacher")),
-    ("SD-MTCNN", "Eq. 5 Teacher beats Eq. 6 Teacher", ("sd", "teacher"), ("sd-ensemble", "teacher")),
-    ("SD-MTCNN", "Eq. 5 Student beats Eq. 6 Student", ("sd", "student"), ("sd-ensemble", "student")),
-    ("SD-MTCNN", "single-task SD Teacher beats the single-task network (seg)", ("single-sd-seg", "teacher"), ("stl", "teacher")),
-    ("SD-MTCNN", "single-task SD Teacher beats the single-task network (depth)", ("single-sd-depth", "teacher"), ("stl", "teacher")),
-    ("KD4MTL", "KD4MTL beats uniform weighting (vanilla)", ("kd4mtl", "teacher"), ("vanilla", "teacher")),
-    ("KD4MTL", "KD4MTL beats the best loss balancer", ("kd4mtl", "teacher"), ("best-balancer", "teacher")),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Teacher beats Baseline-1 (vanilla)",
+        ("sd", "teacher"),
+        ("vanilla", "teacher"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Teacher beats Baseline-2 Teacher (λ = 0)",
+        ("sd", "teacher"),
+        ("lambda0", "teacher"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Student beats Baseline-2 Student (λ = 0)",
+        ("sd", "student"),
+        ("lambda0", "student"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Student beats Baseline-3 (two-stage KD Student)",
+        ("sd", "student"),
+        ("kd-two-stage", "student"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Teacher beats Baseline-4 (no attention)",
+        ("sd", "teacher"),
+        ("no-attention", "teacher"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 6 Student beats Baseline-1 (vanilla)",
+        ("sd-ensemble", "student"),
+        ("vanilla", "teacher"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Teacher beats Eq. 6 Teacher",
+        ("sd", "teacher"),
+        ("sd-ensemble", "teacher"),
+    ),
+    (
+        "SD-MTCNN",
+        "Eq. 5 Student beats Eq. 6 Student",
+        ("sd", "student"),
+        ("sd-ensemble", "student"),
+    ),
+    (
+        "SD-MTCNN",
+        "single-task SD Teacher beats the single-task network (seg)",
+        ("single-sd-seg", "teacher"),
+        ("stl", "teacher"),
+    ),
+    (
+        "SD-MTCNN",
+        "single-task SD Teacher beats the single-task network (depth)",
+        ("single-sd-depth", "teacher"),
+        ("stl", "teacher"),
+    ),
+    (
+        "KD4MTL",
+        "KD4MTL beats uniform weighting (vanilla)",
+        ("kd4mtl", "teacher"),
+        ("vanilla", "teacher"),
+    ),
+    (
+        "KD4MTL",
+        "KD4MTL beats the best loss balancer",
+        ("kd4mtl", "teacher"),
+        ("best-balancer", "teacher"),
+    ),
     ("KD4MTL", "KD4MTL beats BAM", ("kd4mtl", "teacher"), ("bam", "teacher")),
     ("KD4MTL", "BAM beats uniform weighting (vanilla)", ("bam", "teacher"), ("vanilla", "teacher")),
 ]
@@ -117,7 +195,10 @@ def grid(seeds: tuple[int, ...] = SEEDS) -> list[Run]:
         for key in ("vanilla", "lambda0", "no-attention", "unet", "sd-ensemble", *BALANCER_RUNS):
             runs.append(Run(key, f"synthetic-{key}", seed))
         runs.append(Run("sd", "synthetic", seed))
-        runs += [Run(f"single-sd-{t}", "synthetic-single", seed, [f"tasks=[{t}]"]) for t in ("seg", "depth")]
+        runs += [
+            Run(f"single-sd-{t}", "synthetic-single", seed, [f"tasks=[{t}]"])
+            for t in ("seg", "depth")
+        ]
         runs.append(Run("kd-two-stage", "synthetic-kd-two-stage", seed, needs=["vanilla"]))
         runs.append(Run("kd4mtl", "synthetic-kd4mtl", seed, needs=stl))
         runs.append(Run("bam", "synthetic-bam", seed, needs=stl))
@@ -126,16 +207,24 @@ def grid(seeds: tuple[int, ...] = SEEDS) -> list[Run]:
 
 def budget_overrides(preset: dict[str, Any], seed: int, threads: int) -> list[str]:
     return [
-        "data.kind=synthetic", f"data.size={preset['size']}",
-        f"data.synthetic={{n_train: {preset['n_train']}, n_val: {preset['n_val']}, seed: 0}}", "data.workers=0",
-        f"model.width={preset['width']}", f"train.epochs={preset['epochs']}", f"train.batch_size={preset['batch']}",
-        f"train.optimizer.lr={preset['lr']}", f"train.scheduler.step_size={preset['step_size']}",
-        f"train.seed={seed}", f"train.threads={threads}", "train.reference=null",
+        "data.kind=synthetic",
+        f"data.size={preset['size']}",
+        f"data.synthetic={{n_train: {preset['n_train']}, n_val: {preset['n_val']}, seed: 0}}",
+        "data.workers=0",
+        f"model.width={preset['width']}",
+        f"train.epochs={preset['epochs']}",
+        f"train.batch_size={preset['batch']}",
+        f"train.optimizer.lr={preset['lr']}",
+        f"train.scheduler.step_size={preset['step_size']}",
+        f"train.seed={seed}",
+        f"train.threads={threads}",
+        "train.reference=null",
     ]
 
 
 def run_overrides(run: Run, runs_dir: Path) -> list[str]:
     """Dependencies become teacher paths: same seed's vanilla run / single-task runs."""
+
     def best(key: str) -> str:
         return str(Run(key, "", run.seed).folder(runs_dir) / "best.pt")
 
@@ -154,21 +243,40 @@ def train_one(run: Run, preset: dict[str, Any], runs_dir: Path, threads: int, lo
         import shutil
 
         shutil.rmtree(folder)
-    sets = budget_overrides(preset, run.seed, threads) + run.overrides + run_overrides(run, runs_dir)
-    cmd = [sys.executable, "-m", "edgemtl", "train", str(ROOT / "recipes" / f"{run.recipe}.yaml"), "--out", str(folder), "--quiet"]
+    sets = (
+        budget_overrides(preset, run.seed, threads) + run.overrides + run_overrides(run, runs_dir)
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgemtl",
+        "train",
+        str(ROOT / "recipes" / f"{run.recipe}.yaml"),
+        "--out",
+        str(folder),
+        "--quiet",
+    ]
     for item in sets:
         cmd += ["--set", item]
     start = time.perf_counter()
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(cmd)}\n")
         handle.flush()
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"{folder.name} failed (exit {proc.returncode}); see {log}")
     return time.perf_counter() - start
 
 
-def run_grid(runs: list[Run], preset: dict[str, Any], runs_dir: Path, jobs: int, log: Path) -> dict[str, float]:
+def run_grid(
+    runs: list[Run], preset: dict[str, Any], runs_dir: Path, jobs: int, log: Path
+) -> dict[str, float]:
     """Independent runs first, then the ones that need them; `jobs` runs at a time, one thread each."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -176,10 +284,16 @@ def run_grid(runs: list[Run], preset: dict[str, Any], runs_dir: Path, jobs: int,
     for phase in (False, True):
         todo = [r for r in runs if bool(r.needs) == phase]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {r.folder(runs_dir).name: pool.submit(train_one, r, preset, runs_dir, threads, log) for r in todo}
+            futures = {
+                r.folder(runs_dir).name: pool.submit(train_one, r, preset, runs_dir, threads, log)
+                for r in todo
+            }
             for i, (name, future) in enumerate(futures.items(), 1):
                 timings[name] = round(future.result(), 1)
-                print(f"[{'2' if phase else '1'}] {i}/{len(todo)} {name}: {timings[name]:.0f} s", file=sys.stderr)
+                print(
+                    f"[{'2' if phase else '1'}] {i}/{len(todo)} {name}: {timings[name]:.0f} s",
+                    file=sys.stderr,
+                )
     return timings
 
 
@@ -192,7 +306,11 @@ def final_metrics(folder: Path, head: str) -> dict[str, dict[str, float]]:
 
 def _done(runs_dir: Path, key: str, seeds: tuple[int, ...]) -> bool:
     keys = [f"stl-{t}" for t in TASKS] if key == "stl" else [key]
-    return all((Run(k, "", seed).folder(runs_dir) / "summary.json").is_file() for k in keys for seed in seeds)
+    return all(
+        (Run(k, "", seed).folder(runs_dir) / "summary.json").is_file()
+        for k in keys
+        for seed in seeds
+    )
 
 
 def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
@@ -210,17 +328,29 @@ def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
         for seed in seeds:
             reference: dict[str, dict[str, float]] = {}
             for t in TASKS:
-                reference.update(final_metrics(Run(f"stl-{t}", "", seed).folder(runs_dir), "teacher"))
+                reference.update(
+                    final_metrics(Run(f"stl-{t}", "", seed).folder(runs_dir), "teacher")
+                )
             if key == "stl":
                 metrics = reference
             else:
                 metrics = final_metrics(Run(key, "", seed).folder(runs_dir), head)
-            per_seed.append({"seed": seed, "metrics": metrics, "delta_m": delta_m(metrics, reference)})
-        rows[f"{key}/{head}"] = {"label": label, "run": key, "head": head, "seeds": per_seed,
-                                 **mean_std([s["delta_m"] for s in per_seed])}
+            per_seed.append(
+                {"seed": seed, "metrics": metrics, "delta_m": delta_m(metrics, reference)}
+            )
+        rows[f"{key}/{head}"] = {
+            "label": label,
+            "run": key,
+            "head": head,
+            "seeds": per_seed,
+            **mean_std([s["delta_m"] for s in per_seed]),
+        }
     if all(f"{k}/teacher" in rows for k in BALANCER_RUNS):
         best = max(BALANCER_RUNS, key=lambda k: rows[f"{k}/teacher"]["mean"])
-        rows["best-balancer/teacher"] = {**rows[f"{best}/teacher"], "label": f"best balancer ({best})"}
+        rows["best-balancer/teacher"] = {
+            **rows[f"{best}/teacher"],
+            "label": f"best balancer ({best})",
+        }
     return rows
 
 
@@ -235,22 +365,49 @@ def judge(rows: dict[str, Any]) -> list[dict[str, Any]]:
     verdicts = []
     for paper, text, a, b in CLAIMS:
         if f"{a[0]}/{a[1]}" not in rows or f"{b[0]}/{b[1]}" not in rows:
-            verdicts.append({"paper": paper, "claim": text, "a": a[0], "b": b[0], "gap": None, "margin_2std": None,
-                             "verdict": "not run"})
+            verdicts.append(
+                {
+                    "paper": paper,
+                    "claim": text,
+                    "a": a[0],
+                    "b": b[0],
+                    "gap": None,
+                    "margin_2std": None,
+                    "verdict": "not run",
+                }
+            )
             continue
         ra, rb = rows[f"{a[0]}/{a[1]}"], rows[f"{b[0]}/{b[1]}"]
         gap = ra["mean"] - rb["mean"]
         margin = 2 * max(ra["std"], rb["std"])
-        verdict = "reproduced" if gap > margin else "contradicted" if -gap > margin else "inconclusive"
-        verdicts.append({"paper": paper, "claim": text, "a": ra["label"] + f" ({a[1]})", "b": rb["label"] + f" ({b[1]})",
-                         "gap": gap, "margin_2std": margin, "verdict": verdict})
+        verdict = (
+            "reproduced" if gap > margin else "contradicted" if -gap > margin else "inconclusive"
+        )
+        verdicts.append(
+            {
+                "paper": paper,
+                "claim": text,
+                "a": ra["label"] + f" ({a[1]})",
+                "b": rb["label"] + f" ({b[1]})",
+                "gap": gap,
+                "margin_2std": margin,
+                "verdict": verdict,
+            }
+        )
     return verdicts
 
 
-COLUMNS = [("seg", "miou", "seg mIoU ↑"), ("seg", "pixel_acc", "seg pix acc ↑"), ("depth", "abs_err", "depth abs ↓"),
-           ("depth", "rel_err", "depth rel ↓"), ("normal", "mean_deg", "normal mean° ↓"),
-           ("normal", "median_deg", "normal median° ↓"), ("normal", "within_11_25", "normal <11.25° ↑"),
-           ("keypoints", "abs_err", "keypoints abs ↓"), ("edges", "abs_err", "edges abs ↓")]
+COLUMNS = [
+    ("seg", "miou", "seg mIoU ↑"),
+    ("seg", "pixel_acc", "seg pix acc ↑"),
+    ("depth", "abs_err", "depth abs ↓"),
+    ("depth", "rel_err", "depth rel ↓"),
+    ("normal", "mean_deg", "normal mean° ↓"),
+    ("normal", "median_deg", "normal median° ↓"),
+    ("normal", "within_11_25", "normal <11.25° ↑"),
+    ("keypoints", "abs_err", "keypoints abs ↓"),
+    ("edges", "abs_err", "edges abs ↓"),
+]
 
 
 def _cell(values: list[float]) -> str:
@@ -277,7 +434,9 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         cells = []
         for task, metric, _ in COLUMNS:
-            cells.append(_cell([s["metrics"][task][metric] for s in row["seeds"] if task in s["metrics"]]))
+            cells.append(
+                _cell([s["metrics"][task][metric] for s in row["seeds"] if task in s["metrics"]])
+            )
         dm = f"{row['mean']:+.2f} ± {row['std']:.2f}"
         lines.append(f"| {row['label']} | {row['head']} | " + " | ".join(cells) + f" | {dm} |")
     lines += ["", "| paper | claim | gap in Δm | 2 × std | verdict |", "|---|---|---:|---:|---|"]
@@ -285,15 +444,22 @@ def markdown(result: dict[str, Any]) -> str:
         if v["verdict"] == "not run":
             lines.append(f"| {v['paper']} | {v['claim']} | - | - | not run |")
         else:
-            lines.append(f"| {v['paper']} | {v['claim']} | {v['gap']:+.2f} | {v['margin_2std']:.2f} | {v['verdict']} |")
+            lines.append(
+                f"| {v['paper']} | {v['claim']} | {v['gap']:+.2f} | {v['margin_2std']:.2f} | {v['verdict']} |"
+            )
     if result.get("wall_time_s"):
-        lines += ["", f"Grid wall time: {result['wall_time_s'] / 3600:.2f} h ({result['jobs']} parallel runs)."]
+        lines += [
+            "",
+            f"Grid wall time: {result['wall_time_s'] / 3600:.2f} h ({result['jobs']} parallel runs).",
+        ]
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- paper plan
-PAPER_DATASETS: dict[str, dict[str, Any]] = {"nyuv2": {"n_train": 795, "tasks": ["seg", "depth", "normal"]},
-                  "cityscapes": {"n_train": 2975, "tasks": ["seg", "depth"]}}
+PAPER_DATASETS: dict[str, dict[str, Any]] = {
+    "nyuv2": {"n_train": 795, "tasks": ["seg", "depth", "normal"]},
+    "cityscapes": {"n_train": 2975, "tasks": ["seg", "depth"]},
+}
 
 
 def training_gflops(recipe_path: Path, tasks: list[str]) -> float:
@@ -307,9 +473,16 @@ def training_gflops(recipe_path: Path, tasks: list[str]) -> float:
     from edgemtl.training.models.network import MultiTaskNet
 
     recipe = load_recipe(recipe_path, [f"tasks={tasks}"])
-    specs = [make_spec(t, [f"c{i}" for i in range(13)]) if t == "seg" else make_spec(t) for t in tasks]
+    specs = [
+        make_spec(t, [f"c{i}" for i in range(13)]) if t == "seg" else make_spec(t) for t in tasks
+    ]
     name, cfg = recipe.method.name, recipe.model
-    heads = {"vanilla": ("teacher",), "kd4mtl": ("teacher",), "bam": ("teacher",), "kd_two_stage": ("student",)}.get(name, ("teacher", "student"))
+    heads = {
+        "vanilla": ("teacher",),
+        "kd4mtl": ("teacher",),
+        "bam": ("teacher",),
+        "kd_two_stage": ("student",),
+    }.get(name, ("teacher", "student"))
 
     def forward_gflops(net: MultiTaskNet, run: Any) -> float:
         counter = FlopCounterMode(display=False)
@@ -319,14 +492,27 @@ def training_gflops(recipe_path: Path, tasks: list[str]) -> float:
 
     with torch.device("meta"):
         x = torch.empty(1, 3, *recipe.data.size)
-        trained = forward_gflops(MultiTaskNet(specs, cfg.width, cfg.upsampling, cfg.decoder, heads=heads), lambda n: n(x, heads=heads))
+        trained = forward_gflops(
+            MultiTaskNet(specs, cfg.width, cfg.upsampling, cfg.decoder, heads=heads),
+            lambda n: n(x, heads=heads),
+        )
         frozen = 0.0
         if name == "kd_two_stage":  # the multi-task Teacher network
-            frozen = forward_gflops(MultiTaskNet(specs, cfg.width, cfg.upsampling, cfg.decoder, heads=("teacher",)), lambda n: n(x))
-        elif name in ("kd4mtl", "bam"):  # one single-task network per task (KD4MTL: its encoder only)
+            frozen = forward_gflops(
+                MultiTaskNet(specs, cfg.width, cfg.upsampling, cfg.decoder, heads=("teacher",)),
+                lambda n: n(x),
+            )
+        elif name in (
+            "kd4mtl",
+            "bam",
+        ):  # one single-task network per task (KD4MTL: its encoder only)
             for spec in specs:
-                single = MultiTaskNet([spec], cfg.width, cfg.upsampling, cfg.decoder, heads=("teacher",))
-                frozen += forward_gflops(single, (lambda n: n.encoder(x)) if name == "kd4mtl" else (lambda n: n(x)))
+                single = MultiTaskNet(
+                    [spec], cfg.width, cfg.upsampling, cfg.decoder, heads=("teacher",)
+                )
+                frozen += forward_gflops(
+                    single, (lambda n: n.encoder(x)) if name == "kd4mtl" else (lambda n: n(x))
+                )
     return 3 * trained + frozen
 
 
@@ -336,8 +522,21 @@ def paper_plan(gpu_tflops: float) -> list[dict[str, Any]]:
     plan = []
     for ds, info in PAPER_DATASETS.items():
         variants = [("stl-" + t, f"{ds}-single-vanilla", [t]) for t in info["tasks"]]
-        variants += [(k, f"{ds}-{k}" if k != "sd" else ds, info["tasks"]) for k in
-                     ("vanilla", "lambda0", "kd-two-stage", "no-attention", "unet", "sd", "sd-ensemble", "kd4mtl", "bam", *BALANCER_RUNS)]
+        variants += [
+            (k, f"{ds}-{k}" if k != "sd" else ds, info["tasks"])
+            for k in (
+                "vanilla",
+                "lambda0",
+                "kd-two-stage",
+                "no-attention",
+                "unet",
+                "sd",
+                "sd-ensemble",
+                "kd4mtl",
+                "bam",
+                *BALANCER_RUNS,
+            )
+        ]
         variants += [(f"single-sd-{t}", f"{ds}-single", [t]) for t in info["tasks"][:2]]
         for key, recipe_name, tasks in variants:
             path = ROOT / "recipes" / f"{recipe_name}.yaml"
@@ -345,10 +544,20 @@ def paper_plan(gpu_tflops: float) -> list[dict[str, Any]]:
             gflops = training_gflops(path, tasks)
             images = info["n_train"] * recipe.train.epochs
             hours = 3 * images * gflops / (gpu_tflops * 1e3) / 3600  # 3 seeds
-            plan.append({"dataset": ds, "run": key, "recipe": f"recipes/{recipe_name}.yaml", "tasks": tasks,
-                         "size": list(recipe.data.size), "width": recipe.model.width, "epochs": recipe.train.epochs,
-                         "batch": recipe.train.batch_size, "train_gflops_per_image": round(gflops, 1),
-                         "gpu_hours_3_seeds": round(hours, 2)})
+            plan.append(
+                {
+                    "dataset": ds,
+                    "run": key,
+                    "recipe": f"recipes/{recipe_name}.yaml",
+                    "tasks": tasks,
+                    "size": list(recipe.data.size),
+                    "width": recipe.model.width,
+                    "epochs": recipe.train.epochs,
+                    "batch": recipe.train.batch_size,
+                    "train_gflops_per_image": round(gflops, 1),
+                    "gpu_hours_3_seeds": round(hours, 2),
+                }
+            )
     return plan
 
 
@@ -371,16 +580,35 @@ def one_step_each(plan: list[dict[str, Any]]) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         teachers = write_teachers(Path(tmp), 0.125)
         for item in plan:
-            tiny = ["data.kind=synthetic", "data.root_env=null", "data.size=[32,64]", "data.synthetic={n_train: 2, n_val: 2}",
-                    "data.workers=0", "model.width=0.125", "train.batch_size=2", "train.reference=null", f"tasks={item['tasks']}"]
+            tiny = [
+                "data.kind=synthetic",
+                "data.root_env=null",
+                "data.size=[32,64]",
+                "data.synthetic={n_train: 2, n_val: 2}",
+                "data.workers=0",
+                "model.width=0.125",
+                "train.batch_size=2",
+                "train.reference=null",
+                f"tasks={item['tasks']}",
+            ]
             name = Path(item["recipe"]).stem
             if "kd4mtl" in name or "bam" in name:
-                tiny.append("method.teachers={" + ", ".join(f"{t}: {teachers[t]}" for t in item["tasks"]) + "}")
+                tiny.append(
+                    "method.teachers={"
+                    + ", ".join(f"{t}: {teachers[t]}" for t in item["tasks"])
+                    + "}"
+                )
             if "two-stage" in name:
                 tiny.append(f"method.teacher={teachers['mt']}")
             recipe = load_recipe(ROOT / item["recipe"], tiny)
             trainer = Trainer(recipe, Path(tmp) / "run", quiet=True)
-            images, targets = next(iter(train_loader(PreparedSplit(trainer.train_reader, trainer.input_spec), 2, 0, 0, 0, 0)))
+            images, targets = next(
+                iter(
+                    train_loader(
+                        PreparedSplit(trainer.train_reader, trainer.input_spec), 2, 0, 0, 0, 0
+                    )
+                )
+            )
             logged = trainer.train_step(images, targets, StepContext(0, 1, 0, 1))
             if not math.isfinite(logged["total"]):
                 raise RuntimeError(f"{item['dataset']} {item['run']}: non-finite loss")
@@ -392,12 +620,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=["cpu", "smoke", "paper"], default="cpu")
     parser.add_argument("--jobs", type=int, default=2, help="Runs in parallel (one thread each).")
-    parser.add_argument("--runs-dir", type=Path, help="Where the runs go (default runs/reproduce-<preset>).")
-    parser.add_argument("--seeds", type=int, default=3, help="Seeds (the cpu preset needs exactly 3).")
-    parser.add_argument("--gpu-tflops", type=float, default=100.0, help="paper: effective training TFLOP/s assumed per GPU.")
-    parser.add_argument("--out", type=Path, help="Result JSON (default benchmarks/results/reproduce_<preset>.json).")
-    parser.add_argument("--report", action="store_true", help="Only tabulate the finished runs in --runs-dir (a partial grid too).")
-    parser.add_argument("--only", help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their times.")
+    parser.add_argument(
+        "--runs-dir", type=Path, help="Where the runs go (default runs/reproduce-<preset>)."
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="Seeds (the cpu preset needs exactly 3)."
+    )
+    parser.add_argument(
+        "--gpu-tflops",
+        type=float,
+        default=100.0,
+        help="paper: effective training TFLOP/s assumed per GPU.",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="Result JSON (default benchmarks/results/reproduce_<preset>.json)."
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="Only tabulate the finished runs in --runs-dir (a partial grid too).",
+    )
+    parser.add_argument(
+        "--only",
+        help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their times.",
+    )
     args = parser.parse_args()
     from edgemtl.core.io import atomic_write_json, atomic_write_text
 
@@ -406,13 +652,25 @@ def main() -> None:
         plan = paper_plan(args.gpu_tflops)
         total = sum(p["gpu_hours_3_seeds"] for p in plan)
         for p in plan:
-            print(f"{p['dataset']:10s} {p['run']:16s} {p['recipe']:38s} {p['epochs']} ep, batch {p['batch']}, "
-                  f"{p['size'][0]}x{p['size'][1]}, {p['train_gflops_per_image']:8.1f} GFLOP/img -> {p['gpu_hours_3_seeds']:6.1f} GPU h")
-        print(f"{len(plan)} runs x 3 seeds: about {total:.0f} GPU hours at {args.gpu_tflops:g} effective TFLOP/s (an estimate)")
+            print(
+                f"{p['dataset']:10s} {p['run']:16s} {p['recipe']:38s} {p['epochs']} ep, batch {p['batch']}, "
+                f"{p['size'][0]}x{p['size'][1]}, {p['train_gflops_per_image']:8.1f} GFLOP/img -> {p['gpu_hours_3_seeds']:6.1f} GPU h"
+            )
+        print(
+            f"{len(plan)} runs x 3 seeds: about {total:.0f} GPU hours at {args.gpu_tflops:g} effective TFLOP/s (an estimate)"
+        )
         steps = one_step_each(plan)
         print(f"one training step on fixtures: {len(steps)} runs OK")
-        atomic_write_json(out, {"preset": "paper", "gpu_tflops_assumed": args.gpu_tflops, "plan": plan,
-                                "gpu_hours_total": total, "one_step_ok": steps})
+        atomic_write_json(
+            out,
+            {
+                "preset": "paper",
+                "gpu_tflops_assumed": args.gpu_tflops,
+                "plan": plan,
+                "gpu_hours_total": total,
+                "one_step_ok": steps,
+            },
+        )
         return
     if args.preset == "cpu" and args.seeds != 3:
         parser.error("--preset cpu runs exactly 3 seeds")
@@ -421,8 +679,15 @@ def main() -> None:
     runs_dir = args.runs_dir or ROOT / "runs" / f"reproduce-{args.preset}"
     if args.report:
         rows = collect(runs_dir, seeds)
-        result = {"schema_version": 1, "preset": {"name": args.preset, **preset}, "seeds": list(seeds), "jobs": args.jobs,
-                  "partial": len(rows) < len(ROWS), "rows": rows, "claims": judge(rows)}
+        result = {
+            "schema_version": 1,
+            "preset": {"name": args.preset, **preset},
+            "seeds": list(seeds),
+            "jobs": args.jobs,
+            "partial": len(rows) < len(ROWS),
+            "rows": rows,
+            "claims": judge(rows),
+        }
         if out.is_file():  # re-judging finished runs keeps the timings of the run that trained them
             previous = json.loads(out.read_text())
             result.update({k: previous[k] for k in ("wall_time_s", "run_times_s") if k in previous})
@@ -437,14 +702,25 @@ def main() -> None:
         chosen = [r for r in runs if r.folder(runs_dir).name in wanted]
         for r in chosen:
             r.needs = []
-        timings = run_grid(chosen, preset, runs_dir, args.jobs, runs_dir.parent / f"reproduce-{args.preset}.log")
+        timings = run_grid(
+            chosen, preset, runs_dir, args.jobs, runs_dir.parent / f"reproduce-{args.preset}.log"
+        )
         print(json.dumps({"preset": args.preset, "jobs": args.jobs, "run_times_s": timings}))
         return
-    timings = run_grid(runs, preset, runs_dir, args.jobs, runs_dir.parent / f"reproduce-{args.preset}.log")
+    timings = run_grid(
+        runs, preset, runs_dir, args.jobs, runs_dir.parent / f"reproduce-{args.preset}.log"
+    )
     rows = collect(runs_dir, seeds)
-    result = {"schema_version": 1, "preset": {"name": args.preset, **preset}, "seeds": list(seeds), "jobs": args.jobs,
-              "wall_time_s": round(time.perf_counter() - start, 1), "run_times_s": timings, "rows": rows,
-              "claims": judge(rows)}
+    result = {
+        "schema_version": 1,
+        "preset": {"name": args.preset, **preset},
+        "seeds": list(seeds),
+        "jobs": args.jobs,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "run_times_s": timings,
+        "rows": rows,
+        "claims": judge(rows),
+    }
     atomic_write_json(out, result)
     atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemtl.data.synthetic import GENERATOR_VERSION, SynthParams, render_sample
 from edgemtl.core.io import atomic_write_json
+from edgemtl.data.synthetic import GENERATOR_VERSION, SynthParams, render_sample
 
 RESULT = Path(__file__).resolve().parent / "results" / "synthetic_speed.json"
 
@@ -60,8 +60,10 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args.n, args.height, args.width)
     atomic_write_json(args.out, result)
-    print(f"{result['images_per_s']} images/s (CPU time, 1 thread), "
-          f"{result['images_per_s_wall']} wall, at {args.height}x{args.width} -> {args.out}")
+    print(
+        f"{result['images_per_s']} images/s (CPU time, 1 thread), "
+        f"{result['images_per_s_wall']} wall, at {args.height}x{args.width} -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ ROWS: dict[str, tuple[dict[str, Any], str]] = {
     "sd_ensemble": ({"name": "sd_ensemble"}, "equal"),
     "kd_two_stage": ({"name": "kd_two_stage", "teacher": "{mt}"}, "equal"),
     "kd4mtl": ({"name": "kd4mtl", "teachers": "{st}"}, "equal"),
-    "kd4mtl mid+last nonlinear": ({"name": "kd4mtl", "teachers": "{st}", "layers": "mid+last", "adaptor": "nonlinear"}, "equal"),
+    "kd4mtl mid+last nonlinear": (
+        {"name": "kd4mtl", "teachers": "{st}", "layers": "mid+last", "adaptor": "nonlinear"},
+        "equal",
+    ),
     "bam": ({"name": "bam", "teachers": "{st}"}, "equal"),
     "vanilla + uncertainty": ({"name": "vanilla"}, "uncertainty"),
     "vanilla + dwa": ({"name": "vanilla"}, "dwa"),
@@ -51,8 +54,12 @@ ROWS: dict[str, tuple[dict[str, Any], str]] = {
 
 #: What a row's optimizer trains, for the table.
 TRAINED = {
-    "vanilla": "teacher", "sd": "teacher + student", "sd_ensemble": "teacher + student",
-    "kd_two_stage": "stage-2 student network", "kd4mtl": "teacher + adaptors", "bam": "teacher",
+    "vanilla": "teacher",
+    "sd": "teacher + student",
+    "sd_ensemble": "teacher + student",
+    "kd_two_stage": "stage-2 student network",
+    "kd4mtl": "teacher + adaptors",
+    "bam": "teacher",
 }
 
 
@@ -73,21 +80,45 @@ def write_teachers(folder: Path, width: float) -> dict[str, str]:
     all_specs = specs()
     paths = {}
     for name, chosen in [("mt", all_specs)] + [(s.key, [s]) for s in all_specs]:
-        recipe = recipe_from_dict({"tasks": [s.key for s in chosen], "model": {"width": width}, "method": {"name": "vanilla"}})
+        recipe = recipe_from_dict(
+            {
+                "tasks": [s.key for s in chosen],
+                "model": {"width": width},
+                "method": {"name": "vanilla"},
+            }
+        )
         net = MultiTaskNet(chosen, width, heads=("teacher",))
         path = folder / f"{name}.pt"
-        save_checkpoint(path, {
-            "recipe": recipe.dump(), "tasks": {s.key: s.to_dict() for s in chosen}, "heads": ["teacher"],
-            "model": net.state_dict(), "data": {"kind": "synthetic"},
-            "select": {"head": "teacher", "metric": "delta_m"},
-            "input": InputSpec(64, 128).to_dict(),  # fully convolutional: the size is only recorded
-        })
+        save_checkpoint(
+            path,
+            {
+                "recipe": recipe.dump(),
+                "tasks": {s.key: s.to_dict() for s in chosen},
+                "heads": ["teacher"],
+                "model": net.state_dict(),
+                "data": {"kind": "synthetic"},
+                "select": {"head": "teacher", "metric": "delta_m"},
+                "input": InputSpec(
+                    64, 128
+                ).to_dict(),  # fully convolutional: the size is only recorded
+            },
+        )
         paths[name] = str(path)
     return paths
 
 
-def measure(row: str, teachers: dict[str, str], width: float, height: int, width_px: int, batch: int, steps: int,
-            warmup: int, threads: int, device: str) -> dict[str, Any]:
+def measure(
+    row: str,
+    teachers: dict[str, str],
+    width: float,
+    height: int,
+    width_px: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    threads: int,
+    device: str,
+) -> dict[str, Any]:
     """One row's steps in this process (called in a child)."""
     import torch
 
@@ -103,10 +134,15 @@ def measure(row: str, teachers: dict[str, str], width: float, height: int, width
         method_cfg["teacher"] = teachers["mt"]
     if method_cfg.get("teachers") == "{st}":
         method_cfg["teachers"] = {k: teachers[k] for k in TASKS}
-    recipe = recipe_from_dict({
-        "tasks": TASKS, "model": {"width": width}, "method": method_cfg, "train": {"balancer": {"name": balancer}},
-        "data": {"size": [height, width_px], "mean": [0.5] * 3, "std": [0.25] * 3},
-    })
+    recipe = recipe_from_dict(
+        {
+            "tasks": TASKS,
+            "model": {"width": width},
+            "method": method_cfg,
+            "train": {"balancer": {"name": balancer}},
+            "data": {"size": [height, width_px], "mean": [0.5] * 3, "std": [0.25] * 3},
+        }
+    )
     all_specs = specs()
     method = build_method(recipe, all_specs)
     net = method.build_model().to(device).train()
@@ -125,7 +161,9 @@ def measure(row: str, teachers: dict[str, str], width: float, height: int, width
     targets = {
         "seg": torch.randint(0, all_specs[0].channels, (batch, height, width_px), device=device),
         "depth": torch.rand(batch, 1, height, width_px, device=device) + 1,
-        "normal": torch.nn.functional.normalize(torch.randn(batch, 3, height, width_px, device=device), dim=1),
+        "normal": torch.nn.functional.normalize(
+            torch.randn(batch, 3, height, width_px, device=device), dim=1
+        ),
         "keypoints": torch.rand(batch, 1, height, width_px, device=device),
         "edges": torch.rand(batch, 1, height, width_px, device=device),
     }
@@ -154,7 +192,11 @@ def measure(row: str, teachers: dict[str, str], width: float, height: int, width
     times.sort()
     cpu_times.sort()
     median = times[len(times) // 2]
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return {
         "row": row,
         "method": recipe.method.name,
@@ -200,42 +242,90 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rows", help=f"Comma-separated subset of rows, the first is the × baseline (default: all of {', '.join(ROWS)}).")
+    parser.add_argument(
+        "--rows",
+        help=f"Comma-separated subset of rows, the first is the × baseline (default: all of {', '.join(ROWS)}).",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--teachers", help=argparse.SUPPRESS)
     args = parser.parse_args()
     height, width_px = (int(v) for v in args.size.lower().split("x"))
     if args.child:
-        row = measure(args.child, json.loads(args.teachers), args.width, height, width_px, args.batch, args.steps,
-                      args.warmup, args.threads, args.device)
+        row = measure(
+            args.child,
+            json.loads(args.teachers),
+            args.width,
+            height,
+            width_px,
+            args.batch,
+            args.steps,
+            args.warmup,
+            args.threads,
+            args.device,
+        )
         print(json.dumps(row))
         return
     names = args.rows.split(",") if args.rows else list(ROWS)
     unknown = [n for n in names if n not in ROWS]
     if unknown:
-        parser.error(f"--rows: unknown row(s) {', '.join(unknown)}; expected some of: {', '.join(ROWS)}")
+        parser.error(
+            f"--rows: unknown row(s) {', '.join(unknown)}; expected some of: {', '.join(ROWS)}"
+        )
     rows = []
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         teachers = write_teachers(Path(tmp), args.width)
         for name in names:
-            cmd = [sys.executable, __file__, "--child", name, "--teachers", json.dumps(teachers), "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--width", str(args.width), "--size", args.size, "--batch", str(args.batch),
-                   "--threads", str(args.threads), "--device", args.device]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                "--teachers",
+                json.dumps(teachers),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--width",
+                str(args.width),
+                "--size",
+                args.size,
+                "--batch",
+                str(args.batch),
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
-            print(f"{name}: {rows[-1]['s_per_step_median']:.3f} s/step, {rows[-1]['peak_mem_mib']:.0f} MiB", file=sys.stderr)
+            print(
+                f"{name}: {rows[-1]['s_per_step_median']:.3f} s/step, {rows[-1]['peak_mem_mib']:.0f} MiB",
+                file=sys.stderr,
+            )
     import torch
 
     from edgemtl.core.io import atomic_write_json
 
     result = {
         "schema_version": 2,
-        "config": {"width": args.width, "size": args.size, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
-                   "threads": args.threads, "device": args.device},
-        "environment": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                        "python": platform.python_version(), "loadavg": round(load_start, 2)},
+        "config": {
+            "width": args.width,
+            "size": args.size,
+            "batch": args.batch,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "threads": args.threads,
+            "device": args.device,
+        },
+        "environment": {
+            "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "loadavg": round(load_start, 2),
+        },
         "rows": rows,
     }
     atomic_write_json(args.out, result)

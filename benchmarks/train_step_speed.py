@@ -45,13 +45,21 @@ OPTIONS: dict[str, list[str]] = {
 def measure(option: str, args: argparse.Namespace, data_root: Path) -> dict[str, object]:
     height, width = (int(v) for v in args.size.split("x"))
     overrides = [
-        f"data.root={data_root}", f"data.size=[{height},{width}]", "data.workers=0", f"model.width={args.width}",
-        f"train.batch_size={args.batch}", f"train.threads={args.threads}", "train.epochs=1", *OPTIONS[option],
+        f"data.root={data_root}",
+        f"data.size=[{height},{width}]",
+        "data.workers=0",
+        f"model.width={args.width}",
+        f"train.batch_size={args.batch}",
+        f"train.threads={args.threads}",
+        "train.epochs=1",
+        *OPTIONS[option],
     ]
     recipe = load_recipe(REPO / "recipes" / "synthetic.yaml", overrides)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(recipe, Path(tmp), device=args.device, quiet=True)
-        batch = torch.utils.data.DataLoader(PreparedSplit(trainer.train_reader, trainer.input_spec), batch_size=args.batch)
+        batch = torch.utils.data.DataLoader(
+            PreparedSplit(trainer.train_reader, trainer.input_spec), batch_size=args.batch
+        )
         images, targets = next(iter(batch))
         images = images.to(trainer.device)
         targets = {k: v.to(trainer.device) for k, v in targets.items()}
@@ -93,7 +101,11 @@ def measure(option: str, args: argparse.Namespace, data_root: Path) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--options", default=",".join(OPTIONS), help="comma-separated subset of: " + ", ".join(OPTIONS))
+    parser.add_argument(
+        "--options",
+        default=",".join(OPTIONS),
+        help="comma-separated subset of: " + ", ".join(OPTIONS),
+    )
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--size", default="64x128")
     parser.add_argument("--batch", type=int, default=8)
@@ -107,11 +119,16 @@ def main() -> None:
     height, width = (int(v) for v in args.size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_dataset(Path(tmp) / "data", SynthParams(max(args.batch, 8), 4, height, width, seed=0))
+        root = write_dataset(
+            Path(tmp) / "data", SynthParams(max(args.batch, 8), 4, height, width, seed=0)
+        )
         for option in args.options.split(","):
             row = measure(option, args, root)
-            print(f"{row['device']:5s} {option:20s} {row['images_per_s']:8.2f} img/s  {row['step_ms']:8.1f} ms/step  "
-                  f"(warm-up {row['warmup_s']} s)", flush=True)
+            print(
+                f"{row['device']:5s} {option:20s} {row['images_per_s']:8.2f} img/s  {row['step_ms']:8.1f} ms/step  "
+                f"(warm-up {row['warmup_s']} s)",
+                flush=True,
+            )
             rows.append(row)
     old = []
     if args.out.is_file():
@@ -136,7 +153,8 @@ def main() -> None:
 def markdown(data: dict) -> str:
     """The JSON as a Markdown table (pasted into docs/deploy.md)."""
     lines = [
-        f"torch {data['torch']}, {data['machine']}" + (f", {data['gpu']}" if data.get("gpu") else ""),
+        f"torch {data['torch']}, {data['machine']}"
+        + (f", {data['gpu']}" if data.get("gpu") else ""),
         "",
         "| device | option | img/s | ms/step | vs fp32 | batch | size | width | threads | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|",

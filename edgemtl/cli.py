@@ -26,31 +26,51 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Datasets: generate synthetic scenes, check and show datasets.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: generate synthetic scenes, check and show datasets.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or chatter.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: a.b=value (repeatable).")]
-Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto (default: cuda if available).")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a recipe key: a.b=value (repeatable)."),
+]
+Device = Annotated[
+    Optional[str], typer.Option("--device", help="cpu, cuda or auto (default: cuda if available).")
+]
 #: Head names in help texts come from the registry (edgemtl.core.heads).
 HEADS_HELP = choices()
-CKPT_HEAD_HELP = (f"Checkpoints: {HEADS_HELP} (default: the run's selected head, "
-                  f"else {DEFAULT_ORDER[0]}).")
+CKPT_HEAD_HELP = (
+    f"Checkpoints: {HEADS_HELP} (default: the run's selected head, else {DEFAULT_ORDER[0]})."
+)
 EXPORT_HEAD_HELP = f"{HEADS_HELP} (default: the bundle's, else the run's selected head)."
-REFERENCE_HELP = ("The results Δm and accuracy deltas are measured against: a run folder, a "
-                  "summary/eval/profile JSON or a checkpoint, PATH#HEAD picks a head; repeatable, "
-                  "merged task-wise (e.g. one single-task run per task).")
-PROFILE_REFERENCE_HELP = (REFERENCE_HELP + " Also one of the profiled artifacts, by path or label "
-                          "(e.g. 'teacher fp32 onnx'), scored on the same images. Default: each "
-                          "INT8/FP16 row against its bundle's FP32 ONNX.")
+REFERENCE_HELP = (
+    "The results Δm and accuracy deltas are measured against: a run folder, a "
+    "summary/eval/profile JSON or a checkpoint, PATH#HEAD picks a head; repeatable, "
+    "merged task-wise (e.g. one single-task run per task)."
+)
+PROFILE_REFERENCE_HELP = (
+    REFERENCE_HELP + " Also one of the profiled artifacts, by path or label "
+    "(e.g. 'teacher fp32 onnx'), scored on the same images. Default: each "
+    "INT8/FP16 row against its bundle's FP32 ONNX."
+)
 
 
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/synthetic.yaml.")],
     set_: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/<recipe>-<time>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (or the newest run of this recipe) from last.pt.")] = False,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Run folder (default runs/<recipe>-<time>).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the run in --out (or the newest run of this recipe) from last.pt.",
+        ),
+    ] = False,
     device: Device = None,
     quiet: Quiet = False,
 ) -> None:
@@ -67,41 +87,101 @@ def train(
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (runs/<run>/best.pt).")],
     head: Annotated[str, typer.Option("--head", help=f"{choices((ALL,))}.")] = ALL,
-    data: Annotated[Optional[str], typer.Option("--data", help="Dataset root, when not where the run found it.")] = None,
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="Dataset root, when not where the run found it.")
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")] = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH ('-' = stdout).")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")
+    ] = None,
+    json_path: Annotated[
+        Optional[str],
+        typer.Option("--json", help="Write the result as JSON to PATH ('-' = stdout)."),
+    ] = None,
     device: Device = None,
     quiet: Quiet = False,
     reference: Annotated[
-        Optional[list[str]], typer.Option("--reference", help=REFERENCE_HELP)] = None,
+        Optional[list[str]], typer.Option("--reference", help=REFERENCE_HELP)
+    ] = None,
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
     from edgemtl.core.options import DataSource, OutputFiles
     from edgemtl.training.evaluate import EvalOptions, eval_command
 
-    eval_command(checkpoint, EvalOptions(
-        head=head, data=DataSource(data, split, limit), output=OutputFiles(json=json_path),
-        device=device, reference=reference, quiet=quiet))
+    eval_command(
+        checkpoint,
+        EvalOptions(
+            head=head,
+            data=DataSource(data, split, limit),
+            output=OutputFiles(json=json_path),
+            device=device,
+            reference=reference,
+            quiet=quiet,
+        ),
+    )
 
 
 @app.command()
 def export(
-    source: Annotated[Optional[Path], typer.Argument(help="Checkpoint (default: newest runs/*/best.pt) or a bundle folder.")] = None,
+    source: Annotated[
+        Optional[Path],
+        typer.Argument(help="Checkpoint (default: newest runs/*/best.pt) or a bundle folder."),
+    ] = None,
     head: Annotated[Optional[str], typer.Option("--head", help=EXPORT_HEAD_HELP)] = None,
-    outputs: Annotated[str, typer.Option("--outputs", help="raw (logits, maps) or decoded (argmax labels in-graph).")] = "raw",
-    fp16: Annotated[bool, typer.Option("--fp16", help="Also build the FP16 ONNX (and FP16 engine where TensorRT exists).")] = False,
-    int8: Annotated[bool, typer.Option("--int8", help="Also build the symmetric QDQ INT8 ONNX (and engine).")] = False,
-    calib: Annotated[int, typer.Option("--calib", min=1, help="INT8 calibration images from the training split.")] = 64,
-    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Dynamic batch dimension (static batch 1 by default).")] = False,
-    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch of the TensorRT profile with --dynamic-batch.")] = 16,
+    outputs: Annotated[
+        str,
+        typer.Option("--outputs", help="raw (logits, maps) or decoded (argmax labels in-graph)."),
+    ] = "raw",
+    fp16: Annotated[
+        bool,
+        typer.Option(
+            "--fp16", help="Also build the FP16 ONNX (and FP16 engine where TensorRT exists)."
+        ),
+    ] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Also build the symmetric QDQ INT8 ONNX (and engine).")
+    ] = False,
+    calib: Annotated[
+        int, typer.Option("--calib", min=1, help="INT8 calibration images from the training split.")
+    ] = 64,
+    dynamic_batch: Annotated[
+        bool,
+        typer.Option(
+            "--dynamic-batch", help="Dynamic batch dimension (static batch 1 by default)."
+        ),
+    ] = False,
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            "--max-batch", min=1, help="Largest batch of the TensorRT profile with --dynamic-batch."
+        ),
+    ] = 16,
     no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Skip onnxsim.")] = False,
-    data: Annotated[Optional[str], typer.Option("--data", help="Dataset root for parity/calibration samples.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Bundle folder (default export/<run>-<head>/).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild artifacts whose content would change.")] = False,
-    tol: Annotated[Optional[list[str]], typer.Option("--tol", help="Override a parity bound: NAME=VALUE (repeatable), e.g. int8_miou_drop=5.")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Parity samples from the validation split.")] = 8,
-    trt: Annotated[Optional[bool], typer.Option("--trt/--no-trt", help="Build TensorRT engines (default: where TensorRT and a GPU exist).")] = None,
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="Dataset root for parity/calibration samples.")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Bundle folder (default export/<run>-<head>/).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild artifacts whose content would change.")
+    ] = False,
+    tol: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--tol", help="Override a parity bound: NAME=VALUE (repeatable), e.g. int8_miou_drop=5."
+        ),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, help="Parity samples from the validation split.")
+    ] = 8,
+    trt: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--trt/--no-trt",
+            help="Build TensorRT engines (default: where TensorRT and a GPU exist).",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
@@ -109,9 +189,22 @@ def export(
     from edgemtl.export.options import ExportOptions, parse_tolerances
 
     options = ExportOptions(
-        head=head, outputs=outputs, fp16=fp16, int8=int8, calib=calib, dynamic_batch=dynamic_batch,
-        max_batch=max_batch, simplify=not no_simplify, data_root=data, out=out, force=force,
-        tolerances=parse_tolerances(tol or []), samples=samples, trt=trt, quiet=quiet)
+        head=head,
+        outputs=outputs,
+        fp16=fp16,
+        int8=int8,
+        calib=calib,
+        dynamic_batch=dynamic_batch,
+        max_batch=max_batch,
+        simplify=not no_simplify,
+        data_root=data,
+        out=out,
+        force=force,
+        tolerances=parse_tolerances(tol or []),
+        samples=samples,
+        trt=trt,
+        quiet=quiet,
+    )
     # A bundle folder stays torch-free; a checkpoint, or none, goes to the training side.
     run: Callable[[Path | None, ExportOptions], object] = command.export_command
     if source is None or not source.is_dir():  # None: the newest runs/*/best.pt
@@ -123,31 +216,81 @@ def export(
 
 @app.command()
 def profile(
-    artifacts: Annotated[list[Path], typer.Argument(help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt).")],
-    batch: Annotated[str, typer.Option("--batch", help="Batch size, or a comma-separated sweep: 1,4,8.")] = "1",
-    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Timed iterations per artifact and batch.")] = 50,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="Time each artifact for SECONDS instead of --iterations.")] = None,
+    artifacts: Annotated[
+        list[Path],
+        typer.Argument(
+            help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt)."
+        ),
+    ],
+    batch: Annotated[
+        str, typer.Option("--batch", help="Batch size, or a comma-separated sweep: 1,4,8.")
+    ] = "1",
+    iterations: Annotated[
+        int, typer.Option("--iterations", "-n", help="Timed iterations per artifact and batch.")
+    ] = 50,
+    duration: Annotated[
+        Optional[float],
+        typer.Option("--duration", help="Time each artifact for SECONDS instead of --iterations."),
+    ] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up iterations (at least).")] = 5,
-    warmup_s: Annotated[float, typer.Option("--warmup-s", help="Warm-up seconds (at least).")] = 0.5,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Interleaving rounds across artifacts.")] = 5,
+    warmup_s: Annotated[
+        float, typer.Option("--warmup-s", help="Warm-up seconds (at least).")
+    ] = 0.5,
+    rounds: Annotated[
+        int, typer.Option("--rounds", min=1, help="Interleaving rounds across artifacts.")
+    ] = 5,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    provider: Annotated[Optional[str], typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: all available; recorded).")] = None,
+    provider: Annotated[
+        Optional[str],
+        typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt."),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", min=1, help="CPU threads (default: all available; recorded)."),
+    ] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Checkpoints: FP16 autocast.")] = False,
     head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="Bundles: only these precisions, e.g. fp32,int8.")] = None,
-    format_: Annotated[Optional[str], typer.Option("--format", help="Bundles: only these formats, onnx and/or trt.")] = None,
-    accuracy: Annotated[bool, typer.Option("--accuracy", help="Score accuracy on the artifact's recorded dataset.")] = False,
-    data: Annotated[Optional[str], typer.Option("--data", help="Dataset root: score accuracy on it.")] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option("--precision", help="Bundles: only these precisions, e.g. fp32,int8."),
+    ] = None,
+    format_: Annotated[
+        Optional[str],
+        typer.Option("--format", help="Bundles: only these formats, onnx and/or trt."),
+    ] = None,
+    accuracy: Annotated[
+        bool, typer.Option("--accuracy", help="Score accuracy on the artifact's recorded dataset.")
+    ] = False,
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="Dataset root: score accuracy on it.")
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")
+    ] = None,
     reference: Annotated[
-        Optional[list[str]], typer.Option("--reference", help=PROFILE_REFERENCE_HELP)] = None,
-    power: Annotated[bool, typer.Option("--power/--no-power", help="Sample power (tegrastats on Jetson, NVML on GPUs).")] = True,
-    idle: Annotated[float, typer.Option("--idle", help="Idle power window before timing, seconds.")] = 2.0,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write every number as JSON to PATH ('-' = stdout).")] = None,
-    markdown: Annotated[Optional[str], typer.Option("--markdown", help="Write the table as Markdown to PATH.")] = None,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Latency-vs-accuracy chart to PATH (.png/.svg/.pdf).")] = None,
+        Optional[list[str]], typer.Option("--reference", help=PROFILE_REFERENCE_HELP)
+    ] = None,
+    power: Annotated[
+        bool,
+        typer.Option(
+            "--power/--no-power", help="Sample power (tegrastats on Jetson, NVML on GPUs)."
+        ),
+    ] = True,
+    idle: Annotated[
+        float, typer.Option("--idle", help="Idle power window before timing, seconds.")
+    ] = 2.0,
+    json_path: Annotated[
+        Optional[str],
+        typer.Option("--json", help="Write every number as JSON to PATH ('-' = stdout)."),
+    ] = None,
+    markdown: Annotated[
+        Optional[str], typer.Option("--markdown", help="Write the table as Markdown to PATH.")
+    ] = None,
+    plot: Annotated[
+        Optional[str],
+        typer.Option("--plot", help="Latency-vs-accuracy chart to PATH (.png/.svg/.pdf)."),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Latency, accuracy and power of artifacts on this machine, interleaved under the same conditions."""
@@ -156,29 +299,55 @@ def profile(
     from edgemtl.deploy.profile.timing import TimingConfig
     from edgemtl.deploy.runtime import RunnerOptions
 
-    pc.profile_command(artifacts, pc.ProfileOptions(
-        batches=pc.parse_batches(batch),
-        timing=TimingConfig(warmup_iterations=warmup, warmup_s=warmup_s, iterations=iterations,
-                            duration_s=duration),
-        rounds=rounds,
-        runner=RunnerOptions(device=device, provider=provider, threads=threads, fp16=fp16),
-        select=ArtifactChoice(head=head, precisions=pc.parse_precisions(precision),
-                              formats=pc.parse_formats(format_)),
-        accuracy=accuracy, data=DataSource(data, split, limit), reference=reference, power=power,
-        idle_s=idle, output=OutputFiles(json=json_path, markdown=markdown, plot=plot), quiet=quiet))
+    pc.profile_command(
+        artifacts,
+        pc.ProfileOptions(
+            batches=pc.parse_batches(batch),
+            timing=TimingConfig(
+                warmup_iterations=warmup,
+                warmup_s=warmup_s,
+                iterations=iterations,
+                duration_s=duration,
+            ),
+            rounds=rounds,
+            runner=RunnerOptions(device=device, provider=provider, threads=threads, fp16=fp16),
+            select=ArtifactChoice(
+                head=head,
+                precisions=pc.parse_precisions(precision),
+                formats=pc.parse_formats(format_),
+            ),
+            accuracy=accuracy,
+            data=DataSource(data, split, limit),
+            reference=reference,
+            power=power,
+            idle_s=idle,
+            output=OutputFiles(json=json_path, markdown=markdown, plot=plot),
+            quiet=quiet,
+        ),
+    )
 
 
 @app.command()
 def predict(
     artifact: Annotated[Path, typer.Argument(help="Bundle folder, .onnx, engine or checkpoint.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images (PNG/JPG/.npy) or folders of them.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for <name>.npz and <name>.<task>.png.")] = Path("preds"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for <name>.npz and <name>.<task>.png.")
+    ] = Path("preds"),
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    provider: Annotated[Optional[str], typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt.")] = None,
+    provider: Annotated[
+        Optional[str],
+        typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt."),
+    ] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads.")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="Bundles: which artifact (fp32, fp16, int8).")] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option("--precision", help="Bundles: which artifact (fp32, fp16, int8)."),
+    ] = None,
     head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
-    overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")] = True,
+    overlays: Annotated[
+        bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")
+    ] = True,
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
@@ -186,15 +355,24 @@ def predict(
     from edgemtl.deploy.predict import PredictOptions, predict_command
     from edgemtl.deploy.runtime import RunnerOptions
 
-    predict_command(artifact, inputs, PredictOptions(
-        out=out, runner=RunnerOptions(device=device, provider=provider, threads=threads),
-        select=ArtifactChoice(head=head, precisions=[precision] if precision else None),
-        overlays=overlays, quiet=quiet))
+    predict_command(
+        artifact,
+        inputs,
+        PredictOptions(
+            out=out,
+            runner=RunnerOptions(device=device, provider=provider, threads=threads),
+            select=ArtifactChoice(head=head, precisions=[precision] if precision else None),
+            overlays=overlays,
+            quiet=quiet,
+        ),
+    )
 
 
 @data_app.command("synth")
 def data_synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write (NYUv2 layout + keypoints/, edges/).")],
+    out: Annotated[
+        Path, typer.Argument(help="Folder to write (NYUv2 layout + keypoints/, edges/).")
+    ],
     n_train: Annotated[int, typer.Option("--n-train", min=1)] = 512,
     n_val: Annotated[int, typer.Option("--n-val", min=1)] = 128,
     size: Annotated[str, typer.Option("--size", help="HxW, e.g. 64x128.")] = "64x128",
@@ -204,36 +382,70 @@ def data_synth(
     """Render synthetic multi-task scenes with exact labels to OUT."""
     from edgemtl.data.synth_command import SynthOptions, parse_size, synth_command
 
-    synth_command(out, SynthOptions(n_train=n_train, n_val=n_val, size=parse_size(size), seed=seed,
-                                    quiet=quiet))
+    synth_command(
+        out,
+        SynthOptions(n_train=n_train, n_val=n_val, size=parse_size(size), seed=seed, quiet=quiet),
+    )
 
 
-DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected).")]
-LabelFolderOpt = Annotated[Optional[str], typer.Option("--label-folder", help="Cityscapes: label_7 (default), label_19, label_2 or label.")]
-SplitFileOpt = Annotated[Optional[str], typer.Option("--split-file", help="Taskonomy: CSV building,split or a path with {split}.")]
-LayoutOpt = Annotated[Optional[str], typer.Option("--layout", help="Taskonomy: building_domain or domain_building (default: detected).")]
+DatasetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dataset", help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected)."
+    ),
+]
+LabelFolderOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--label-folder", help="Cityscapes: label_7 (default), label_19, label_2 or label."
+    ),
+]
+SplitFileOpt = Annotated[
+    Optional[str],
+    typer.Option("--split-file", help="Taskonomy: CSV building,split or a path with {split}."),
+]
+LayoutOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--layout", help="Taskonomy: building_domain or domain_building (default: detected)."
+    ),
+]
 
 
 @data_app.command("check")
 def data_check(
     root: Annotated[Path, typer.Argument(help="Dataset folder.")],
     dataset: DatasetOpt = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the report as JSON to PATH ('-' = stdout).")] = None,
+    json_path: Annotated[
+        Optional[str],
+        typer.Option("--json", help="Write the report as JSON to PATH ('-' = stdout)."),
+    ] = None,
     label_folder: LabelFolderOpt = None,
     split_file: SplitFileOpt = None,
     layout: LayoutOpt = None,
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Only these tasks, e.g. seg,depth.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Check only the first N samples per split.")] = None,
+    tasks: Annotated[
+        Optional[str], typer.Option("--tasks", help="Only these tasks, e.g. seg,depth.")
+    ] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option("--limit", min=1, help="Check only the first N samples per split."),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class histogram."""
     from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
     from edgemtl.data.check_command import CheckOptions, check_command
 
-    check_command(root, CheckOptions(
-        format=DatasetFormat(dataset, label_folder, split_file, layout),
-        output=OutputFiles(json=json_path), tasks=parse_list(tasks, "--tasks"), limit=limit,
-        quiet=quiet))
+    check_command(
+        root,
+        CheckOptions(
+            format=DatasetFormat(dataset, label_folder, split_file, layout),
+            output=OutputFiles(json=json_path),
+            tasks=parse_list(tasks, "--tasks"),
+            limit=limit,
+            quiet=quiet,
+        ),
+    )
 
 
 @data_app.command("show")
@@ -252,8 +464,16 @@ def data_show(
     from edgemtl.core.options import DatasetFormat
     from edgemtl.data.show import ShowOptions, show_command
 
-    show_command(root, ShowOptions(index=index, out=out, split=split, quiet=quiet,
-                                   format=DatasetFormat(dataset, label_folder, split_file, layout)))
+    show_command(
+        root,
+        ShowOptions(
+            index=index,
+            out=out,
+            split=split,
+            quiet=quiet,
+            format=DatasetFormat(dataset, label_folder, split_file, layout),
+        ),
+    )
 
 
 def main() -> None:

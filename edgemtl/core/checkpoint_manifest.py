@@ -19,8 +19,13 @@ from edgemtl.core.io import sha256_file
 from edgemtl.core.manifest import InputEntry, Manifest, Source, TaskEntry
 
 
-def manifest_from_checkpoint(ckpt: Checkpoint, path: str | Path, head: str | None,
-                             outputs: str = "raw", checksum: bool = True) -> Manifest:
+def manifest_from_checkpoint(
+    ckpt: Checkpoint,
+    path: str | Path,
+    head: str | None,
+    outputs: str = "raw",
+    checksum: bool = True,
+) -> Manifest:
     """The manifest's fixed part (no artifacts yet) for `head` of the checkpoint at `path`.
 
     `head` None is the checkpoint's default head (`heads.default_head`); an unknown
@@ -35,8 +40,12 @@ def manifest_from_checkpoint(ckpt: Checkpoint, path: str | Path, head: str | Non
         head=head,
         outputs_mode=outputs,  # type: ignore[arg-type]
         tasks={key: TaskEntry(**task.model_dump()) for key, task in ckpt.tasks.items()},
-        source=Source(checkpoint=str(path), sha256=sha256_file(path) if checksum else None,
-                      recipe=ckpt.recipe.name, epoch=ckpt.epoch),
+        source=Source(
+            checkpoint=str(path),
+            sha256=sha256_file(path) if checksum else None,
+            recipe=ckpt.recipe.name,
+            epoch=ckpt.epoch,
+        ),
         input=InputEntry.model_validate(ckpt.input.model_dump(mode="json")),
         dataset=ckpt.data.to_dict(),
         upsampling=ckpt.upsampling_mode,

@@ -343,8 +343,14 @@ def _validation_message(source: str, err: ValidationError) -> str:
     if kind == "extra_forbidden":
         what = "unknown key"
     elif kind == "union_tag_invalid":
-        got = first["input"].get("name") if isinstance(first.get("input"), dict) else first.get("input")
-        what = f"unknown method {got!r} (expected one of: {first.get('ctx', {}).get('expected_tags')})"
+        got = (
+            first["input"].get("name")
+            if isinstance(first.get("input"), dict)
+            else first.get("input")
+        )
+        what = (
+            f"unknown method {got!r} (expected one of: {first.get('ctx', {}).get('expected_tags')})"
+        )
     elif kind == "value_error":
         what = str(first["msg"]).removeprefix("Value error, ")
     elif kind == "missing":
@@ -367,7 +373,9 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {path}: value {text!r} is not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(
+            f"--set {path}: value {text!r} is not valid YAML ({exc.__class__.__name__})"
+        ) from None
     node = raw
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)
@@ -380,7 +388,9 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
     node[keys[-1]] = value
 
 
-def recipe_from_dict(raw: dict[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def recipe_from_dict(
+    raw: dict[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()
+) -> Recipe:
     raw = copy.deepcopy(raw)
     for assignment in overrides:
         set_override(raw, assignment)
@@ -407,7 +417,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise UserError(f"recipe {path}: expected a mapping with sections data, tasks, model, method, train")
+        raise UserError(
+            f"recipe {path}: expected a mapping with sections data, tasks, model, method, train"
+        )
     raw.setdefault("name", path.stem)
     return recipe_from_dict(raw, str(path), overrides)
 

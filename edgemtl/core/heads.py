@@ -53,11 +53,14 @@ class Head:
 
 
 #: Every head, in the order tables, listings and help texts use.
-REGISTRY: dict[str, Head] = {head.name: head for head in (
-    Head(TEACHER, "trained", (), True, "the Teacher decoder of each task"),
-    Head(STUDENT, "trained", (), False, "the light Student head of each task"),
-    Head(ENSEMBLE, "derived", (TEACHER, STUDENT), True, "Teacher and Student combined (Eq. 6)"),
-)}
+REGISTRY: dict[str, Head] = {
+    head.name: head
+    for head in (
+        Head(TEACHER, "trained", (), True, "the Teacher decoder of each task"),
+        Head(STUDENT, "trained", (), False, "the light Student head of each task"),
+        Head(ENSEMBLE, "derived", (TEACHER, STUDENT), True, "Teacher and Student combined (Eq. 6)"),
+    )
+}
 #: The default head when a run selected none: the first of these that exists.
 DEFAULT_ORDER: tuple[str, ...] = (STUDENT, TEACHER)
 
@@ -153,7 +156,7 @@ HeadName = Annotated[str, _KnownHead]
 
 
 def missing_message(head: str, have: Sequence[str], owner: str, why: str = "") -> str:
-    """"<owner> has no <head> head<why> (heads: ...)": the one wording for a missing head."""
+    """ "<owner> has no <head> head<why> (heads: ...)": the one wording for a missing head."""
     return f"{owner} has no {head} head{why} (heads: {', '.join(have) or 'none'})"
 
 
@@ -203,8 +206,12 @@ def require_checkpoint_head(ckpt: CheckpointFacts, head: str) -> None:
     """UserError naming the checkpoint, the head and the method it was trained with, e.g.
     "checkpoint runs/v/best.pt has no student head: it was trained with method vanilla
     (heads: teacher)". The one check every reader of a checkpoint head goes through."""
-    require(head, checkpoint_heads(ckpt), f"checkpoint {ckpt.path}",
-            f": it was trained with method {ckpt.method_name}")
+    require(
+        head,
+        checkpoint_heads(ckpt),
+        f"checkpoint {ckpt.path}",
+        f": it was trained with method {ckpt.method_name}",
+    )
 
 
 def checkpoint_head(ckpt: CheckpointFacts, head: str | None, flag: str = "--head") -> str:
@@ -221,6 +228,10 @@ def bundle_head(bundle: Any, manifest_head: str, head: str | None, flag: str = "
     """The head of an export bundle (it holds exactly one); `head`, when given, must be it."""
     if head is not None:
         parse_head(head, flag)
-        require(head, (manifest_head,), f"bundle {bundle}",
-                ": a bundle holds one head; export that one from its checkpoint")
+        require(
+            head,
+            (manifest_head,),
+            f"bundle {bundle}",
+            ": a bundle holds one head; export that one from its checkpoint",
+        )
     return manifest_head

@@ -63,7 +63,11 @@ class InputEntry(_Model):
     @model_validator(mode="before")
     @classmethod
     def _size_from_shape(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("shape"), list) and len(data["shape"]) == 4:
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("shape"), list)
+            and len(data["shape"]) == 4
+        ):
             data = dict(data)
             data.setdefault("height", data["shape"][2])
             data.setdefault("width", data["shape"][3])
@@ -71,8 +75,13 @@ class InputEntry(_Model):
 
     def input_spec_dict(self) -> dict[str, Any]:
         """The dict `data.preprocess.InputSpec.from_dict` reads."""
-        return {"name": self.name, "shape": ["N", 3, self.height, self.width], "dtype": self.dtype,
-                "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "name": self.name,
+            "shape": ["N", 3, self.height, self.width],
+            "dtype": self.dtype,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
 
 class OutputEntry(_Model):
@@ -172,7 +181,9 @@ def manifest_from_dict(data: Any, origin: str = MANIFEST_NAME) -> Manifest:
         raise UserError(f"{origin}: expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise UserError(f"{origin}: schema_version is {version!r}, this edgemtl reads {SCHEMA_VERSION}")
+        raise UserError(
+            f"{origin}: schema_version is {version!r}, this edgemtl reads {SCHEMA_VERSION}"
+        )
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
@@ -223,14 +234,26 @@ def verify_artifact(bundle_dir: str | Path, entry: Artifact) -> Path:
     if actual != entry.sha256:
         raise UserError(
             f"{path}: checksum mismatch (manifest sha256 {entry.sha256[:12]}..., file {actual[:12]}...): "
-            "the file was modified or corrupted; re-export it")
+            "the file was modified or corrupted; re-export it"
+        )
     return path
 
 
 # ---- ONNX metadata_props: a lone .onnx file still describes itself -------------------
 
-_META_KEYS = ("schema_version", "head", "outputs_mode", "tasks", "input", "upsampling", "dataset",
-              "source", "precision", "outputs", "batch")
+_META_KEYS = (
+    "schema_version",
+    "head",
+    "outputs_mode",
+    "tasks",
+    "input",
+    "upsampling",
+    "dataset",
+    "source",
+    "precision",
+    "outputs",
+    "batch",
+)
 
 
 def metadata_dict(manifest: Manifest, artifact: Artifact) -> dict[str, str]:
@@ -283,7 +306,7 @@ def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"opset": default_opset(proto)}
     for prop in proto.metadata_props:
         if prop.key.startswith(METADATA_PREFIX):
-            name = prop.key[len(METADATA_PREFIX):]
+            name = prop.key[len(METADATA_PREFIX) :]
             try:
                 facts[name] = json.loads(prop.value)
             except json.JSONDecodeError:
@@ -300,13 +323,24 @@ def manifest_from_metadata(onnx_path: str | Path) -> Manifest:
     facts = read_metadata(path)
     missing = [k for k in ("head", "tasks", "input", "precision", "outputs") if k not in facts]
     if missing:
-        raise UserError(f"{path}: ONNX file carries no edgemtl metadata ({', '.join(missing)} missing): "
-                        "export it with `edgemtl export` or profile its bundle folder")
-    data = {k: facts[k] for k in _META_KEYS if k in facts and k not in ("precision", "outputs", "batch")}
+        raise UserError(
+            f"{path}: ONNX file carries no edgemtl metadata ({', '.join(missing)} missing): "
+            "export it with `edgemtl export` or profile its bundle folder"
+        )
+    data = {
+        k: facts[k] for k in _META_KEYS if k in facts and k not in ("precision", "outputs", "batch")
+    }
     data["schema_version"] = facts.get("schema_version", SCHEMA_VERSION)
-    data["artifacts"] = [{
-        "file": path.name, "format": "onnx", "precision": facts["precision"],
-        "sha256": sha256_file(path), "size_bytes": path.stat().st_size, "opset": facts["opset"],
-        "outputs": facts["outputs"], "batch": facts.get("batch", {}),
-    }]
+    data["artifacts"] = [
+        {
+            "file": path.name,
+            "format": "onnx",
+            "precision": facts["precision"],
+            "sha256": sha256_file(path),
+            "size_bytes": path.stat().st_size,
+            "opset": facts["opset"],
+            "outputs": facts["outputs"],
+            "batch": facts.get("batch", {}),
+        }
+    ]
     return manifest_from_dict(data, origin=f"{path} (metadata_props)")

@@ -57,8 +57,11 @@ class DatasetFormat:
 
     def reader_options(self) -> dict[str, Any]:
         """The options dict the readers take (`edgemtl.data.readers.open_reader`)."""
-        return {"label_folder": self.label_folder, "split_file": self.split_file,
-                "layout": self.layout}
+        return {
+            "label_folder": self.label_folder,
+            "split_file": self.split_file,
+            "layout": self.layout,
+        }
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,10 @@ class ArtifactChoice:
     formats: Sequence[str] | None = None
 
 
-def parse_list(text: str | None, flag: str,
-               allowed: Sequence[str] | None = None) -> list[str] | None:
-    """"a, b" -> ["a", "b"] (lower-cased when `allowed` is given); None for no text.
+def parse_list(
+    text: str | None, flag: str, allowed: Sequence[str] | None = None
+) -> list[str] | None:
+    """ "a, b" -> ["a", "b"] (lower-cased when `allowed` is given); None for no text.
 
     A value outside `allowed` is a UserError naming `flag` and the allowed values.
     """

@@ -14,11 +14,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextlib.contextmanager
-def bar(console: Console | None, description: str, total: int) -> Iterator[Callable[[int, int], None]]:
+def bar(
+    console: Console | None, description: str, total: int
+) -> Iterator[Callable[[int, int], None]]:
     console = console or Console(stderr=True)
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=console.quiet, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console.quiet,
+        transient=True,
     )
     with progress:
         task = progress.add_task(description, total=total)

@@ -43,6 +43,9 @@ def heads_table(heads: dict[str, dict[str, Any]], title: str = "") -> Table:
         table.add_row(task if task != previous else "", metric_label(name), *cells)
         previous = task
     if any("delta_m" in block for block in heads.values()):
-        cells = [f"{block['delta_m']:+.2f}" if block.get("delta_m") is not None else "-" for block in heads.values()]
+        cells = [
+            f"{block['delta_m']:+.2f}" if block.get("delta_m") is not None else "-"
+            for block in heads.values()
+        ]
         table.add_row("all", "Δm % ↑", *cells, end_section=False)
     return table

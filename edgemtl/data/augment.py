@@ -51,7 +51,9 @@ class AugmentParams:
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def jitter_image(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+def jitter_image(
+    image: np.ndarray, brightness: float, contrast: float, saturation: float
+) -> np.ndarray:
     out = image * np.float32(brightness)
     mean = out.mean(dtype=np.float64)
     out = (out - mean) * np.float32(contrast) + np.float32(mean)
@@ -63,8 +65,14 @@ def jitter_image(image: np.ndarray, brightness: float, contrast: float, saturati
 class Augmenter:
     """Draws and applies scale-crop / flip / jitter; output is at `size` (H, W)."""
 
-    def __init__(self, scales: tuple[float, ...], flip: bool, jitter: float, size: tuple[int, int],
-                 inverse_depth: bool = False) -> None:
+    def __init__(
+        self,
+        scales: tuple[float, ...],
+        flip: bool,
+        jitter: float,
+        size: tuple[int, int],
+        inverse_depth: bool = False,
+    ) -> None:
         self.scales = tuple(float(s) for s in scales)
         self.flip = flip
         self.jitter = float(jitter)
@@ -87,7 +95,9 @@ class Augmenter:
         out_h, out_w = self.size
         rows = slice(p.top, p.top + p.crop_h)
         cols = slice(p.left, p.left + p.crop_w)
-        image = resize_bilinear(np.ascontiguousarray(sample.image[rows, cols], dtype=np.float32), out_h, out_w)
+        image = resize_bilinear(
+            np.ascontiguousarray(sample.image[rows, cols], dtype=np.float32), out_h, out_w
+        )
         targets: dict[str, np.ndarray] = {}
         for key, value in sample.targets.items():
             value = np.array(resize_nearest(value[rows, cols], out_h, out_w), copy=True)
@@ -101,7 +111,9 @@ class Augmenter:
         if (p.brightness, p.contrast, p.saturation) != (1.0, 1.0, 1.0):
             image = jitter_image(image, p.brightness, p.contrast, p.saturation)
         targets = {key: np.ascontiguousarray(value) for key, value in targets.items()}
-        return Sample(image=np.ascontiguousarray(image, dtype=np.float32), targets=targets, name=sample.name)
+        return Sample(
+            image=np.ascontiguousarray(image, dtype=np.float32), targets=targets, name=sample.name
+        )
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         height, width = sample.image.shape[:2]
@@ -121,5 +133,5 @@ def build_augmenter(cfg: object, size: tuple[int, int], kind: str = "") -> Augme
     """From a recipe's `data.augment` (AugmentConfig) and dataset kind; None if it changes nothing."""
     if not cfg.enabled():  # type: ignore[attr-defined]
         return None
-    return Augmenter(cfg.scale, cfg.flip, cfg.jitter, size,  # type: ignore[attr-defined]
-                     inverse_depth=stores_inverse_depth(kind))
+    scale, flip, jitter = cfg.scale, cfg.flip, cfg.jitter  # type: ignore[attr-defined]
+    return Augmenter(scale, flip, jitter, size, inverse_depth=stores_inverse_depth(kind))

@@ -53,7 +53,9 @@ def _check_npy_raw(task: TaskKind | None, path: Path) -> None:
         try:
             finite = np.isfinite(arr)
         except ValueError as exc:  # a memory map cut short surfaces here
-            raise UserError(f"{path}: cannot read its data ({exc}); the file may be truncated") from None
+            raise UserError(
+                f"{path}: cannot read its data ({exc}); the file may be truncated"
+            ) from None
         if not finite.all():
             bad = int((~finite).sum())
             hint = f" (mark invalid pixels with {task.invalid_hint})" if task is not None else ""
@@ -96,8 +98,14 @@ class _Stats:
         return out
 
 
-def _check_sample(reader: Any, index: int, stats: dict[str, _Stats], shapes: set[str],
-                  warnings: list[str], class_names: Sequence[str]) -> None:
+def _check_sample(
+    reader: Any,
+    index: int,
+    stats: dict[str, _Stats],
+    shapes: set[str],
+    warnings: list[str],
+    class_names: Sequence[str],
+) -> None:
     files: dict[str, Path] = reader.files(index) if hasattr(reader, "files") else {}
     for key, path in files.items():
         if key not in stats and key != "image":
@@ -130,8 +138,12 @@ def _check_sample(reader: Any, index: int, stats: dict[str, _Stats], shapes: set
             hist += np.bincount(target[~invalid].ravel(), minlength=n)[:n]
 
 
-def check_split(reader: Any, tasks: Sequence[str], limit: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, Any], list[str]]:
+def check_split(
+    reader: Any,
+    tasks: Sequence[str],
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     class_names = tuple(getattr(reader, "class_names", ()) or ())
     stats = {"image": _Stats("")}
     labels = [key for key in tasks if get_kind(key).labels]
@@ -147,8 +159,10 @@ def check_split(reader: Any, tasks: Sequence[str], limit: int | None = None,
         if progress is not None:
             progress(i + 1, total)
     if len(shapes) > 1:
-        warnings.append(f"images come in {len(shapes)} sizes ({', '.join(sorted(shapes))}); "
-                        "they are resized to the recipe's data.size")
+        warnings.append(
+            f"images come in {len(shapes)} sizes ({', '.join(sorted(shapes))}); "
+            "they are resized to the recipe's data.size"
+        )
     report = {
         "count": len(reader),
         "checked": total,
@@ -167,10 +181,15 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def check_dataset(root: str | Path, kind: str | None = None, tasks: Sequence[str] | None = None,
-                  splits: Sequence[str] | None = None, options: dict[str, Any] | None = None,
-                  limit: int | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def check_dataset(
+    root: str | Path,
+    kind: str | None = None,
+    tasks: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+    limit: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
     """Check a dataset folder; returns the report, raises UserError at the first hard error."""
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -184,8 +203,15 @@ def check_dataset(root: str | Path, kind: str | None = None, tasks: Sequence[str
             splits = list(load_folder_spec(root).splits)
         else:
             splits = ["train", "val"]
-    report: dict[str, Any] = {"schema_version": CHECK_SCHEMA_VERSION, "dataset": kind, "root": str(root),
-                              "tasks": tasks, "ok": False, "splits": {}, "warnings": []}
+    report: dict[str, Any] = {
+        "schema_version": CHECK_SCHEMA_VERSION,
+        "dataset": kind,
+        "root": str(root),
+        "tasks": tasks,
+        "ok": False,
+        "splits": {},
+        "warnings": [],
+    }
     for split in splits:
         reader = open_reader(kind, root, split, tasks, options or {})
         if len(reader) == 0:
@@ -200,7 +226,9 @@ def check_dataset(root: str | Path, kind: str | None = None, tasks: Sequence[str
         if layout:
             split_report["layout"] = layout
         if hasattr(reader, "files"):
-            split_report["example_files"] = {key: _relative(path, root) for key, path in reader.files(0).items()}
+            split_report["example_files"] = {
+                key: _relative(path, root) for key, path in reader.files(0).items()
+            }
         report["splits"][split] = split_report
         report["warnings"].extend(warnings)
     report["ok"] = True

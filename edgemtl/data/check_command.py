@@ -57,13 +57,29 @@ def summary_table(report: dict[str, Any]) -> Table:
         table.add_column(col, justify="right" if col in ("n", "mean", "invalid") else "left")
     for split, rep in report["splits"].items():
         img = rep["image"]
-        table.add_row(split, str(rep["count"]), "image", img["format"], f"[{_fmt(img['min'])}, {_fmt(img['max'])}]",
-                      _fmt(img["mean"]), "", ", ".join(img["shapes"]))
+        table.add_row(
+            split,
+            str(rep["count"]),
+            "image",
+            img["format"],
+            f"[{_fmt(img['min'])}, {_fmt(img['max'])}]",
+            _fmt(img["mean"]),
+            "",
+            ", ".join(img["shapes"]),
+        )
         for key, st in rep["tasks"].items():
             inv = st["invalid_fraction"]
             notes = _top_classes(st["histogram"]) if "histogram" in st else ""
-            table.add_row("", "", key, st["format"], f"[{_fmt(st['min'])}, {_fmt(st['max'])}]", _fmt(st["mean"]),
-                          "-" if inv is None else f"{100 * inv:.1f}%", notes)
+            table.add_row(
+                "",
+                "",
+                key,
+                st["format"],
+                f"[{_fmt(st['min'])}, {_fmt(st['max'])}]",
+                _fmt(st["mean"]),
+                "-" if inv is None else f"{100 * inv:.1f}%",
+                notes,
+            )
     return table
 
 
@@ -87,9 +103,14 @@ def check_command(root: Path, options: CheckOptions) -> dict[str, Any]:
         state["advance"](done, total)
 
     try:
-        report = check_dataset(root, options.format.dataset, task_list,
-                               options=options.format.reader_options(), limit=options.limit,
-                               progress=progress)
+        report = check_dataset(
+            root,
+            options.format.dataset,
+            task_list,
+            options=options.format.reader_options(),
+            limit=options.limit,
+            progress=progress,
+        )
     finally:
         if "ctx" in state:
             state["ctx"].__exit__(None, None, None)
@@ -107,7 +128,9 @@ def check_command(root: Path, options: CheckOptions) -> dict[str, Any]:
         for warning in report["warnings"][:20]:
             out.print(f"[yellow]warning:[/] {warning}")
         counts = ", ".join(f"{s} {r['count']}" for s, r in report["splits"].items())
-        out.print(f"ok: {report['dataset']} at {report['root']} ({counts}; tasks {', '.join(report['tasks'])})")
+        out.print(
+            f"ok: {report['dataset']} at {report['root']} ({counts}; tasks {', '.join(report['tasks'])})"
+        )
     if not report["ok"]:
         raise UserError(f"{root}: check failed")
     return report

@@ -75,14 +75,16 @@ class FolderSpec(_Strict):
             raise ValueError("tasks: at least one task is needed")
         for key, entry in self.tasks.items():
             if key not in kind_names():
-                raise ValueError(f"tasks.{key}: unknown task kind (expected one of: "
-                                 f"{', '.join(kind_names())})")
+                raise ValueError(
+                    f"tasks.{key}: unknown task kind (expected one of: {', '.join(kind_names())})"
+                )
             if get_kind(key).labels:
                 if not entry.classes:
                     raise ValueError(f"tasks.{key}.classes: a {key} task needs its class names")
                 if entry.scale != 1.0 or entry.offset != 0.0:
-                    raise ValueError(f"tasks.{key}: labels are raw integers; scale/offset do not "
-                                     "apply")
+                    raise ValueError(
+                        f"tasks.{key}: labels are raw integers; scale/offset do not apply"
+                    )
             elif entry.classes is not None:
                 raise ValueError(f"tasks.{key}.classes: only a labels task (seg) has classes")
         return self
@@ -92,7 +94,9 @@ def load_folder_spec(root: Path) -> FolderSpec:
     """Read and validate `{root}/dataset.yaml`; every problem is a one-line UserError."""
     path = root / SPEC_FILE
     if not path.is_file():
-        raise UserError(f"{path}: not found (a folder dataset is described by {SPEC_FILE}; see docs/datasets.md)")
+        raise UserError(
+            f"{path}: not found (a folder dataset is described by {SPEC_FILE}; see docs/datasets.md)"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
@@ -127,7 +131,9 @@ def decode_image(raw: np.ndarray, entry: ImageEntry, path: Path) -> np.ndarray:
         raw = np.repeat(raw[..., None], 3, axis=2)
     if raw.ndim != 3 or raw.shape[2] not in (3, 4):
         raise UserError(f"{path}: image shape {raw.shape}; expected HxW, HxWx3 or HxWx4")
-    return (raw[..., :3].astype(np.float32) * entry.resolved_scale() + entry.offset).astype(np.float32)
+    return (raw[..., :3].astype(np.float32) * entry.resolved_scale() + entry.offset).astype(
+        np.float32
+    )
 
 
 def decode_target(task: str, raw: np.ndarray, entry: TaskEntry, path: Path) -> np.ndarray:
@@ -139,7 +145,7 @@ def decode_target(task: str, raw: np.ndarray, entry: TaskEntry, path: Path) -> n
     if trailing:  # a vector map (normal): at least C channels, extra ones (alpha) dropped
         if raw.ndim != 3 or raw.shape[2] < trailing[0]:
             raise UserError(f"{path}: shape {raw.shape}; expected HxWx{trailing[0]} for {task}")
-        raw = raw[..., :trailing[0]]
+        raw = raw[..., : trailing[0]]
     elif raw.ndim != 2:
         raise UserError(f"{path}: shape {raw.shape}; expected HxW for {task}")
     invalid = None
@@ -152,7 +158,9 @@ def decode_target(task: str, raw: np.ndarray, entry: TaskEntry, path: Path) -> n
         if invalid is not None:
             labels[invalid] = kind.invalid_value
         return labels
-    out = (raw.astype(np.float32) * np.float32(entry.scale) + np.float32(entry.offset)).astype(np.float32)
+    out = (raw.astype(np.float32) * np.float32(entry.scale) + np.float32(entry.offset)).astype(
+        np.float32
+    )
     out = kind.normalise_frame(out)
     if invalid is not None:
         out[invalid] = kind.invalid_value
@@ -162,8 +170,14 @@ def decode_target(task: str, raw: np.ndarray, entry: TaskEntry, path: Path) -> n
 class FolderReader:
     """Random access to one split of a folder dataset; `reader[i]` -> Sample."""
 
-    def __init__(self, root: str | Path, split: str, tasks: list[str], spec: FolderSpec | None = None,
-                 size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        tasks: list[str],
+        spec: FolderSpec | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> None:
         self.root = Path(root)
         #: With a size, samples come resized to it (image bilinear, targets nearest: the
         #: shared preprocessing's policy), so images of any size match the model input.
@@ -174,12 +188,17 @@ class FolderReader:
         spec_path = self.root / SPEC_FILE
         #: The class names of its labels task (seg), if it declares one.
         self.class_names: tuple[str, ...] = next(
-            (tuple(e.classes) for e in self.spec.tasks.values() if e.classes), ())
+            (tuple(e.classes) for e in self.spec.tasks.values() if e.classes), ()
+        )
         for task in self.tasks:
             if task not in self.spec.tasks:
-                raise UserError(f"{spec_path}: declares tasks {', '.join(self.spec.tasks)}, not {task!r}")
+                raise UserError(
+                    f"{spec_path}: declares tasks {', '.join(self.spec.tasks)}, not {task!r}"
+                )
         if split not in self.spec.splits:
-            raise UserError(f"{spec_path}: splits has no {split!r} (has: {', '.join(self.spec.splits)})")
+            raise UserError(
+                f"{spec_path}: splits has no {split!r} (has: {', '.join(self.spec.splits)})"
+            )
         split_dir = self.root / self.spec.splits[split]
         if not split_dir.is_dir():
             raise UserError(f"{split_dir}: split folder {split!r} not found")
@@ -201,11 +220,15 @@ class FolderReader:
             have = {p.stem for p in folder.glob(f"*{task_ext}")}
             missing = [s for s in self.stems if s not in have]
             if missing:
-                raise UserError(f"{folder / (missing[0] + task_ext)}: missing ({len(missing)} of "
-                                f"{len(self.stems)} {task} files missing for the images)")
+                raise UserError(
+                    f"{folder / (missing[0] + task_ext)}: missing ({len(missing)} of "
+                    f"{len(self.stems)} {task} files missing for the images)"
+                )
             extra = sorted(have - set(self.stems))
             if extra:
-                raise UserError(f"{folder / (extra[0] + task_ext)}: has no image {image_dir / (extra[0] + ext)}")
+                raise UserError(
+                    f"{folder / (extra[0] + task_ext)}: has no image {image_dir / (extra[0] + ext)}"
+                )
             self._dirs[task] = folder
 
     def __len__(self) -> int:
@@ -214,22 +237,31 @@ class FolderReader:
     def files(self, index: int) -> dict[str, Path]:
         stem = self.stems[index]
         out = {"image": self._image_dir / f"{stem}{_EXT[self.spec.image.format]}"}
-        out.update({t: d / f"{stem}{_EXT[self.spec.tasks[t].format]}" for t, d in self._dirs.items()})
+        out.update(
+            {t: d / f"{stem}{_EXT[self.spec.tasks[t].format]}" for t, d in self._dirs.items()}
+        )
         return out
 
     def __getitem__(self, index: int) -> Sample:
         index = normalize_index(index, len(self), self.split)
         files = self.files(index)
-        image = decode_image(_read(files["image"], self.spec.image.format), self.spec.image, files["image"])
+        image = decode_image(
+            _read(files["image"], self.spec.image.format), self.spec.image, files["image"]
+        )
         targets: dict[str, np.ndarray] = {}
         for task in self.tasks:
             entry = self.spec.tasks[task]
             target = decode_target(task, _read(files[task], entry.format), entry, files[task])
             if target.shape[:2] != image.shape[:2]:
-                raise UserError(f"{files[task]}: size {target.shape[:2]} does not match its image's "
-                                f"{image.shape[:2]}")
+                raise UserError(
+                    f"{files[task]}: size {target.shape[:2]} does not match its image's "
+                    f"{image.shape[:2]}"
+                )
             targets[task] = target
         if self.size is not None:
             image = resize_bilinear(image, *self.size)
-            targets = {task: np.ascontiguousarray(resize_nearest(t, *self.size)) for task, t in targets.items()}
+            targets = {
+                task: np.ascontiguousarray(resize_nearest(t, *self.size))
+                for task, t in targets.items()
+            }
         return Sample(image=image, targets=targets, name=f"{self.split}/{self.stems[index]}")

@@ -40,14 +40,18 @@ def read_png(path: Path) -> np.ndarray:
             img.load()
             mode = img.mode
             if mode not in _MODES:
-                raise UserError(f"{path}: PNG mode {mode!r} is not supported (expected 8-bit grey/RGB "
-                                "or 16-bit grey)")
+                raise UserError(
+                    f"{path}: PNG mode {mode!r} is not supported (expected 8-bit grey/RGB "
+                    "or 16-bit grey)"
+                )
             arr = np.asarray(img)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path}: cannot decode as PNG ({exc.__class__.__name__}: {exc}); "
-                        "the file may be truncated or not a PNG") from None
+        raise UserError(
+            f"{path}: cannot decode as PNG ({exc.__class__.__name__}: {exc}); "
+            "the file may be truncated or not a PNG"
+        ) from None
     dtype, _ = _MODES[mode]
     if mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
         raise UserError(f"{path}: 32-bit PNG values outside 0..65535 (expected 16-bit)")
@@ -65,7 +69,9 @@ def read_npy(path: Path, mmap: bool = True) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"{path}: cannot read as a .npy array ({exc}); the file may be truncated") from None
+        raise UserError(
+            f"{path}: cannot read as a .npy array ({exc}); the file may be truncated"
+        ) from None
 
 
 def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:

@@ -24,18 +24,53 @@ from edgemtl.data.npy_layout import NpyLayoutReader
 
 #: NYUv2 13-class mapping (Couprie et al.), stored as 0..12.
 NYUV2_CLASSES: tuple[str, ...] = (
-    "bed", "books", "ceiling", "chair", "floor", "furniture", "objects",
-    "picture", "sofa", "table", "tv", "wall", "window",
+    "bed",
+    "books",
+    "ceiling",
+    "chair",
+    "floor",
+    "furniture",
+    "objects",
+    "picture",
+    "sofa",
+    "table",
+    "tv",
+    "wall",
+    "window",
 )
 NYUV2_TASKS: tuple[str, ...] = ("seg", "depth", "normal")
 
 #: Cityscapes category ids 1..7 (void excluded) -> 0..6.
-CITYSCAPES_7: tuple[str, ...] = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
+CITYSCAPES_7: tuple[str, ...] = (
+    "flat",
+    "construction",
+    "object",
+    "nature",
+    "sky",
+    "human",
+    "vehicle",
+)
 #: The 19 evaluation classes (Cityscapes trainIds 0..18).
 CITYSCAPES_19: tuple[str, ...] = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-    "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
-    "truck", "bus", "train", "motorcycle", "bicycle",
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
 )
 #: The 2-class copy ships without names; numbered so metrics can still be labelled.
 CITYSCAPES_2: tuple[str, ...] = ("class_0", "class_1")
@@ -51,7 +86,9 @@ CITYSCAPES_TASKS: tuple[str, ...] = ("seg", "depth")
 def _check_tasks(kind: str, tasks: Sequence[str], have: Sequence[str]) -> None:
     for task in tasks:
         if task not in have:
-            raise UserError(f"dataset {kind} has no {task!r} targets (it provides: {', '.join(have)})")
+            raise UserError(
+                f"dataset {kind} has no {task!r} targets (it provides: {', '.join(have)})"
+            )
 
 
 def open_nyuv2(root: str | Path, split: str, tasks: Sequence[str]) -> NpyLayoutReader:
@@ -61,13 +98,16 @@ def open_nyuv2(root: str | Path, split: str, tasks: Sequence[str]) -> NpyLayoutR
 
 def cityscapes_classes(label_folder: str) -> tuple[str, ...]:
     if label_folder not in CITYSCAPES_LABEL_FOLDERS:
-        raise UserError(f"data.label_folder {label_folder!r}: expected one of "
-                        f"{', '.join(CITYSCAPES_LABEL_FOLDERS)}")
+        raise UserError(
+            f"data.label_folder {label_folder!r}: expected one of "
+            f"{', '.join(CITYSCAPES_LABEL_FOLDERS)}"
+        )
     return CITYSCAPES_LABEL_FOLDERS[label_folder]
 
 
-def open_cityscapes(root: str | Path, split: str, tasks: Sequence[str],
-                    label_folder: str = "label_7") -> NpyLayoutReader:
+def open_cityscapes(
+    root: str | Path, split: str, tasks: Sequence[str], label_folder: str = "label_7"
+) -> NpyLayoutReader:
     _check_tasks("cityscapes", tasks, CITYSCAPES_TASKS)
     classes = cityscapes_classes(label_folder)
     split_dir = Path(root) / split
@@ -75,7 +115,8 @@ def open_cityscapes(root: str | Path, split: str, tasks: Sequence[str],
     for task, folder in folders.items():
         if task in tasks and split_dir.is_dir() and not (split_dir / folder).is_dir():
             present = [name for name in CITYSCAPES_LABEL_FOLDERS if (split_dir / name).is_dir()]
-            hint = (f" (this copy has {', '.join(present)}: set data.label_folder)"
-                    if present else "")
+            hint = (
+                f" (this copy has {', '.join(present)}: set data.label_folder)" if present else ""
+            )
             raise UserError(f"{split_dir / folder}: label folder {folder!r} not found{hint}")
     return NpyLayoutReader(root, split, list(tasks), folders=folders, class_names=classes)

@@ -47,9 +47,14 @@ class NpyLayoutReader:
     does not store them; e.g. synthetic.json does).
     """
 
-    def __init__(self, root: str | Path, split: str, tasks: list[str],
-                 folders: dict[str, str] | None = None,
-                 class_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        tasks: list[str],
+        folders: dict[str, str] | None = None,
+        class_names: Sequence[str] = (),
+    ) -> None:
         self.root = Path(root)
         self.class_names: tuple[str, ...] = tuple(class_names)
         self.split = split
@@ -68,8 +73,10 @@ class NpyLayoutReader:
 
         image_dir = split_dir / IMAGE_FOLDER
         if not image_dir.is_dir():
-            raise UserError(f"{image_dir}: folder {IMAGE_FOLDER!r} not found (expected "
-                            f"{split}/{IMAGE_FOLDER}/<i>.npy images)")
+            raise UserError(
+                f"{image_dir}: folder {IMAGE_FOLDER!r} not found (expected "
+                f"{split}/{IMAGE_FOLDER}/<i>.npy images)"
+            )
         found = _indices(image_dir)
         self._n = len(found)
         if self._n == 0:
@@ -85,8 +92,9 @@ class NpyLayoutReader:
         for task in self.tasks:
             folder = split_dir / self.folders[task]
             if not folder.is_dir():
-                raise UserError(f"{folder}: folder {self.folders[task]!r} for task {task!r} "
-                                "not found")
+                raise UserError(
+                    f"{folder}: folder {self.folders[task]!r} for task {task!r} not found"
+                )
             have = _indices(folder)
             if have != expected:
                 extra_or_missing = min(have ^ expected)
@@ -119,8 +127,10 @@ class NpyLayoutReader:
             dtype, trailing = get_kind(task).target_layout()
             arr = self._load(folder / f"{index}.npy", dtype, trailing)
             if arr.shape[:2] != (height, width):
-                raise UserError(f"{folder / f'{index}.npy'}: shape {arr.shape} does not match "
-                                f"its image's {height}x{width}")
+                raise UserError(
+                    f"{folder / f'{index}.npy'}: shape {arr.shape} does not match "
+                    f"its image's {height}x{width}"
+                )
             targets[task] = arr
         return Sample(image=image, targets=targets, name=f"{self.split}/{index}")
 
@@ -136,8 +146,10 @@ class NpyLayoutReader:
             arr = arr[..., 0]
         if arr.shape[2:] != trailing or arr.ndim != 2 + len(trailing):
             want = "HxW" + "".join(f"x{c}" for c in trailing)
-            raise UserError(f"{path}: shape {mapped.shape}; expected {want}"
-                            + (" or HxWx1" if trailing == () else ""))
+            raise UserError(
+                f"{path}: shape {mapped.shape}; expected {want}"
+                + (" or HxWx1" if trailing == () else "")
+            )
         if np.issubdtype(dtype, np.integer):
             # Labels are stored as floats (-1 = ignore); round, not truncate, and
             # treat a non-finite value as ignore.

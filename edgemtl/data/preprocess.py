@@ -75,8 +75,12 @@ def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize of H x W [x C] (labels, masks, depth, normals)."""
     if array.shape[:2] == (height, width):
         return array
-    rows = np.minimum(((np.arange(height) + 0.5) * array.shape[0] / height).astype(np.int64), array.shape[0] - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * array.shape[1] / width).astype(np.int64), array.shape[1] - 1)
+    rows = np.minimum(
+        ((np.arange(height) + 0.5) * array.shape[0] / height).astype(np.int64), array.shape[0] - 1
+    )
+    cols = np.minimum(
+        ((np.arange(width) + 0.5) * array.shape[1] / width).astype(np.int64), array.shape[1] - 1
+    )
     return array[rows][:, cols]
 
 
@@ -105,7 +109,9 @@ def prepare_sample(sample: Sample, spec: InputSpec) -> tuple[np.ndarray, dict[st
     return preprocess_image(sample.image, spec), prepare_targets(sample.targets, spec)
 
 
-def collate(items: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def collate(
+    items: list[tuple[np.ndarray, dict[str, np.ndarray]]],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Stack prepared samples into one batch (N,3,H,W) and {task: (N,...)}."""
     images = np.stack([item[0] for item in items])
     keys = items[0][1].keys()

@@ -17,8 +17,13 @@ from edgemtl.core.errors import UserError
 KINDS: tuple[str, ...] = ("nyuv2", "cityscapes", "taskonomy", "folder", "synthetic")
 
 
-def open_reader(kind: str, root: Path, split: str, tasks: Sequence[str],
-                options: Mapping[str, Any] | None = None) -> Any:
+def open_reader(
+    kind: str,
+    root: Path,
+    split: str,
+    tasks: Sequence[str],
+    options: Mapping[str, Any] | None = None,
+) -> Any:
     """A split reader for `kind` at `root`; `options` as in a dataset record."""
     options = options or {}
     tasks = list(tasks)
@@ -34,8 +39,14 @@ def open_reader(kind: str, root: Path, split: str, tasks: Sequence[str],
         from edgemtl.data.taskonomy import TaskonomyReader
 
         size = options.get("size")
-        return TaskonomyReader(root, split, tasks, options.get("split_file"), options.get("layout") or "auto",
-                               tuple(size) if size else None)
+        return TaskonomyReader(
+            root,
+            split,
+            tasks,
+            options.get("split_file"),
+            options.get("layout") or "auto",
+            tuple(size) if size else None,
+        )
     if kind == "folder":
         from edgemtl.data.folder import FolderReader
 
@@ -57,8 +68,10 @@ def synthetic_class_names(folder: Path) -> tuple[str, ...]:
     try:
         return tuple(json.loads(meta.read_text())["class_names"])
     except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"synthetic dataset {folder}: cannot read class names from {meta.name} "
-                        f"({exc.__class__.__name__})") from None
+        raise UserError(
+            f"synthetic dataset {folder}: cannot read class names from {meta.name} "
+            f"({exc.__class__.__name__})"
+        ) from None
 
 
 def detect_kind(root: Path) -> str:
@@ -72,12 +85,12 @@ def detect_kind(root: Path) -> str:
         if (train / "normal").is_dir():
             return "nyuv2"
         if any((train / name).is_dir() for name in ("label_7", "label_19", "label_2")) or (
-                (train / "label").is_dir() and (train / "depth").is_dir()):
+            (train / "label").is_dir() and (train / "depth").is_dir()
+        ):
             return "cityscapes"
     if (root / "rgb").is_dir() or any((d / "rgb").is_dir() for d in root.iterdir() if d.is_dir()):
         return "taskonomy"
-    raise UserError(f"{root}: cannot tell the dataset kind: pass --dataset "
-                    f"({', '.join(KINDS)})")
+    raise UserError(f"{root}: cannot tell the dataset kind: pass --dataset ({', '.join(KINDS)})")
 
 
 def kind_tasks(kind: str, root: Path) -> list[str]:

@@ -69,7 +69,11 @@ def dataset_options(cfg: DataConfig) -> dict[str, Any]:
     return options
 
 
-def resolve_root(record: dict[str, Any], root: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
+def resolve_root(
+    record: dict[str, Any],
+    root: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """The folder holding the dataset; synthetic data is generated into the cache if needed."""
     chosen = root or record.get("root")
     if record["kind"] == "synthetic" and not chosen:
@@ -79,7 +83,9 @@ def resolve_root(record: dict[str, Any], root: str | Path | None = None, progres
     if not chosen:
         env = record.get("root_env")
         also = f", set the {env} environment variable" if env else ""
-        raise UserError(f"dataset {record['kind']}: no root folder given (set data.root{also}, or pass --data ROOT)")
+        raise UserError(
+            f"dataset {record['kind']}: no root folder given (set data.root{also}, or pass --data ROOT)"
+        )
     path = Path(chosen).expanduser()
     if not path.is_dir():
         raise UserError(f"dataset {record['kind']}: root {path} is not a folder")

@@ -34,7 +34,9 @@ def figure_pixels(n_panels: int, height: int, width: int, n_classes: int = 0) ->
     """(width, height) in pixels of the PNG for a sample of height x width."""
     panel_h = round(PANEL_PX * height / width)
     legend_rows = math.ceil(n_classes / LEGEND_COLUMNS) if n_classes else 0
-    return n_panels * PANEL_PX, panel_h + TITLE_PX + (legend_rows * LEGEND_ROW_PX + 8 if legend_rows else 0)
+    return n_panels * PANEL_PX, panel_h + TITLE_PX + (
+        legend_rows * LEGEND_ROW_PX + 8 if legend_rows else 0
+    )
 
 
 def _panels(sample: Sample, class_names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
@@ -51,7 +53,9 @@ def _panels(sample: Sample, class_names: tuple[str, ...]) -> list[tuple[str, np.
     return out
 
 
-def render_sample(sample: Sample, class_names: tuple[str, ...], out: Path, title: str = "") -> tuple[int, int]:
+def render_sample(
+    sample: Sample, class_names: tuple[str, ...], out: Path, title: str = ""
+) -> tuple[int, int]:
     """Write the side-by-side PNG; returns its (width, height) in pixels."""
     import matplotlib
 
@@ -67,15 +71,25 @@ def render_sample(sample: Sample, class_names: tuple[str, ...], out: Path, title
     legend_h = fig_h - panel_h - TITLE_PX
     fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
     for i, (name, rgb) in enumerate(panels):
-        ax = fig.add_axes((i * PANEL_PX / fig_w, legend_h / fig_h, PANEL_PX / fig_w, panel_h / fig_h))
+        ax = fig.add_axes(
+            (i * PANEL_PX / fig_w, legend_h / fig_h, PANEL_PX / fig_w, panel_h / fig_h)
+        )
         ax.imshow(rgb, interpolation="nearest", aspect="auto")
         ax.set_title(name, fontsize=9)
         ax.set_axis_off()
     if n_classes:
         colors = class_colours(n_classes) / 255.0
         handles = [Patch(color=colors[i], label=name) for i, name in enumerate(class_names)]
-        fig.legend(handles=handles, loc="lower center", ncol=LEGEND_COLUMNS, fontsize=8, frameon=False,
-                   bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=1.0)
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=LEGEND_COLUMNS,
+            fontsize=8,
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+            handlelength=1.2,
+            columnspacing=1.0,
+        )
     if title:
         fig.suptitle(title, fontsize=9, y=1.0, va="top")
     with atomic_file(out) as tmp:
@@ -110,11 +124,14 @@ def show_command(root: Path, options: ShowOptions) -> Path:
     kind = options.format.dataset or detect_kind(root)
     reader = open_reader(kind, root, split, kind_tasks(kind, root), options.format.reader_options())
     if not -len(reader) <= index < len(reader):
-        raise UserError(f"--index {index}: split {split!r} of {root} has {len(reader)} samples "
-                        f"(0..{len(reader) - 1})")
+        raise UserError(
+            f"--index {index}: split {split!r} of {root} has {len(reader)} samples "
+            f"(0..{len(reader) - 1})"
+        )
     sample = reader[index]
     class_names = tuple(getattr(reader, "class_names", ()) or ())
     size = render_sample(sample, class_names, out, title=f"{kind} {split} #{index}: {sample.name}")
-    Console(quiet=options.quiet).print(f"wrote {out} ({size[0]}x{size[1]} px): {sample.name}, "
-                               f"tasks {', '.join(sample.targets)}")
+    Console(quiet=options.quiet).print(
+        f"wrote {out} ({size[0]}x{size[1]} px): {sample.name}, tasks {', '.join(sample.targets)}"
+    )
     return out

@@ -26,12 +26,14 @@ class SynthOptions:
     def __post_init__(self) -> None:
         height, width = self.size
         if height % 16 or width % 16 or not height or not width:
-            raise UserError(f"--size {height}x{width}: both sides must be positive multiples of 16 "
-                            "(the network pools 4 times)")
+            raise UserError(
+                f"--size {height}x{width}: both sides must be positive multiples of 16 "
+                "(the network pools 4 times)"
+            )
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """"64x128" -> (64, 128); UserError for anything else."""
+    """ "64x128" -> (64, 128); UserError for anything else."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
         raise UserError(f"--size {text!r}: expected HxW, e.g. 64x128")
@@ -47,11 +49,14 @@ def synth_command(out: Path, options: SynthOptions) -> Path:
         raise UserError(f"{out} exists and is not empty: choose a new folder")
     if out.exists():
         out.rmdir()
-    params = SynthParams(n_train=n_train, n_val=n_val, height=height, width=width,
-                         seed=options.seed)
+    params = SynthParams(
+        n_train=n_train, n_val=n_val, height=height, width=width, seed=options.seed
+    )
     console = Console(stderr=True, quiet=options.quiet)
     with bar(console, f"rendering {n_train + n_val} scenes", n_train + n_val) as advance:
         write_dataset(out, params, progress=advance)
-    Console(quiet=options.quiet).print(f"wrote {n_train} train + {n_val} val scenes "
-                                       f"({height}x{width}, seed {options.seed}) to {out}")
+    Console(quiet=options.quiet).print(
+        f"wrote {n_train} train + {n_val} val scenes "
+        f"({height}x{width}, seed {options.seed}) to {out}"
+    )
     return out

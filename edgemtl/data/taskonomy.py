@@ -46,9 +46,23 @@ DOMAINS: dict[str, str] = {
     "edges": "edge_texture",
 }
 TASKONOMY_CLASSES: tuple[str, ...] = (
-    "background", "bottle", "chair", "couch", "potted plant", "bed", "dining table",
-    "toilet", "tv", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase",
+    "background",
+    "bottle",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
 )
 DEPTH_UNITS_PER_M = 512.0
 DEPTH_MISSING = 65535
@@ -76,8 +90,10 @@ def read_split_file(root: Path, split_file: str | None, split: str) -> tuple[Pat
     """
     if split_file is None:
         if not (root / DEFAULT_SPLIT_FILE).is_file():
-            raise UserError(f"taskonomy {root}: no split file: set data.split_file (a CSV of building,split, "
-                            f"or a path with {{split}} listing one building per line) or add {DEFAULT_SPLIT_FILE}")
+            raise UserError(
+                f"taskonomy {root}: no split file: set data.split_file (a CSV of building,split, "
+                f"or a path with {{split}} listing one building per line) or add {DEFAULT_SPLIT_FILE}"
+            )
         split_file = DEFAULT_SPLIT_FILE
     templated = "{split}" in split_file
     path = _resolve(root, split_file.replace("{split}", split))
@@ -87,8 +103,11 @@ def read_split_file(root: Path, split_file: str | None, split: str) -> tuple[Pat
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read split file ({exc.__class__.__name__})") from None
-    rows = [[cell.strip() for cell in line.split(",")] for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    rows = [
+        [cell.strip() for cell in line.split(",")]
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if templated:
         return path, [row[0] for row in rows]
     if not rows:
@@ -96,12 +115,18 @@ def read_split_file(root: Path, split_file: str | None, split: str) -> tuple[Pat
     header = [cell.lower() for cell in rows[0]]
     if split in header[1:]:  # Taskonomy's flag table: id,train,val,test
         col = header.index(split)
-        return path, [row[0] for row in rows[1:] if len(row) > col and row[col].lower() in ("1", "true", "yes")]
+        return path, [
+            row[0]
+            for row in rows[1:]
+            if len(row) > col and row[col].lower() in ("1", "true", "yes")
+        ]
     body = rows[1:] if header[:2] == ["building", "split"] else rows
     for line_no, row in enumerate(body, start=2 if body is not rows else 1):
         if len(row) < 2:
-            raise UserError(f"{path}: line {line_no}: expected 'building,split' (or use a path with "
-                            "{split} listing one building per line)")
+            raise UserError(
+                f"{path}: line {line_no}: expected 'building,split' (or use a path with "
+                "{split} listing one building per line)"
+            )
     return path, [row[0] for row in body if row[1] == split]
 
 
@@ -115,22 +140,27 @@ def detect_layout(root: Path) -> str:
 
 def _labels(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
     if raw.ndim != 2 or raw.dtype != np.uint8:
-        raise UserError(f"{path}: {domain} must be an 8-bit single-channel PNG, got "
-                        f"{raw.dtype} with shape {raw.shape}")
+        raise UserError(
+            f"{path}: {domain} must be an 8-bit single-channel PNG, got "
+            f"{raw.dtype} with shape {raw.shape}"
+        )
     return raw.astype(np.int64) - 1  # 0 (uncertain) -> -1 = ignore
 
 
 def _normals(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
     if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
-        raise UserError(f"{path}: {domain} must be an 8-bit RGB PNG, got {raw.dtype} with shape "
-                        f"{raw.shape}")
+        raise UserError(
+            f"{path}: {domain} must be an 8-bit RGB PNG, got {raw.dtype} with shape {raw.shape}"
+        )
     return unit_vectors((raw[..., :3].astype(np.float32) - NORMAL_CENTRE) / NORMAL_CENTRE, axis=-1)
 
 
 def _uint16(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
     if raw.ndim != 2 or raw.dtype != np.uint16:
-        raise UserError(f"{path}: {domain} must be a 16-bit single-channel PNG, got "
-                        f"{raw.dtype} with shape {raw.shape}")
+        raise UserError(
+            f"{path}: {domain} must be a 16-bit single-channel PNG, got "
+            f"{raw.dtype} with shape {raw.shape}"
+        )
     return raw
 
 
@@ -145,8 +175,13 @@ def _heatmap(raw: np.ndarray, path: Path, domain: str) -> np.ndarray:
 
 
 #: Task key -> decoder of its domain's PNG codes (module doc), in the same order as DOMAINS.
-_DECODERS = {"seg": _labels, "depth": _depth, "normal": _normals, "keypoints": _heatmap,
-             "edges": _heatmap}
+_DECODERS = {
+    "seg": _labels,
+    "depth": _depth,
+    "normal": _normals,
+    "keypoints": _heatmap,
+    "edges": _heatmap,
+}
 
 
 def _decode(task: str, raw: np.ndarray, path: Path) -> np.ndarray:
@@ -159,28 +194,43 @@ class TaskonomyReader:
 
     class_names: tuple[str, ...] = TASKONOMY_CLASSES
 
-    def __init__(self, root: str | Path, split: str, tasks: Sequence[str], split_file: str | None = None,
-                 layout: str = "auto", size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        tasks: Sequence[str],
+        split_file: str | None = None,
+        layout: str = "auto",
+        size: tuple[int, int] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.split = split
         self.tasks = list(tasks)
         self.size = tuple(size) if size else None
         for task in self.tasks:
             if task not in DOMAINS:
-                raise UserError(f"dataset taskonomy has no {task!r} targets (it provides: {', '.join(DOMAINS)})")
+                raise UserError(
+                    f"dataset taskonomy has no {task!r} targets (it provides: {', '.join(DOMAINS)})"
+                )
         self.layout = detect_layout(self.root) if layout == "auto" else layout
         if self.layout not in ("building_domain", "domain_building"):
-            raise UserError(f"data.layout {layout!r}: expected auto, building_domain or domain_building")
+            raise UserError(
+                f"data.layout {layout!r}: expected auto, building_domain or domain_building"
+            )
         self.split_path, buildings = read_split_file(self.root, split_file, split)
         if not buildings:
-            raise UserError(f"{self.split_path}: split {split!r} is empty (no building listed for it)")
+            raise UserError(
+                f"{self.split_path}: split {split!r} is empty (no building listed for it)"
+            )
         self._items: list[tuple[str, str]] = []  # (building, "point_P_view_V")
         self._has_mask: dict[str, bool] = {}
         for building in buildings:
             self._index_building(building)
         if not self._items:
-            raise UserError(f"taskonomy {self.root}: split {split!r} is empty: no rgb images in buildings "
-                            f"{', '.join(buildings)}")
+            raise UserError(
+                f"taskonomy {self.root}: split {split!r} is empty: no rgb images in buildings "
+                f"{', '.join(buildings)}"
+            )
 
     def _dir(self, building: str, domain: str) -> Path:
         if self.layout == "building_domain":
@@ -201,8 +251,10 @@ class TaskonomyReader:
     def _index_building(self, building: str) -> None:
         rgb_dir = self._dir(building, RGB)
         if not rgb_dir.is_dir():
-            raise UserError(f"{rgb_dir}: rgb folder of building {building!r} not found "
-                            f"(layout {self.layout}; listed in {self.split_path})")
+            raise UserError(
+                f"{rgb_dir}: rgb folder of building {building!r} not found "
+                f"(layout {self.layout}; listed in {self.split_path})"
+            )
         keys = sorted(self._keys(rgb_dir, RGB))
         domains = [DOMAINS[t] for t in self.tasks]
         mask_dir = self._dir(building, MASK)
@@ -216,8 +268,10 @@ class TaskonomyReader:
             have = self._keys(folder, domain)
             missing = [k for k in keys if k not in have]
             if missing:
-                raise UserError(f"{self._file(building, domain, missing[0])}: missing ({len(missing)} of "
-                                f"{len(keys)} {domain} files missing for the rgb images)")
+                raise UserError(
+                    f"{self._file(building, domain, missing[0])}: missing ({len(missing)} of "
+                    f"{len(keys)} {domain} files missing for the rgb images)"
+                )
         self._items.extend((building, key) for key in keys)
 
     def __len__(self) -> int:
@@ -236,7 +290,9 @@ class TaskonomyReader:
         files = self.files(index)
         raw = read_png(files["image"])
         if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
-            raise UserError(f"{files['image']}: rgb must be an 8-bit RGB PNG, got {raw.dtype} with shape {raw.shape}")
+            raise UserError(
+                f"{files['image']}: rgb must be an 8-bit RGB PNG, got {raw.dtype} with shape {raw.shape}"
+            )
         hw = raw.shape[:2]
         out_hw = self.size or hw
 
@@ -250,13 +306,17 @@ class TaskonomyReader:
         if MASK in files:
             mask = read_png(files[MASK])
             if mask.shape[:2] != hw:
-                raise UserError(f"{files[MASK]}: size {mask.shape[:2]} does not match its rgb's {hw}")
+                raise UserError(
+                    f"{files[MASK]}: size {mask.shape[:2]} does not match its rgb's {hw}"
+                )
             valid = shrink(mask if mask.ndim == 2 else mask[..., 0]) > 0
         targets: dict[str, np.ndarray] = {}
         for task in self.tasks:
             code = read_png(files[task])
             if code.shape[:2] != hw:
-                raise UserError(f"{files[task]}: size {code.shape[:2]} does not match its rgb's {hw}")
+                raise UserError(
+                    f"{files[task]}: size {code.shape[:2]} does not match its rgb's {hw}"
+                )
             target = _decode(task, np.ascontiguousarray(shrink(code)), files[task])
             if valid is not None:
                 target[~valid] = get_kind(task).invalid_value

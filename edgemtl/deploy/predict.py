@@ -64,7 +64,9 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as img:
             rgb = np.asarray(img.convert("RGB"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable image ({type(exc).__name__}); expected PNG/JPG or .npy") from None
+        raise UserError(
+            f"{path}: not a readable image ({type(exc).__name__}); expected PNG/JPG or .npy"
+        ) from None
     return rgb.astype(np.float32) / 255.0
 
 
@@ -75,7 +77,9 @@ def _as_rgb01(arr: np.ndarray, origin: Any) -> np.ndarray:
         return arr.astype(np.float32) / 255.0
     arr = arr.astype(np.float32)
     if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
-        raise UserError(f"{origin}: float images must be in [0, 1] (got {arr.min():.3g}..{arr.max():.3g})")
+        raise UserError(
+            f"{origin}: float images must be in [0, 1] (got {arr.min():.3g}..{arr.max():.3g})"
+        )
     return arr
 
 
@@ -100,11 +104,20 @@ class Predictor:
     float in [0, 1]) or a path.
     """
 
-    def __init__(self, artifact: str | Path, device: str = "cpu", provider: str | None = None,
-                 threads: int | None = None, precision: str | None = None, head: str | None = None) -> None:
+    def __init__(
+        self,
+        artifact: str | Path,
+        device: str = "cpu",
+        provider: str | None = None,
+        threads: int | None = None,
+        precision: str | None = None,
+        head: str | None = None,
+    ) -> None:
         refs = resolve_artifacts(artifact, head=head, precisions=[precision] if precision else None)
         self.ref = _pick(refs, device, precision)
-        self.runner: Runner = open_runner(self.ref, RunnerOptions(device=device, provider=provider, threads=threads))
+        self.runner: Runner = open_runner(
+            self.ref, RunnerOptions(device=device, provider=provider, threads=threads)
+        )
         self.runner.load()
         self._fixed = self.runner.batch_limits()[0]
         from edgemtl.data.preprocess import InputSpec
@@ -119,23 +132,33 @@ class Predictor:
     def predict(self, image: np.ndarray | str | Path) -> dict[str, np.ndarray]:
         return self.predict_batch([image])[0]
 
-    def predict_batch(self, images: Sequence[np.ndarray | str | Path]) -> list[dict[str, np.ndarray]]:
+    def predict_batch(
+        self, images: Sequence[np.ndarray | str | Path]
+    ) -> list[dict[str, np.ndarray]]:
         from edgemtl.data.preprocess import preprocess_image
 
-        frames = [read_image(im) if isinstance(im, (str, Path)) else _as_rgb01(np.asarray(im), "image")
-                  for im in images]
+        frames = [
+            read_image(im) if isinstance(im, (str, Path)) else _as_rgb01(np.asarray(im), "image")
+            for im in images
+        ]
         batch = np.stack([preprocess_image(f, self.spec) for f in frames])
         n = len(frames)
         if n < self._fixed:
             batch = np.concatenate([batch, np.repeat(batch[-1:], self._fixed - n, axis=0)])
         if self._fixed > 1 and n > self._fixed:
-            return [r for i in range(0, n, self._fixed) for r in self.predict_batch(images[i:i + self._fixed])]
+            return [
+                r
+                for i in range(0, n, self._fixed)
+                for r in self.predict_batch(images[i : i + self._fixed])
+            ]
         if self._fixed == 1 and n > 1:
             return [self.predict_batch([im])[0] for im in images]
         decoded = self.ref.decode(self.runner.infer(batch))
         kinds = {t.key: t.task_kind for t in self.ref.tasks}
-        return [{k: _to_frame(v[i], frames[i].shape[:2], kinds[k]) for k, v in decoded.items()}
-                for i in range(n)]
+        return [
+            {k: _to_frame(v[i], frames[i].shape[:2], kinds[k]) for k, v in decoded.items()}
+            for i in range(n)
+        ]
 
     def close(self) -> None:
         self.runner.close()
@@ -163,8 +186,9 @@ def _to_frame(arr: np.ndarray, size: tuple[int, int], kind: TaskKind) -> np.ndar
     return out[..., 0] if out.shape[2] == 1 else out
 
 
-def predict_command(artifact: Path, inputs: Sequence[Path],
-                    options: PredictOptions) -> list[dict[str, Any]]:
+def predict_command(
+    artifact: Path, inputs: Sequence[Path], options: PredictOptions
+) -> list[dict[str, Any]]:
     """Predict every input image; write `<name>.npz` (+ `<name>.<task>.png`) into `options.out`."""
     from rich.console import Console
 
@@ -174,20 +198,23 @@ def predict_command(artifact: Path, inputs: Sequence[Path],
     out, quiet, run = options.out, options.quiet, options.runner
     console = Console(stderr=True, quiet=quiet)
     written: list[dict[str, Any]] = []
-    with Predictor(artifact, run.device, run.provider, run.threads, options.precision,
-                   options.select.head) as predictor:
+    with Predictor(
+        artifact, run.device, run.provider, run.threads, options.precision, options.select.head
+    ) as predictor:
         names = predictor.class_names
         specs = {t.key: t for t in predictor.ref.tasks}
         with bar(console, f"predict {predictor.ref.label}", len(files)) as advance:
             for i, path in enumerate(files):
                 image = read_image(path)
                 result = predictor.predict(image)
-                paths = write_outputs(out, _stem(path, files), image, result, specs, names,
-                                      options.overlays)
+                paths = write_outputs(
+                    out, _stem(path, files), image, result, specs, names, options.overlays
+                )
                 written.append({"input": str(path), "outputs": [str(p) for p in paths]})
                 advance(i + 1, len(files))
-    Console(quiet=quiet).print(f"{len(files)} image(s) -> {out} "
-                               f"({predictor.ref.label}, {predictor.runner.name})")
+    Console(quiet=quiet).print(
+        f"{len(files)} image(s) -> {out} ({predictor.ref.label}, {predictor.runner.name})"
+    )
     return written
 
 
@@ -214,8 +241,16 @@ def _stem(path: Path, files: list[Path]) -> str:
 
 # ---- outputs on disk: arrays and overlays --------------------------------------------
 
-def write_outputs(out: Path, stem: str, image: np.ndarray, result: dict[str, np.ndarray], specs: dict[str, Any],
-                  class_names: dict[str, list[str]], overlays: bool = True) -> list[Path]:
+
+def write_outputs(
+    out: Path,
+    stem: str,
+    image: np.ndarray,
+    result: dict[str, np.ndarray],
+    specs: dict[str, Any],
+    class_names: dict[str, list[str]],
+    overlays: bool = True,
+) -> list[Path]:
     """`<stem>.npz` with every task map, plus one PNG overlay per task."""
     from edgemtl.core.io import atomic_file
 
@@ -235,8 +270,13 @@ def write_outputs(out: Path, stem: str, image: np.ndarray, result: dict[str, np.
     return paths
 
 
-def render(kind: str, value: np.ndarray, image: np.ndarray, classes: list[str] | None = None,
-           units: str = "") -> tuple[np.ndarray, Legend]:
+def render(
+    kind: str,
+    value: np.ndarray,
+    image: np.ndarray,
+    classes: list[str] | None = None,
+    units: str = "",
+) -> tuple[np.ndarray, Legend]:
     """H x W x 3 uint8 picture of one task map, and its legend entries (colour or None, text).
 
     Colours and value ranges are the kind's (`TaskKind.colourize`, the same as

@@ -52,8 +52,20 @@ def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     from edgemtl.core.tasks import metric_label
 
     cols = _metric_columns(result)
-    header = ["artifact", "head", "prec.", "backend", "device", "batch", "size MB", "params M", "GFLOPs",
-              "p50 ms", "p99 ms", "img/s"]
+    header = [
+        "artifact",
+        "head",
+        "prec.",
+        "backend",
+        "device",
+        "batch",
+        "size MB",
+        "params M",
+        "GFLOPs",
+        "p50 ms",
+        "p99 ms",
+        "img/s",
+    ]
     # e.g. "seg mIoU %↑": label and direction from the metric's task kind.
     header += [f"{task} {metric_label(m, spaced=False)}" for task, m in cols]
     header += ["Δm %", "power W", "mJ/img"]
@@ -66,14 +78,28 @@ def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         params = art.get("params")
         flops = art.get("flops")
         for row in art.get("rows", []):
-            base = [Path(art["path"]).name, art["head"], art["precision"], art["runner"], str(device),
-                    str(row["batch"]), _num(size / 1e6 if size else None), _num(params / 1e6 if params else None, 3),
-                    _num(flops / 1e9 if flops else None, 3)]
+            base = [
+                Path(art["path"]).name,
+                art["head"],
+                art["precision"],
+                art["runner"],
+                str(device),
+                str(row["batch"]),
+                _num(size / 1e6 if size else None),
+                _num(params / 1e6 if params else None, 3),
+                _num(flops / 1e9 if flops else None, 3),
+            ]
             if "skipped" in row:
-                body.append(base + ["skipped: " + row["skipped"]] + [""] * (len(header) - len(base) - 1))
+                body.append(
+                    base + ["skipped: " + row["skipped"]] + [""] * (len(header) - len(base) - 1)
+                )
                 continue
             lat = row["latency"]
-            cells = base + [_num(lat["median_ms"]), _num(lat["p99_ms"]), _num(lat["images_per_s"], 1)]
+            cells = base + [
+                _num(lat["median_ms"]),
+                _num(lat["p99_ms"]),
+                _num(lat["images_per_s"], 1),
+            ]
             cells += [_num(metrics[task][1], 3) if task in metrics else "-" for task, _ in cols]
             delta = (art.get("deltas") or {}).get("delta_m")
             cells.append("-" if delta is None else f"{delta:+.2f}")
@@ -92,7 +118,9 @@ def print_table(result: dict[str, Any], console: Any) -> None:
 
     header, body = rows(result)
     env = result.get("environment", {})
-    table = Table(title=f"edgemtl profile on {env.get('gpu') or env.get('cpu', '?')}", pad_edge=False)
+    table = Table(
+        title=f"edgemtl profile on {env.get('gpu') or env.get('cpu', '?')}", pad_edge=False
+    )
     table.add_column("artifact\nhead prec. · backend", min_width=24)
     table.add_column("batch", justify="right")
     table.add_column("MB\nparams M", justify="right")
@@ -104,13 +132,30 @@ def print_table(result: dict[str, Any], console: Any) -> None:
     for cells in body:
         first = f"{cells[0]}\n{cells[1]} {cells[2]} · {cells[3]} {cells[4]}"
         if cells[9].startswith("skipped"):
-            table.add_row(first, cells[5], f"{cells[6]}\n{cells[7]}", cells[8], cells[9], *[""] * (len(header) - 11))
+            table.add_row(
+                first,
+                cells[5],
+                f"{cells[6]}\n{cells[7]}",
+                cells[8],
+                cells[9],
+                *[""] * (len(header) - 11),
+            )
             continue
-        table.add_row(first, cells[5], f"{cells[6]}\n{cells[7]}", cells[8], f"{cells[9]}\n{cells[10]}",
-                      *cells[11:])
+        table.add_row(
+            first,
+            cells[5],
+            f"{cells[6]}\n{cells[7]}",
+            cells[8],
+            f"{cells[9]}\n{cells[10]}",
+            *cells[11:],
+        )
     console.print(table)
-    reasons = {r["power"]["reason"] for a in result["artifacts"] for r in a.get("rows", [])
-               if r.get("power") and not r["power"].get("measured")}
+    reasons = {
+        r["power"]["reason"]
+        for a in result["artifacts"]
+        for r in a.get("rows", [])
+        if r.get("power") and not r["power"].get("measured")
+    }
     for reason in sorted(reasons):
         console.print(f"power: not measured ({reason})")
 
@@ -122,10 +167,14 @@ def write_json(result: dict[str, Any], path: str | Path) -> None:
 def markdown(result: dict[str, Any]) -> str:
     header, body = rows(result)
     env = result.get("environment", {})
-    lines = [f"Profiled with edgemtl {env.get('edgemtl', '')} on {env.get('cpu', '?')}"
-             + (f", {env['gpu']} (driver {env.get('driver')})" if env.get("gpu") else "")
-             + f"; ONNX Runtime {env.get('onnxruntime')}"
-             + (f", TensorRT {env['tensorrt']}" if env.get("tensorrt") else "") + ".", ""]
+    lines = [
+        f"Profiled with edgemtl {env.get('edgemtl', '')} on {env.get('cpu', '?')}"
+        + (f", {env['gpu']} (driver {env.get('driver')})" if env.get("gpu") else "")
+        + f"; ONNX Runtime {env.get('onnxruntime')}"
+        + (f", TensorRT {env['tensorrt']}" if env.get("tensorrt") else "")
+        + ".",
+        "",
+    ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" if i < 5 else "---:" for i in range(len(header))) + "|")
     for cells in body:
@@ -176,7 +225,10 @@ def write_plot(result: dict[str, Any], path: str | Path) -> None:
     for label, x, y in points:
         ax.scatter([x], [y], marker=markers.get(label.split()[0], "o"), s=50)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    batch = min((r["batch"] for a in result["artifacts"] for r in a.get("rows", []) if "latency" in r), default=1)
+    batch = min(
+        (r["batch"] for a in result["artifacts"] for r in a.get("rows", []) if "latency" in r),
+        default=1,
+    )
     ax.set_xlabel(f"latency p50 (ms, batch {batch})")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)

@@ -19,8 +19,9 @@ from edgemtl.evaluation.scoring import HeadsBlock, score_split
 NAME = "(constant)"
 
 
-def fit_constants(reader: SplitReader, specs: Sequence[TaskSpec], spec: InputSpec,
-                  limit: int = 256) -> dict[str, np.ndarray]:
+def fit_constants(
+    reader: SplitReader, specs: Sequence[TaskSpec], spec: InputSpec, limit: int = 256
+) -> dict[str, np.ndarray]:
     """Per task, the (C,) float32 constant a trivial predictor outputs (`TaskKind.constant_fit`:
     seg log class priors, mean depth, mean normal, zero maps), from the first `limit` samples."""
     fits = {s.key: s.task_kind.constant_fit(s.channels) for s in specs}
@@ -32,12 +33,21 @@ def fit_constants(reader: SplitReader, specs: Sequence[TaskSpec], spec: InputSpe
 
 
 def score_constants(
-    train: SplitReader, val: SplitReader, specs: Sequence[TaskSpec], spec: InputSpec, limit: int | None = None
+    train: SplitReader,
+    val: SplitReader,
+    specs: Sequence[TaskSpec],
+    spec: InputSpec,
+    limit: int | None = None,
 ) -> HeadsBlock:
     constants = fit_constants(train, specs, spec)
 
     def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         n, _, h, w = images.shape
-        return {NAME: {k: np.broadcast_to(v[None, :, None, None], (n, v.size, h, w)).copy() for k, v in constants.items()}}
+        return {
+            NAME: {
+                k: np.broadcast_to(v[None, :, None, None], (n, v.size, h, w)).copy()
+                for k, v in constants.items()
+            }
+        }
 
     return score_split(infer, val, spec, specs, [NAME], limit=limit)

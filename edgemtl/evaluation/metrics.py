@@ -74,8 +74,17 @@ HIGHER_IS_BETTER: Mapping[str, bool] = _Directions()
 """Metric directions, read from the task kinds; delta_m and best-checkpoint selection use it."""
 
 __all__ = [
-    "ANGLE_BIN_DEG", "HIGHER_IS_BETTER", "METRICS", "AbsErrMetric", "DepthMetric", "MetricSet",
-    "NormalMetric", "SegMetric", "TaskMetric", "delta_m", "metric_for",
+    "ANGLE_BIN_DEG",
+    "HIGHER_IS_BETTER",
+    "METRICS",
+    "AbsErrMetric",
+    "DepthMetric",
+    "MetricSet",
+    "NormalMetric",
+    "SegMetric",
+    "TaskMetric",
+    "delta_m",
+    "metric_for",
 ]
 
 

@@ -60,8 +60,9 @@ class ResolvedReference:
     label: str
 
 
-def _pick_head(source: str, heads: dict[str, Any], wanted: str | None,
-               selected: str | None) -> dict[str, Any]:
+def _pick_head(
+    source: str, heads: dict[str, Any], wanted: str | None, selected: str | None
+) -> dict[str, Any]:
     for head in (wanted, selected):
         if head is not None:
             if head not in heads:
@@ -70,23 +71,27 @@ def _pick_head(source: str, heads: dict[str, Any], wanted: str | None,
             return heads[head]
     if len(heads) == 1:
         return next(iter(heads.values()))
-    raise UserError(f"reference {source}: several heads ({', '.join(heads)}): "
-                    f"name one as {source}#HEAD")
+    raise UserError(
+        f"reference {source}: several heads ({', '.join(heads)}): name one as {source}#HEAD"
+    )
 
 
 def _from_profile(source: str, data: dict[str, Any], wanted: str | None) -> dict[str, Any]:
     scored = [a for a in data.get("artifacts") or [] if isinstance(a, dict) and a.get("heads")]
     if not scored:
-        raise UserError(f"reference {source}: the profile measured no accuracy "
-                        "(profile with --accuracy or --data)")
+        raise UserError(
+            f"reference {source}: the profile measured no accuracy "
+            "(profile with --accuracy or --data)"
+        )
     if wanted is not None:
         scored = [a for a in scored if wanted in (a.get("label"), a.get("head"))]
         if not scored:
             raise UserError(f"reference {source}: no scored artifact labelled {wanted!r}")
     if len(scored) > 1:
         labels = ", ".join(str(a.get("label")) for a in scored)
-        raise UserError(f"reference {source}: several scored artifacts ({labels}): "
-                        f"name one as {source}#LABEL")
+        raise UserError(
+            f"reference {source}: several scored artifacts ({labels}): name one as {source}#LABEL"
+        )
     return scored[0]["heads"][scored[0]["head"]]
 
 
@@ -102,15 +107,20 @@ def _from_json(source: str, data: Any, head: str | None) -> dict[str, Any]:
         return _pick_head(source, data["heads"], head, None)
     if data and all(isinstance(v, dict) for v in data.values()):  # {task: {metric: value}}
         return data
-    raise UserError(f"reference {source}: not a summary.json, eval or profile JSON, "
-                    "or {task: {metric: value}} object")
+    raise UserError(
+        f"reference {source}: not a summary.json, eval or profile JSON, "
+        "or {task: {metric: value}} object"
+    )
 
 
-def _from_checkpoint(source: str, path: Path, head: str | None,
-                     read_checkpoint: CheckpointReader | None) -> dict[str, Any]:
+def _from_checkpoint(
+    source: str, path: Path, head: str | None, read_checkpoint: CheckpointReader | None
+) -> dict[str, Any]:
     if read_checkpoint is None:
-        raise UserError(f"reference {source}: reading a checkpoint needs PyTorch (the training "
-                        "side); pass its run's summary.json or an eval JSON instead")
+        raise UserError(
+            f"reference {source}: reading a checkpoint needs PyTorch (the training "
+            "side); pass its run's summary.json or an eval JSON instead"
+        )
     ckpt = read_checkpoint(path)
     if ckpt.metrics is None:
         raise UserError(f"reference {source}: checkpoint holds no evaluation")
@@ -133,8 +143,10 @@ def _stored(source: str, read_checkpoint: CheckpointReader | None) -> dict[str, 
     if not path.is_file():
         raise UserError(f"reference {source}: no such file or run folder")
     if path.suffix.lower() in _MODEL_SUFFIXES or path.name == "manifest.json":
-        raise UserError(f"reference {source}: a model, not results: profile it along with the "
-                        "others (it is then scored on the same images), or pass its profile JSON")
+        raise UserError(
+            f"reference {source}: a model, not results: profile it along with the "
+            "others (it is then scored on the same images), or pass its profile JSON"
+        )
     if path.suffix == ".pt":
         return _from_checkpoint(source, path, head or None, read_checkpoint)
     try:
@@ -157,12 +169,18 @@ def _find_measured(source: str, measured: Sequence[Measured]) -> Measured | None
 
 
 def _tasks_only(block: dict[str, Any]) -> Reference:
-    return {task: {k: float(v) for k, v in metrics.items()}
-            for task, metrics in block.items() if isinstance(metrics, dict)}
+    return {
+        task: {k: float(v) for k, v in metrics.items()}
+        for task, metrics in block.items()
+        if isinstance(metrics, dict)
+    }
 
 
-def resolve_reference(sources: Sequence[str], measured: Sequence[Measured] = (),
-                      read_checkpoint: CheckpointReader | None = None) -> ResolvedReference:
+def resolve_reference(
+    sources: Sequence[str],
+    measured: Sequence[Measured] = (),
+    read_checkpoint: CheckpointReader | None = None,
+) -> ResolvedReference:
     """Parse and load every source (see the module docstring) and merge them task-wise.
 
     `measured`: results the calling command measured (profile: its scored
@@ -185,8 +203,9 @@ def resolve_reference(sources: Sequence[str], measured: Sequence[Measured] = (),
     return ResolvedReference(merged, ", ".join(labels))
 
 
-def load_reference(sources: Sequence[str],
-                   read_checkpoint: CheckpointReader | None = None) -> Reference:
+def load_reference(
+    sources: Sequence[str], read_checkpoint: CheckpointReader | None = None
+) -> Reference:
     """The merged metrics of stored sources (`resolve_reference` without measured results);
     `--reference runs/single-seg --reference runs/vanilla` takes seg from the first."""
     return resolve_reference(sources, read_checkpoint=read_checkpoint).metrics

@@ -35,8 +35,9 @@ def check_seg_classes(reader: Any, specs: Sequence[TaskSpec], model: str) -> Non
     have = tuple(getattr(reader, "class_names", ()) or ())
     for spec in specs:
         if spec.task_kind.labels and have != tuple(spec.class_names or ()):
-            raise UserError(f"dataset classes {list(have)} do not match {model} "
-                            f"{list(spec.class_names or ())}")
+            raise UserError(
+                f"dataset classes {list(have)} do not match {model} {list(spec.class_names or ())}"
+            )
 
 
 def metric_set(specs: Sequence[TaskSpec]) -> MetricSet:
@@ -63,7 +64,10 @@ def score_split(
     total = len(reader) if limit is None else min(limit, len(reader))
     sets = sets if sets is not None else {head: metric_set(specs) for head in heads}
     for start in range(0, total, batch_size):
-        items = [prepare_sample(reader[i], input_spec) for i in range(start, min(start + batch_size, total))]
+        items = [
+            prepare_sample(reader[i], input_spec)
+            for i in range(start, min(start + batch_size, total))
+        ]
         images, targets = collate(items)
         outputs = infer(images)
         for head in heads:
@@ -78,4 +82,6 @@ def with_delta_m(block: HeadsBlock, reference: dict[str, dict[str, float]] | Non
     """Add `delta_m` (percent, positive = better) to each head against one reference."""
     if reference is None:
         return block
-    return {head: {**metrics, "delta_m": delta_m(metrics, reference)} for head, metrics in block.items()}
+    return {
+        head: {**metrics, "delta_m": delta_m(metrics, reference)} for head, metrics in block.items()
+    }

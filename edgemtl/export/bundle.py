@@ -26,11 +26,15 @@ class BundleWriter:
         self.manifest = manifest
         self.force = force
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.staging.", dir=self.final.parent))
+        self.stage = Path(
+            tempfile.mkdtemp(prefix=f".{self.final.name}.staging.", dir=self.final.parent)
+        )
         self.staged: list[str] = []  # files to move in
         self.removed: list[str] = []  # files of dropped artifacts
         self.status: dict[str, str] = {}  # file -> "new" | "replaced" | "unchanged"
-        self.old_files = {a.file for a in load_manifest(self.final).artifacts} if self.exists else set()
+        self.old_files = (
+            {a.file for a in load_manifest(self.final).artifacts} if self.exists else set()
+        )
 
     @property
     def exists(self) -> bool:
@@ -53,7 +57,8 @@ class BundleWriter:
         if old is not None and not self.force:
             raise UserError(
                 f"{self.final / artifact.file}: the bundle already holds a different {artifact.file} "
-                f"(sha256 {old.sha256[:12]}..., new {artifact.sha256[:12]}...): pass --force to replace it")
+                f"(sha256 {old.sha256[:12]}..., new {artifact.sha256[:12]}...): pass --force to replace it"
+            )
         self.manifest.artifacts = [a for a in self.manifest.artifacts if a.file != artifact.file]
         self.manifest.artifacts.append(artifact)
         self.staged.append(artifact.file)
@@ -63,7 +68,9 @@ class BundleWriter:
 
     def drop_derived_from(self, file: str) -> None:
         """With --force replacing `file`, artifacts built from the old one are stale: drop them."""
-        stale = [a for a in self.manifest.artifacts if a.built_from == file and a.file not in self.staged]
+        stale = [
+            a for a in self.manifest.artifacts if a.built_from == file and a.file not in self.staged
+        ]
         for art in stale:
             self.manifest.artifacts.remove(art)
             self.removed.append(art.file)
@@ -71,11 +78,15 @@ class BundleWriter:
     def commit(self) -> None:
         """Publish: a new bundle by one folder rename; an existing one file by file, manifest last."""
         order = {"fp32": 0, "fp16": 1, "int8": 2}
-        self.manifest.artifacts.sort(key=lambda a: (a.format != "onnx", order.get(a.precision, 9), a.file))
+        self.manifest.artifacts.sort(
+            key=lambda a: (a.format != "onnx", order.get(a.precision, 9), a.file)
+        )
         if not self.exists:
             if self.final.exists() and any(self.final.iterdir()):
-                raise UserError(f"{self.final}: folder exists and is not an edgemtl bundle (no {MANIFEST_NAME}); "
-                                "choose another --out")
+                raise UserError(
+                    f"{self.final}: folder exists and is not an edgemtl bundle (no {MANIFEST_NAME}); "
+                    "choose another --out"
+                )
             write_manifest(self.stage, self.manifest)
             os.chmod(self.stage, 0o755)  # mkdtemp made it private; a bundle is meant to be shared
             if self.final.exists():
@@ -104,8 +115,10 @@ def open_existing(final: Path, fresh: Manifest, force: bool) -> Manifest:
     """
     if not (final / MANIFEST_NAME).is_file():
         if final.exists() and final.is_dir() and any(final.iterdir()):
-            raise UserError(f"{final}: folder exists and is not an edgemtl bundle (no {MANIFEST_NAME}); "
-                            "choose another --out")
+            raise UserError(
+                f"{final}: folder exists and is not an edgemtl bundle (no {MANIFEST_NAME}); "
+                "choose another --out"
+            )
         return fresh
     old = load_manifest(final)
     reasons = []
@@ -114,12 +127,18 @@ def open_existing(final: Path, fresh: Manifest, force: bool) -> Manifest:
     if old.outputs_mode != fresh.outputs_mode:
         reasons.append(f"outputs {old.outputs_mode} != {fresh.outputs_mode}")
     if (old.input.height, old.input.width) != (fresh.input.height, fresh.input.width):
-        reasons.append(f"input {old.input.height}x{old.input.width} != {fresh.input.height}x{fresh.input.width}")
+        reasons.append(
+            f"input {old.input.height}x{old.input.width} != {fresh.input.height}x{fresh.input.width}"
+        )
     if old.source.sha256 and fresh.source.sha256 and old.source.sha256 != fresh.source.sha256:
-        reasons.append(f"source checkpoint sha256 {old.source.sha256[:12]}... != {fresh.source.sha256[:12]}...")
+        reasons.append(
+            f"source checkpoint sha256 {old.source.sha256[:12]}... != {fresh.source.sha256[:12]}..."
+        )
     if not reasons:
         return old
     if not force:
-        raise UserError(f"{final}: existing bundle differs ({'; '.join(reasons)}): pass --force to rebuild it, "
-                        "or choose another --out")
+        raise UserError(
+            f"{final}: existing bundle differs ({'; '.join(reasons)}): pass --force to rebuild it, "
+            "or choose another --out"
+        )
     return fresh

@@ -49,13 +49,16 @@ class CheckpointSource:
 
 def _checkpoint_side(checkpoints: CheckpointSource | None, what: str) -> CheckpointSource:
     if checkpoints is None:
-        raise UserError(f"{what}: exporting from a checkpoint needs PyTorch and the training side "
-                        "(edgemtl.training.export.command); this side takes bundle folders")
+        raise UserError(
+            f"{what}: exporting from a checkpoint needs PyTorch and the training side "
+            "(edgemtl.training.export.command); this side takes bundle folders"
+        )
     return checkpoints
 
 
-def export_command(source: Path | None, options: ExportOptions, *,
-                   checkpoints: CheckpointSource | None = None) -> dict[str, Any]:
+def export_command(
+    source: Path | None, options: ExportOptions, *, checkpoints: CheckpointSource | None = None
+) -> dict[str, Any]:
     """Export one head; returns a summary (bundle, artifacts, timings, notes).
 
     `source`: bundle folder; a checkpoint file or None (newest
@@ -72,12 +75,16 @@ def export_command(source: Path | None, options: ExportOptions, *,
     if not source.exists():
         raise UserError(f"{source}: no such checkpoint file or bundle folder")
     if source.is_dir() and out is not None and Path(out).resolve() != source.resolve():
-        raise UserError(f"--out {out}: exporting from bundle {source} adds to that bundle; "
-                        "copy it first")
+        raise UserError(
+            f"--out {out}: exporting from bundle {source} adds to that bundle; copy it first"
+        )
     if source.is_dir() and options.dynamic_batch:
-        raise UserError(f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed "
-                        "when its FP32 ONNX was exported; re-export from the checkpoint")
+        raise UserError(
+            f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed "
+            "when its FP32 ONNX was exported; re-export from the checkpoint"
+        )
     with console.status("export", spinner="dots") as status:
+
         def say(msg: str) -> None:
             status.update(f"export: {msg}")
 
@@ -93,13 +100,20 @@ def export_command(source: Path | None, options: ExportOptions, *,
 # ---- the bundle source -------------------------------------------------------------------
 
 
-def _from_bundle(bundle: Path, opts: ExportOptions, tol: parity.Tolerances, console: Console,
-                 say: Callable[[str], None]) -> dict[str, Any]:
+def _from_bundle(
+    bundle: Path,
+    opts: ExportOptions,
+    tol: parity.Tolerances,
+    console: Console,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     manifest = load_manifest(bundle)
     bundle_head(bundle, manifest.head, opts.head)
     if opts.outputs != "raw" and opts.outputs != manifest.outputs_mode:
-        raise UserError(f"{bundle}: this bundle's outputs are {manifest.outputs_mode}; "
-                        "re-export from the checkpoint")
+        raise UserError(
+            f"{bundle}: this bundle's outputs are {manifest.outputs_mode}; "
+            "re-export from the checkpoint"
+        )
     for art in manifest.artifacts:
         verify_artifact(bundle, art)
     fp32 = find_artifact(manifest, "onnx", "fp32")
@@ -109,18 +123,29 @@ def _from_bundle(bundle: Path, opts: ExportOptions, tol: parity.Tolerances, cons
     writer = BundleWriter(bundle, manifest, opts.force)
     try:
         spec = InputSpec.from_dict(manifest.input.input_spec_dict())
-        sample_set = load_samples(manifest.dataset, spec, list(manifest.tasks), "val", opts.samples,
-                                  opts.data_root)
-        ctx = new_context(writer, spec, tol, sample_set, fp32.batch.dynamic, max(fp32.batch.max, 1),
-                          manifest.upsampling, console, say)
+        sample_set = load_samples(
+            manifest.dataset, spec, list(manifest.tasks), "val", opts.samples, opts.data_root
+        )
+        ctx = new_context(
+            writer,
+            spec,
+            tol,
+            sample_set,
+            fp32.batch.dynamic,
+            max(fp32.batch.max, 1),
+            manifest.upsampling,
+            console,
+            say,
+        )
         if trt_note:
             ctx.notes.append(trt_note)
         fp32_path = bundle / fp32.file
         with ctx.step("fp32: reference outputs (ONNX Runtime)"):
             reference = run_onnx(ctx, fp32_path)
         present = tuple(a.precision for a in manifest.artifacts if a.format == "onnx")
-        derive(ctx, fp32_path, reference, opts, build_trt, manifest.upsampling,
-               default_engines=present)
+        derive(
+            ctx, fp32_path, reference, opts, build_trt, manifest.upsampling, default_engines=present
+        )
         writer.commit()
     except BaseException:
         writer.discard()

@@ -44,25 +44,44 @@ def trt_plan(requested: bool | None, head: str, upsampling: str) -> tuple[bool, 
         return False, f"TensorRT: not possible for the unpool {head} head (ONNX Runtime only)"
     ok, why = tb.availability()
     if not ok and requested:
-        raise UserError(f"--trt: {why}; export without --trt here and build the engine on the target device")
+        raise UserError(
+            f"--trt: {why}; export without --trt here and build the engine on the target device"
+        )
     return ok, "" if ok else why
 
 
-def new_context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances,
-                sample_set: SampleSet, dynamic: bool, max_batch: int, upsampling: str,
-                console: Console, say: Callable[[str], None]) -> Context:
+def new_context(
+    writer: BundleWriter,
+    spec: InputSpec,
+    tol: parity.Tolerances,
+    sample_set: SampleSet,
+    dynamic: bool,
+    max_batch: int,
+    upsampling: str,
+    console: Console,
+    say: Callable[[str], None],
+) -> Context:
     """The export run's Context; random parity inputs are noted and warned about here.
 
     `dynamic`: the FP32 ONNX has a dynamic batch (feeds min(4, max_batch) at once).
     """
     from edgemtl.export.tensorrt_build import unpool_blocked
 
-    tasks = {k: TaskSpec.from_dict(t.model_dump(mode="json"))
-             for k, t in writer.manifest.tasks.items()}
+    tasks = {
+        k: TaskSpec.from_dict(t.model_dump(mode="json")) for k, t in writer.manifest.tasks.items()
+    }
     feed = min(4, max_batch) if dynamic else 1
-    ctx = Context(writer, tasks, spec, tol, sample_set, feed=feed,
-                  max_batch=max_batch if dynamic else 1,
-                  unpool=unpool_blocked(writer.manifest.head, upsampling), say=say)
+    ctx = Context(
+        writer,
+        tasks,
+        spec,
+        tol,
+        sample_set,
+        feed=feed,
+        max_batch=max_batch if dynamic else 1,
+        unpool=unpool_blocked(writer.manifest.head, upsampling),
+        say=say,
+    )
     if sample_set.kind == "random":
         note = f"parity on random normalised inputs (dataset unavailable: {sample_set.reason})"
         ctx.notes.append(note)
@@ -70,8 +89,15 @@ def new_context(writer: BundleWriter, spec: InputSpec, tol: parity.Tolerances,
     return ctx
 
 
-def derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], opts: ExportOptions,
-           build_trt: bool, upsampling: str, default_engines: tuple[str, ...]) -> None:
+def derive(
+    ctx: Context,
+    fp32_path: Path,
+    reference: dict[str, Any],
+    opts: ExportOptions,
+    build_trt: bool,
+    upsampling: str,
+    default_engines: tuple[str, ...],
+) -> None:
     """FP16/INT8 ONNX as `opts` asks (kept when already in the bundle, unless --force), then
     engines: the requested precisions, else `default_engines`."""
     writer = ctx.writer
@@ -80,7 +106,11 @@ def derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], opts: Expor
     for precision, wanted in requested:
         name = onnx_name(ctx.head, precision)
         old = writer.existing(name)
-        if old is not None and not writer.force and (not wanted or old.built_from == fp32_path.name):
+        if (
+            old is not None
+            and not writer.force
+            and (not wanted or old.built_from == fp32_path.name)
+        ):
             onnx_paths[precision] = writer.final / name
             continue
         if not wanted:
@@ -89,11 +119,13 @@ def derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], opts: Expor
             art = derive_fp16(ctx, fp32_path, reference)
         else:
             keys = list(ctx.tasks)
-            calib_set = load_samples(writer.manifest.dataset, ctx.spec, keys, "train", opts.calib,
-                                     opts.data_root)
+            calib_set = load_samples(
+                writer.manifest.dataset, ctx.spec, keys, "train", opts.calib, opts.data_root
+            )
             if calib_set.kind == "random":
-                ctx.notes.append("INT8 calibrated on random inputs "
-                                 f"(dataset unavailable: {calib_set.reason})")
+                ctx.notes.append(
+                    f"INT8 calibrated on random inputs (dataset unavailable: {calib_set.reason})"
+                )
             art = derive_int8(ctx, fp32_path, reference, calib_set)
         writer.add(art)
         onnx_paths[precision] = writer.path(name) if name in writer.staged else writer.final / name
@@ -107,7 +139,9 @@ def derive(ctx: Context, fp32_path: Path, reference: dict[str, Any], opts: Expor
         from edgemtl.export.tensorrt_build import engine_file
 
         if writer.existing(engine_file(ctx.head, precision)) is not None and not writer.force:
-            ctx.notes.append(f"{engine_file(ctx.head, precision)}: already in the bundle (--force to rebuild)")
+            ctx.notes.append(
+                f"{engine_file(ctx.head, precision)}: already in the bundle (--force to rebuild)"
+            )
             continue
         art = build_engine_artifact(ctx, precision, onnx_paths, reference, upsampling)
         writer.add(art, extra_files=("timing.cache",))
@@ -150,14 +184,22 @@ def print_end(result: dict[str, Any], console: Console) -> None:
             verdict = ("pass" if art.parity.passed else "FAIL") + f" vs {art.parity.reference}"
             if art.parity.inputs == "random":
                 verdict += " (random inputs)"
-        table.add_row(art.file, _size(art.size_bytes), art.precision, verdict,
-                      result["status"].get(art.file, "kept"))
+        table.add_row(
+            art.file,
+            _size(art.size_bytes),
+            art.precision,
+            verdict,
+            result["status"].get(art.file, "kept"),
+        )
     console.print(table)
     for note in result["notes"]:
         console.print(f"note: {note}")
     bundle = result["bundle"]
     console.print(f"next: edgemtl profile {bundle}")
     if not any(a["format"] == "trt" for a in result["artifacts"]) and not any(
-            "not possible" in n for n in result["notes"]):
-        console.print(f"on the target device (TensorRT + GPU): edgemtl export {bundle} --fp16   "
-                      f"(or --int8; builds {result['head']}.<precision>.trt from this bundle)")
+        "not possible" in n for n in result["notes"]
+    ):
+        console.print(
+            f"on the target device (TensorRT + GPU): edgemtl export {bundle} --fp16   "
+            f"(or --int8; builds {result['head']}.<precision>.trt from this bundle)"
+        )

@@ -19,8 +19,19 @@ from edgemtl.core.errors import UserError
 #: (sum of squares overflows/underflows in FP16), softmax/log-softmax of the
 #: ensemble, and the argmax of decoded labels (ties flip in FP16).
 SENSITIVE_OPS: tuple[str, ...] = (
-    "ReduceL2", "ReduceSumSquare", "ReduceSum", "ReduceMean", "Sqrt", "Pow", "Div",
-    "Clip", "Softmax", "LogSoftmax", "ArgMax", "Exp", "Log",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "ReduceSum",
+    "ReduceMean",
+    "Sqrt",
+    "Pow",
+    "Div",
+    "Clip",
+    "Softmax",
+    "LogSoftmax",
+    "ArgMax",
+    "Exp",
+    "Log",
 )
 
 
@@ -36,7 +47,9 @@ def to_fp16(model: onnx.ModelProto, extra_block: tuple[str, ...] = ()) -> onnx.M
     _fold_cast_roundtrips(converted)
     _topological_sort(converted)
     if fp16_weight_fraction(converted) == 0.0:
-        raise UserError("FP16 conversion produced no FP16 weights: refusing a silent FP32 'fp16' artifact")
+        raise UserError(
+            "FP16 conversion produced no FP16 weights: refusing a silent FP32 'fp16' artifact"
+        )
     return converted
 
 
@@ -84,7 +97,9 @@ def _fold_cast_roundtrips(model: onnx.ModelProto) -> None:
         if cast_to(node) != onnx.TensorProto.FLOAT16 or node.output[0] in outputs:
             continue
         users = consumers.get(node.output[0], [])
-        if not users or any(cast_to(u) != onnx.TensorProto.FLOAT or u.output[0] in outputs for u in users):
+        if not users or any(
+            cast_to(u) != onnx.TensorProto.FLOAT or u.output[0] in outputs for u in users
+        ):
             continue
         for user in users:
             rename[user.output[0]] = node.input[0]

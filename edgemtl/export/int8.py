@@ -38,7 +38,9 @@ class _BatchReader:
         self._i = 0
 
 
-def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: Sequence[np.ndarray]) -> onnx.ModelProto:
+def quantize_int8(
+    fp32_path: str | Path, out_path: str | Path, calib: Sequence[np.ndarray]
+) -> onnx.ModelProto:
     """Write the INT8 QDQ model to `out_path` and return it.
 
     `calib`: batches shaped like the graph input (N x 3 x H x W float32, normalised).
@@ -65,9 +67,13 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calib: Sequence[n
         # Symbolic shape inference trips on the Expand of F.normalize; ONNX's own suffices.
         quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)
         quantize_static(
-            str(prepped), str(out_path), Reader(input_name, calib),
-            quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            str(prepped),
+            str(out_path),
+            Reader(input_name, calib),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
     return onnx.load(str(out_path))
@@ -80,10 +86,18 @@ def qdq_summary(model: onnx.ModelProto) -> dict[str, Any]:
     inits = {t.name: t for t in model.graph.initializer}
     quant = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     dequant = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
-    zero_points = [numpy_helper.to_array(inits[n.input[2]]) for n in quant + dequant
-                   if len(n.input) > 2 and n.input[2] in inits]
-    per_channel = [n for n in dequant if any(a.name == "axis" for a in n.attribute)
-                   and n.input[0] in inits and numpy_helper.to_array(inits[n.input[1]]).size > 1]
+    zero_points = [
+        numpy_helper.to_array(inits[n.input[2]])
+        for n in quant + dequant
+        if len(n.input) > 2 and n.input[2] in inits
+    ]
+    per_channel = [
+        n
+        for n in dequant
+        if any(a.name == "axis" for a in n.attribute)
+        and n.input[0] in inits
+        and numpy_helper.to_array(inits[n.input[1]]).size > 1
+    ]
     weight_dq = [n for n in dequant if n.input[0] in inits]
     return {
         "quantize_nodes": len(quant),

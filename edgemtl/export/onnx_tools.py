@@ -20,10 +20,14 @@ from edgemtl.deploy.runtime.ort_session import build_session
 
 #: ONNX tensor element type -> numpy dtype name, for the manifest's output records.
 _ELEM_NAMES: dict[int, str] = {
-    onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
-    onnx.TensorProto.INT32: "int32", onnx.TensorProto.INT64: "int64",
-    onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8",
-    onnx.TensorProto.BOOL: "bool", onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.DOUBLE: "float64",
 }
 
 
@@ -32,7 +36,9 @@ def load(path: str | Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 (protobuf DecodeError, OSError, onnx's own errors)
-        raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+        raise UserError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def save(model: onnx.ModelProto, path: str | Path) -> None:
@@ -51,7 +57,9 @@ def full_check(path: str | Path) -> None:
         raise UserError(f"{path}: ONNX checker failed: {first}") from None
 
 
-def simplify(model: onnx.ModelProto, skip_constant_folding: bool = False) -> tuple[onnx.ModelProto, str | None]:
+def simplify(
+    model: onnx.ModelProto, skip_constant_folding: bool = False
+) -> tuple[onnx.ModelProto, str | None]:
     """Run onnxsim; on any failure keep the original and return the reason as a warning.
 
     `skip_constant_folding` is for unpool graphs, where folding inflates the file.
@@ -66,7 +74,10 @@ def simplify(model: onnx.ModelProto, skip_constant_folding: bool = False) -> tup
             warnings.simplefilter("ignore")
             simplified, ok = onnxsim.simplify(model, skip_constant_folding=skip_constant_folding)
     except Exception as exc:  # noqa: BLE001 (any onnxsim failure means: keep the original)
-        return model, f"simplification failed: kept the original ({type(exc).__name__}: {str(exc)[:120]})"
+        return (
+            model,
+            f"simplification failed: kept the original ({type(exc).__name__}: {str(exc)[:120]})",
+        )
     if not ok:
         return model, "simplification failed: kept the original (onnxsim's own check did not pass)"
     return simplified, None
@@ -92,8 +103,10 @@ def io_info(model: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
         elem = int(v.type.tensor_type.elem_type)
         return {"name": v.name, "shape": _dims(v), "dtype": _ELEM_NAMES.get(elem, str(elem))}
 
-    return {"inputs": [info(v) for v in model.graph.input if v.name not in inits],
-            "outputs": [info(v) for v in model.graph.output]}
+    return {
+        "inputs": [info(v) for v in model.graph.input if v.name not in inits],
+        "outputs": [info(v) for v in model.graph.output],
+    }
 
 
 def initializer_arrays(model: onnx.ModelProto) -> list[np.ndarray]:

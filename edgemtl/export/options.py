@@ -67,7 +67,8 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
                 raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            raise UserError(f"--tol {item!r}: expected NAME=NUMBER, "
-                            "e.g. fp32_max_abs=2e-3") from None
+            raise UserError(
+                f"--tol {item!r}: expected NAME=NUMBER, e.g. fp32_max_abs=2e-3"
+            ) from None
     parity.Tolerances.with_overrides(out)  # validates names
     return out

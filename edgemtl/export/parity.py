@@ -31,9 +31,20 @@ from edgemtl.core.tasks.parity import (
 )
 
 __all__ = [
-    "Tolerances", "all_passed", "as_jsonable", "compare_fp16", "compare_fp32", "compare_int8",
-    "decode_all", "failures", "label_agreement", "max_abs", "mean_angle_deg", "metric_deltas",
-    "rel_diff_percent", "summary",
+    "Tolerances",
+    "all_passed",
+    "as_jsonable",
+    "compare_fp16",
+    "compare_fp32",
+    "compare_int8",
+    "decode_all",
+    "failures",
+    "label_agreement",
+    "max_abs",
+    "mean_angle_deg",
+    "metric_deltas",
+    "rel_diff_percent",
+    "summary",
 ]
 
 
@@ -43,14 +54,19 @@ def _check(value: float, tolerance: float, op: str) -> Check:
     return Check(value=value, tolerance=float(tolerance), op=op, passed=ok)  # type: ignore[arg-type]
 
 
-def _pair(task: TaskSpec, name: str, ref: Mapping[str, np.ndarray],
-          cand: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    task: TaskSpec, name: str, ref: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     if name not in cand:
-        raise UserError(f"output {name!r} of task {task.key} is missing from the exported graph "
-                        f"(it has {', '.join(sorted(cand))})")
+        raise UserError(
+            f"output {name!r} of task {task.key} is missing from the exported graph "
+            f"(it has {', '.join(sorted(cand))})"
+        )
     a, b = np.asarray(cand[name]), np.asarray(ref[name])
     if a.shape != b.shape:
-        raise UserError(f"output {name!r}: exported shape {list(a.shape)} != reference {list(b.shape)}")
+        raise UserError(
+            f"output {name!r}: exported shape {list(a.shape)} != reference {list(b.shape)}"
+        )
     return a, b
 
 
@@ -58,9 +74,14 @@ def _checks(gates: Mapping[str, Gate]) -> dict[str, Check]:
     return {name: _check(*gate) for name, gate in gates.items()}
 
 
-def compare_fp32(tasks: Mapping[str, TaskSpec], outputs_mode: str, ref: Mapping[str, np.ndarray],
-                 cand: Mapping[str, np.ndarray], tol: Tolerances, unpool: bool = False
-                 ) -> dict[str, dict[str, Check]]:
+def compare_fp32(
+    tasks: Mapping[str, TaskSpec],
+    outputs_mode: str,
+    ref: Mapping[str, np.ndarray],
+    cand: Mapping[str, np.ndarray],
+    tol: Tolerances,
+    unpool: bool = False,
+) -> dict[str, dict[str, Check]]:
     """FP32 ONNX (cand) against torch (ref), per task (`TaskKind.parity_fp32`)."""
     result: dict[str, dict[str, Check]] = {}
     for key, task in tasks.items():
@@ -69,8 +90,13 @@ def compare_fp32(tasks: Mapping[str, TaskSpec], outputs_mode: str, ref: Mapping[
     return result
 
 
-def compare_fp16(tasks: Mapping[str, TaskSpec], outputs_mode: str, ref: Mapping[str, np.ndarray],
-                 cand: Mapping[str, np.ndarray], tol: Tolerances) -> dict[str, dict[str, Check]]:
+def compare_fp16(
+    tasks: Mapping[str, TaskSpec],
+    outputs_mode: str,
+    ref: Mapping[str, np.ndarray],
+    cand: Mapping[str, np.ndarray],
+    tol: Tolerances,
+) -> dict[str, dict[str, Check]]:
     """FP16 ONNX (cand) against the FP32 ONNX (ref), per task (`TaskKind.parity_fp16`)."""
     result: dict[str, dict[str, Check]] = {}
     for key, task in tasks.items():
@@ -79,18 +105,24 @@ def compare_fp16(tasks: Mapping[str, TaskSpec], outputs_mode: str, ref: Mapping[
     return result
 
 
-def decode_all(tasks: Mapping[str, TaskSpec], outputs_mode: str,
-               outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def decode_all(
+    tasks: Mapping[str, TaskSpec], outputs_mode: str, outputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Graph outputs by name -> decoded predictions by task key (what metrics consume)."""
     from edgemtl.core.tasks import decode_numpy
 
-    return {key: decode_numpy(task, np.asarray(outputs[task.output_name(outputs_mode)]))
-            for key, task in tasks.items()}
+    return {
+        key: decode_numpy(task, np.asarray(outputs[task.output_name(outputs_mode)]))
+        for key, task in tasks.items()
+    }
 
 
-def compare_int8(ref_metrics: Mapping[str, Mapping[str, float]],
-                 cand_metrics: Mapping[str, Mapping[str, float]], tasks: Mapping[str, TaskSpec],
-                 tol: Tolerances) -> dict[str, dict[str, Check]]:
+def compare_int8(
+    ref_metrics: Mapping[str, Mapping[str, float]],
+    cand_metrics: Mapping[str, Mapping[str, float]],
+    tasks: Mapping[str, TaskSpec],
+    tol: Tolerances,
+) -> dict[str, dict[str, Check]]:
     """Gate on metric deltas as each kind chooses (`TaskKind.parity_int8`: seg mIoU drop in
     points, depth abs error rise in percent); tasks with no gate are left out.
 
@@ -104,12 +136,19 @@ def compare_int8(ref_metrics: Mapping[str, Mapping[str, float]],
     return result
 
 
-def metric_deltas(ref_metrics: Mapping[str, Mapping[str, float]],
-                  cand_metrics: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def metric_deltas(
+    ref_metrics: Mapping[str, Mapping[str, float]], cand_metrics: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
     """candidate - reference for every metric both have, per task."""
-    return {task: {m: float(cand_metrics[task][m]) - float(v) for m, v in per.items()
-                   if m in cand_metrics.get(task, {})}
-            for task, per in ref_metrics.items() if isinstance(per, Mapping)}
+    return {
+        task: {
+            m: float(cand_metrics[task][m]) - float(v)
+            for m, v in per.items()
+            if m in cand_metrics.get(task, {})
+        }
+        for task, per in ref_metrics.items()
+        if isinstance(per, Mapping)
+    }
 
 
 def all_passed(checks: Mapping[str, Mapping[str, Check]]) -> bool:
@@ -118,8 +157,12 @@ def all_passed(checks: Mapping[str, Mapping[str, Check]]) -> bool:
 
 def failures(checks: Mapping[str, Mapping[str, Check]]) -> list[str]:
     """'task metric value op tolerance' for every failed check, for the error line."""
-    return [f"{task} {name} {c.value:.6g} (needs {c.op} {c.tolerance:g})"
-            for task, per in checks.items() for name, c in per.items() if not c.passed]
+    return [
+        f"{task} {name} {c.value:.6g} (needs {c.op} {c.tolerance:g})"
+        for task, per in checks.items()
+        for name, c in per.items()
+        if not c.passed
+    ]
 
 
 def summary(checks: Mapping[str, Mapping[str, Check]]) -> str:

@@ -81,10 +81,18 @@ def output_entries(tasks: dict[str, TaskSpec], mode: str, model: Any) -> list[Ou
     for key, task in tasks.items():
         name = task.output_name(mode)
         if name not in shapes:
-            raise UserError(f"exported graph has no output {name!r} for task {key} (it has {', '.join(shapes)})")
-        entries.append(OutputEntry(name=name, task=key, shape=shapes[name]["shape"],
-                                   dtype=shapes[name]["dtype"],
-                                   meaning=task.task_kind.output_meaning(mode)))
+            raise UserError(
+                f"exported graph has no output {name!r} for task {key} (it has {', '.join(shapes)})"
+            )
+        entries.append(
+            OutputEntry(
+                name=name,
+                task=key,
+                shape=shapes[name]["shape"],
+                dtype=shapes[name]["dtype"],
+                meaning=task.task_kind.output_meaning(mode),
+            )
+        )
     return entries
 
 
@@ -92,16 +100,27 @@ def batch_entry(model: Any, ctx: Context) -> BatchEntry:
     first = onnx_tools.io_info(model)["inputs"][0]["shape"][0]
     if isinstance(first, int) and first > 0:
         return BatchEntry(dynamic=False, min=first, opt=first, max=first)
-    return BatchEntry(dynamic=True, min=1, opt=max(1, min(ctx.feed, ctx.max_batch)), max=ctx.max_batch)
+    return BatchEntry(
+        dynamic=True, min=1, opt=max(1, min(ctx.feed, ctx.max_batch)), max=ctx.max_batch
+    )
 
 
-def finish_onnx(ctx: Context, model: Any, precision: str, proof: Parity | None,
-                built_from: str | None = None) -> Artifact:
+def finish_onnx(
+    ctx: Context, model: Any, precision: str, proof: Parity | None, built_from: str | None = None
+) -> Artifact:
     """Embed metadata, save to staging, checksum; the manifest entry (not yet registered)."""
     name = onnx_name(ctx.head, precision)
-    art = Artifact(file=name, format="onnx", precision=cast(Precision, precision), sha256="", opset=onnx_tools.opset(model),
-                   outputs=output_entries(ctx.tasks, ctx.mode, model), batch=batch_entry(model, ctx),
-                   parity=proof, built_from=built_from)
+    art = Artifact(
+        file=name,
+        format="onnx",
+        precision=cast(Precision, precision),
+        sha256="",
+        opset=onnx_tools.opset(model),
+        outputs=output_entries(ctx.tasks, ctx.mode, model),
+        batch=batch_entry(model, ctx),
+        parity=proof,
+        built_from=built_from,
+    )
     embed_metadata(model, ctx.writer.manifest, art)
     path = ctx.writer.path(name)
     onnx_tools.save(model, path)
@@ -116,17 +135,29 @@ def run_onnx(ctx: Context, path: Path) -> dict[str, np.ndarray]:
     return onnx_tools.run_batches(sess, ctx.samples.batches(ctx.feed))
 
 
-def proof(ctx: Context, reference: str, checks: dict[str, dict[str, Check]],
-          metrics: dict[str, Any] | None = None) -> Parity:
-    return Parity(reference=reference, inputs="random" if ctx.samples.kind == "random" else "dataset",
-                  samples=len(ctx.samples), passed=parity.all_passed(checks), checks=checks, metrics=metrics)
+def proof(
+    ctx: Context,
+    reference: str,
+    checks: dict[str, dict[str, Check]],
+    metrics: dict[str, Any] | None = None,
+) -> Parity:
+    return Parity(
+        reference=reference,
+        inputs="random" if ctx.samples.kind == "random" else "dataset",
+        samples=len(ctx.samples),
+        passed=parity.all_passed(checks),
+        checks=checks,
+        metrics=metrics,
+    )
 
 
 def gate(what: str, result: Parity) -> None:
     """Raise with every failed number; nothing staged reaches the bundle."""
     if not result.passed:
-        raise UserError(f"parity gate failed for {what} vs {result.reference} on {result.samples} "
-                        f"{result.inputs} samples: " + "; ".join(parity.failures(result.checks)))
+        raise UserError(
+            f"parity gate failed for {what} vs {result.reference} on {result.samples} "
+            f"{result.inputs} samples: " + "; ".join(parity.failures(result.checks))
+        )
 
 
 def derive_fp16(ctx: Context, fp32_path: Path, reference: dict[str, np.ndarray]) -> Artifact:
@@ -137,7 +168,11 @@ def derive_fp16(ctx: Context, fp32_path: Path, reference: dict[str, np.ndarray])
         art = finish_onnx(ctx, model, "fp16", None, built_from=fp32_path.name)
     with ctx.step("fp16: parity"):
         outputs = run_onnx(ctx, ctx.writer.path(art.file))
-        art.parity = proof(ctx, fp32_path.name, parity.compare_fp16(ctx.tasks, ctx.mode, reference, outputs, ctx.tol))
+        art.parity = proof(
+            ctx,
+            fp32_path.name,
+            parity.compare_fp16(ctx.tasks, ctx.mode, reference, outputs, ctx.tol),
+        )
     gate(art.file, art.parity)
     return art
 
@@ -150,7 +185,9 @@ def sample_metrics(ctx: Context, outputs: dict[str, np.ndarray]) -> dict[str, di
     return metrics.compute()
 
 
-def derive_int8(ctx: Context, fp32_path: Path, reference: dict[str, np.ndarray], calib: SampleSet) -> Artifact:
+def derive_int8(
+    ctx: Context, fp32_path: Path, reference: dict[str, np.ndarray], calib: SampleSet
+) -> Artifact:
     from edgemtl.export.int8 import qdq_summary, quantize_int8
 
     name = onnx_name(ctx.head, "int8")
@@ -161,24 +198,37 @@ def derive_int8(ctx: Context, fp32_path: Path, reference: dict[str, np.ndarray],
         art = finish_onnx(ctx, model, "int8", None, built_from=fp32_path.name)
     with ctx.step("int8: parity"):
         outputs = run_onnx(ctx, ctx.writer.path(art.file))
-        facts: dict[str, Any] = {"qdq": qdq_summary(model), "calibration": {"images": len(calib),
-                                                                           "inputs": calib.kind}}
+        facts: dict[str, Any] = {
+            "qdq": qdq_summary(model),
+            "calibration": {"images": len(calib), "inputs": calib.kind},
+        }
         if ctx.samples.kind == "dataset" and ctx.samples.targets:
             ref_m, cand_m = sample_metrics(ctx, reference), sample_metrics(ctx, outputs)
             checks = parity.compare_int8(ref_m, cand_m, ctx.tasks, ctx.tol)
-            facts.update(reference=ref_m, candidate=cand_m, delta=parity.metric_deltas(ref_m, cand_m))
+            facts.update(
+                reference=ref_m, candidate=cand_m, delta=parity.metric_deltas(ref_m, cand_m)
+            )
         else:  # no targets: closeness to FP32 with the looser INT8 reading of the FP16 bounds
-            loose = parity.Tolerances.with_overrides({
-                "fp16_label_agreement": 100.0 - ctx.tol.int8_miou_drop,
-                "fp16_rel_diff": ctx.tol.int8_depth_abs_rise, "fp16_normal_deg": 5.0})
+            loose = parity.Tolerances.with_overrides(
+                {
+                    "fp16_label_agreement": 100.0 - ctx.tol.int8_miou_drop,
+                    "fp16_rel_diff": ctx.tol.int8_depth_abs_rise,
+                    "fp16_normal_deg": 5.0,
+                }
+            )
             checks = parity.compare_fp16(ctx.tasks, ctx.mode, reference, outputs, loose)
         art.parity = proof(ctx, fp32_path.name, checks, facts)
     gate(art.file, art.parity)
     return art
 
 
-def build_engine_artifact(ctx: Context, precision: str, onnx_paths: dict[str, Path],
-                          reference: dict[str, np.ndarray], upsampling: str) -> Artifact:
+def build_engine_artifact(
+    ctx: Context,
+    precision: str,
+    onnx_paths: dict[str, Path],
+    reference: dict[str, np.ndarray],
+    upsampling: str,
+) -> Artifact:
     """Build `<head>.<precision>.trt` from the ONNX the strategy names, then check it on the GPU."""
     from edgemtl.export import tensorrt_build as tb
 
@@ -188,25 +238,42 @@ def build_engine_artifact(ctx: Context, precision: str, onnx_paths: dict[str, Pa
     strategy = tb.choose_strategy(str(trt.__version__), precision, upsampling, ctx.head)
     source = onnx_paths.get(strategy.onnx_precision)
     if source is None:
-        raise UserError(f"TensorRT {trt.__version__} builds {precision} from the {strategy.onnx_precision} ONNX, "
-                        f"which this bundle lacks: add --{strategy.onnx_precision}")
+        raise UserError(
+            f"TensorRT {trt.__version__} builds {precision} from the {strategy.onnx_precision} ONNX, "
+            f"which this bundle lacks: add --{strategy.onnx_precision}"
+        )
     name = tb.engine_file(ctx.head, precision)
     fp32_model = onnx_tools.load(onnx_paths["fp32"])
     batch = batch_entry(fp32_model, ctx)
     with ctx.step(f"tensorrt: build {name}"):
         result = tb.build_engine(
-            source, ctx.writer.path(name), strategy, input_name=onnx_tools.io_info(fp32_model)["inputs"][0]["name"],
-            chw=(3, ctx.spec.height, ctx.spec.width), batch=(batch.min, batch.opt, batch.max),
-            dynamic=batch.dynamic, timing_cache=ctx.writer.path("timing.cache"))
-    art = Artifact(file=name, format="trt", precision=cast(Precision, precision), sha256=sha256_file(result.engine),
-                   size_bytes=result.engine.stat().st_size, outputs=output_entries(ctx.tasks, ctx.mode, fp32_model),
-                   batch=batch, built_from=source.name)
+            source,
+            ctx.writer.path(name),
+            strategy,
+            input_name=onnx_tools.io_info(fp32_model)["inputs"][0]["name"],
+            chw=(3, ctx.spec.height, ctx.spec.width),
+            batch=(batch.min, batch.opt, batch.max),
+            dynamic=batch.dynamic,
+            timing_cache=ctx.writer.path("timing.cache"),
+        )
+    art = Artifact(
+        file=name,
+        format="trt",
+        precision=cast(Precision, precision),
+        sha256=sha256_file(result.engine),
+        size_bytes=result.engine.stat().st_size,
+        outputs=output_entries(ctx.tasks, ctx.mode, fp32_model),
+        batch=batch,
+        built_from=source.name,
+    )
     art.trt = TrtInfo(**result.trt_record(strategy, source.name))
     with ctx.step(f"tensorrt: parity {name}"):
         outputs = _run_engine(ctx, art)
         if outputs is None:
-            ctx.notes.append(f"{name}: no CUDA binding to run the engine here, parity not checked "
-                             "(run edgemtl profile on it)")
+            ctx.notes.append(
+                f"{name}: no CUDA binding to run the engine here, parity not checked "
+                "(run edgemtl profile on it)"
+            )
             return art
         if precision == "int8" and ctx.samples.targets:
             ref_m, cand_m = sample_metrics(ctx, reference), sample_metrics(ctx, outputs)
@@ -228,8 +295,14 @@ def _run_engine(ctx: Context, art: Artifact) -> dict[str, np.ndarray] | None:
 
     manifest = ctx.writer.manifest.model_copy(deep=True)
     manifest.artifacts = [art]
-    ref = ModelRef(path=ctx.writer.path(art.file), format="trt", manifest=manifest, artifact=art,
-                   bundle=ctx.writer.stage, precision=art.precision)
+    ref = ModelRef(
+        path=ctx.writer.path(art.file),
+        format="trt",
+        manifest=manifest,
+        artifact=art,
+        bundle=ctx.writer.stage,
+        precision=art.precision,
+    )
     chunks: dict[str, list[np.ndarray]] = {}
     with TrtRunner(ref, RunnerOptions(device="cuda")) as runner:
         for batch in ctx.samples.batches(ctx.feed):

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgemtl.data.preprocess import InputSpec, prepare_sample
 from edgemtl.core.errors import UserError
+from edgemtl.data.preprocess import InputSpec, prepare_sample
 
 
 @dataclass
@@ -33,10 +33,12 @@ class SampleSet:
         return int(self.images.shape[0])
 
     def batches(self, size: int) -> list[np.ndarray]:
-        return [self.images[i:i + size] for i in range(0, len(self), size)]
+        return [self.images[i : i + size] for i in range(0, len(self), size)]
 
     def target_batches(self, size: int) -> list[dict[str, np.ndarray]]:
-        return [{k: v[i:i + size] for k, v in self.targets.items()} for i in range(0, len(self), size)]
+        return [
+            {k: v[i : i + size] for k, v in self.targets.items()} for i in range(0, len(self), size)
+        ]
 
 
 def random_inputs(spec: InputSpec, count: int, seed: int = 0, reason: str = "") -> SampleSet:
@@ -46,8 +48,15 @@ def random_inputs(spec: InputSpec, count: int, seed: int = 0, reason: str = "") 
     return SampleSet(images, {}, "random", "", reason)
 
 
-def load_samples(record: dict[str, Any] | None, spec: InputSpec, task_keys: Sequence[str],
-                 split: str, count: int, root: str | None = None, allow_random: bool = True) -> SampleSet:
+def load_samples(
+    record: dict[str, Any] | None,
+    spec: InputSpec,
+    task_keys: Sequence[str],
+    split: str,
+    count: int,
+    root: str | None = None,
+    allow_random: bool = True,
+) -> SampleSet:
     """The first `count` samples of `split`, preprocessed exactly as eval/profile do.
 
     When the data cannot be found (no record, missing root, generator failure)

@@ -74,27 +74,41 @@ def refuse_unpool(head: str, upsampling: str) -> None:
         raise UserError(
             f"TensorRT cannot build the {head} head: its decoder uses unpool (max-pool indices), "
             "which TensorRT's ONNX parser does not support; export the student head for TensorRT, "
-            "or use the ONNX files with ONNX Runtime")
+            "or use the ONNX files with ONNX Runtime"
+        )
 
 
-def choose_strategy(trt_version: str, precision: str, upsampling: str = "bilinear",
-                    head: str = STUDENT) -> BuildStrategy:
+def choose_strategy(
+    trt_version: str, precision: str, upsampling: str = "bilinear", head: str = STUDENT
+) -> BuildStrategy:
     """The build recipe for `precision` on TensorRT `trt_version` (pure; raises UserError)."""
     if precision not in ("fp32", "fp16", "int8"):
         raise UserError(f"unknown precision {precision!r}: expected fp32, fp16 or int8")
     refuse_unpool(head, upsampling)
     major, _minor = parse_version(trt_version)
     if major < SUPPORTED_MAJORS[0]:
-        raise UserError(f"TensorRT {trt_version} is not supported (10.x or 11.x needed; JetPack 6+): "
-                        "profile the ONNX files with ONNX Runtime instead")
+        raise UserError(
+            f"TensorRT {trt_version} is not supported (10.x or 11.x needed; JetPack 6+): "
+            "profile the ONNX files with ONNX Runtime instead"
+        )
     if major == 10:
         if precision == "fp32":
             return BuildStrategy(major, "fp32", "fp32", note="TensorRT 10, FP32 ONNX")
         if precision == "fp16":
-            return BuildStrategy(major, "fp16", "fp32", ("FP16",),
-                                 note="TensorRT 10, FP32 ONNX with the FP16 builder flag")
-        return BuildStrategy(major, "int8", "int8", ("INT8",),
-                             note="TensorRT 10, explicit quantization from the QDQ ONNX")
+            return BuildStrategy(
+                major,
+                "fp16",
+                "fp32",
+                ("FP16",),
+                note="TensorRT 10, FP32 ONNX with the FP16 builder flag",
+            )
+        return BuildStrategy(
+            major,
+            "int8",
+            "int8",
+            ("INT8",),
+            note="TensorRT 10, explicit quantization from the QDQ ONNX",
+        )
     note = f"TensorRT {major}: strongly typed, precision from the {precision} ONNX"
     if major > SUPPORTED_MAJORS[-1]:
         note += f" (TensorRT {major} is newer than tested: built as for 11)"
@@ -128,8 +142,13 @@ def gpu_info() -> dict[str, str] | None:
     if smi is None:
         return None
     try:
-        out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     first = out.strip().splitlines()[0] if out.strip() else ""
@@ -162,23 +181,41 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
 
     def trt_record(self, strategy: BuildStrategy, built_from: str) -> dict[str, Any]:
-        return {"version": self.version, "gpu": self.gpu, "compute_capability": self.compute_capability,
-                "flags": self.flags, "strategy": strategy.note, "built_from": built_from}
+        return {
+            "version": self.version,
+            "gpu": self.gpu,
+            "compute_capability": self.compute_capability,
+            "flags": self.flags,
+            "strategy": strategy.note,
+            "built_from": built_from,
+        }
 
 
 def _parser_errors(parser: tensorrt.OnnxParser) -> list[str]:
     errors = []
     for i in range(parser.num_errors):
         err = parser.get_error(i)
-        where = f"node {err.node()} ({err.node_operator()} {err.node_name()!r})" if err.node() >= 0 else "graph"
+        where = (
+            f"node {err.node()} ({err.node_operator()} {err.node_name()!r})"
+            if err.node() >= 0
+            else "graph"
+        )
         errors.append(f"{where}: {err.desc()}")
     return errors
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, strategy: BuildStrategy, *,
-                 input_name: str, chw: tuple[int, int, int], batch: tuple[int, int, int],
-                 dynamic: bool, timing_cache: str | Path | None = None,
-                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> BuildResult:
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    strategy: BuildStrategy,
+    *,
+    input_name: str,
+    chw: tuple[int, int, int],
+    batch: tuple[int, int, int],
+    dynamic: bool,
+    timing_cache: str | Path | None = None,
+    workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
+) -> BuildResult:
     """Parse `onnx_path`, build, write the serialized engine to `engine_path` atomically.
 
     `batch` is (min, opt, max); with `dynamic` an optimisation profile spans it.
@@ -210,16 +247,20 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, strategy: Build
     parser: tensorrt.OnnxParser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = _parser_errors(parser) or ["(the parser gave no details)"]
-        raise UserError(f"{onnx_path}: TensorRT's ONNX parser failed with {len(errors)} error(s): "
-                        + "; ".join(errors))
+        raise UserError(
+            f"{onnx_path}: TensorRT's ONNX parser failed with {len(errors)} error(s): "
+            + "; ".join(errors)
+        )
 
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     for name in strategy.builder_flags:
         flag = getattr(trt.BuilderFlag, name, None)
         if flag is None:  # never fall back to FP32 silently
-            raise UserError(f"TensorRT {trt.__version__} has no BuilderFlag.{name}: cannot build "
-                            f"{strategy.precision}")
+            raise UserError(
+                f"TensorRT {trt.__version__} has no BuilderFlag.{name}: cannot build "
+                f"{strategy.precision}"
+            )
         config.set_flag(flag)
 
     cache_path = Path(timing_cache) if timing_cache else None
@@ -230,7 +271,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, strategy: Build
     if dynamic:
         profile: tensorrt.IOptimizationProfile = builder.create_optimization_profile()
         lo, opt, hi = batch
-        profile.set_shape(input_name, trt.Dims([lo, *chw]), trt.Dims([opt, *chw]), trt.Dims([hi, *chw]))
+        profile.set_shape(
+            input_name, trt.Dims([lo, *chw]), trt.Dims([opt, *chw]), trt.Dims([hi, *chw])
+        )
         config.add_optimization_profile(profile)
 
     serialized = builder.build_serialized_network(network, config)
@@ -240,5 +283,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, strategy: Build
     atomic_write_bytes(engine_path, bytes(memoryview(serialized)))
     if cache_path is not None:
         atomic_write_bytes(cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
-    return BuildResult(Path(engine_path), str(trt.__version__), gpu["gpu"], gpu["compute_capability"],
-                       strategy.flags, [m for m in messages if m])
+    return BuildResult(
+        Path(engine_path),
+        str(trt.__version__),
+        gpu["gpu"],
+        gpu["compute_capability"],
+        strategy.flags,
+        [m for m in messages if m],
+    )

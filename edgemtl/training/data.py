@@ -24,7 +24,9 @@ class PreparedSplit(Dataset):
     `augment_rng(seed, e, i)`: a pure function, so resume and workers replay it.
     """
 
-    def __init__(self, reader: SplitReader, spec: InputSpec, augment: Any = None, seed: int = 0) -> None:
+    def __init__(
+        self, reader: SplitReader, spec: InputSpec, augment: Any = None, seed: int = 0
+    ) -> None:
         self.reader = reader
         self.spec = spec
         self.augment = augment
@@ -51,7 +53,15 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def rank_batches(n: int, batch_size: int, seed: int, epoch: int, start_batch: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+def rank_batches(
+    n: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    start_batch: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[list[int]]:
     """This rank's sample indices for each remaining global batch of the epoch.
 
     Global batch i is `perm[i*B:(i+1)*B]` of the (seed, epoch) permutation (the
@@ -68,8 +78,15 @@ def rank_batches(n: int, batch_size: int, seed: int, epoch: int, start_batch: in
 
 
 def train_loader(
-    dataset: Dataset, batch_size: int, seed: int, epoch: int, start_batch: int, workers: int,
-    pin_memory: bool = False, rank: int = 0, world_size: int = 1,
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    start_batch: int,
+    workers: int,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """Loader over this rank's remaining batches of `epoch` (`loader.batch_sampler` lists their indices)."""
     if hasattr(dataset, "set_epoch"):

@@ -80,7 +80,9 @@ def evaluate_checkpoint(
 
     total = len(reader) if limit is None else min(limit, len(reader))
     with bar(console, f"eval {Path(path).name} ({split})", total) as advance:
-        block = score_split(infer, reader, spec, specs, heads, batch_size=batch_size, limit=limit, progress=advance)
+        block = score_split(
+            infer, reader, spec, specs, heads, batch_size=batch_size, limit=limit, progress=advance
+        )
     ref = reference if reference is not None else (ckpt.select.reference if ckpt.select else None)
     return {
         "schema_version": METRICS_SCHEMA_VERSION,
@@ -101,8 +103,16 @@ def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
 
         ref = load_reference(options.reference, load_checkpoint)
     data = options.data
-    result = evaluate_checkpoint(checkpoint, options.head, data.root, data.split, data.limit,
-                                 options.device, reference=ref, console=console)
+    result = evaluate_checkpoint(
+        checkpoint,
+        options.head,
+        data.root,
+        data.split,
+        data.limit,
+        options.device,
+        reference=ref,
+        console=console,
+    )
     if options.reference:
         result["reference"] = list(options.reference)
     text = json.dumps(result, indent=2)

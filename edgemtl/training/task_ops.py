@@ -38,8 +38,9 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     return masked_mean((pred - target).abs().sum(dim=1), mask)
 
 
-def euclidean_distill(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
-                      tau: float) -> torch.Tensor:
+def euclidean_distill(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, tau: float
+) -> torch.Tensor:
     """Per-pixel ||y_S - y_T||_2 averaged over valid pixels (SD-MTCNN BMVC 2020, regression)."""
     squared = (student - teacher).pow(2).sum(dim=1)
     # sqrt has an infinite slope at 0: clamp so identical outputs give a zero gradient, not NaN.
@@ -81,8 +82,9 @@ def _seg_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return masked_mean(per_pixel, mask)
 
 
-def _seg_distill(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
-                 tau: float) -> torch.Tensor:
+def _seg_distill(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, tau: float
+) -> torch.Tensor:
     """tau^2 * KL(p_T || p_S), p = softmax(logits / tau), summed over classes (Hinton KD)."""
     log_p_t = F.log_softmax(teacher / tau, dim=1)
     log_p_s = F.log_softmax(student / tau, dim=1)
@@ -119,8 +121,9 @@ def _normal_ensemble(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tens
 
 
 _OPS: dict[str, TaskOps] = {
-    "seg": TaskOps(loss=_seg_loss, distill=_seg_distill, ensemble=_seg_ensemble,
-                   decode=_argmax_labels),
+    "seg": TaskOps(
+        loss=_seg_loss, distill=_seg_distill, ensemble=_seg_ensemble, decode=_argmax_labels
+    ),
     "depth": TaskOps(),
     "normal": TaskOps(loss=_cosine_loss, activate=_unit, ensemble=_normal_ensemble),
     "keypoints": TaskOps(),
@@ -146,5 +149,7 @@ def get_ops(kind: str) -> TaskOps:
     try:
         return _OPS[kind]
     except KeyError:
-        raise UserError(f"task kind {kind!r} has no training ops (register_ops in "
-                        f"edgemtl.training.task_ops); known: {', '.join(_OPS)}") from None
+        raise UserError(
+            f"task kind {kind!r} has no training ops (register_ops in "
+            f"edgemtl.training.task_ops); known: {', '.join(_OPS)}"
+        ) from None

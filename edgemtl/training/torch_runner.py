@@ -25,8 +25,10 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise UserError("profiling a checkpoint (.pt) needs PyTorch: pip install 'edgemtl[train]', "
-                        "or profile an exported bundle instead") from None
+        raise UserError(
+            "profiling a checkpoint (.pt) needs PyTorch: pip install 'edgemtl[train]', "
+            "or profile an exported bundle instead"
+        ) from None
     return torch
 
 
@@ -47,8 +49,13 @@ def checkpoint_ref(path: Path, head: str | None, fp16: bool = False) -> ModelRef
     from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint
 
     manifest = manifest_from_checkpoint(_load(path), path, head, checksum=False)
-    return ModelRef(path=path, format="torch", manifest=manifest, head=manifest.head,
-                    precision="fp16" if fp16 else "fp32")
+    return ModelRef(
+        path=path,
+        format="torch",
+        manifest=manifest,
+        head=manifest.head,
+        precision="fp16" if fp16 else "fp32",
+    )
 
 
 class TorchRunner(Runner):
@@ -82,15 +89,23 @@ class TorchRunner(Runner):
         self._device = torch.device(self.options.device)
         self.module = net.head_module(self.ref.head, "raw").to(self._device).eval()
         if self.options.device == "cuda":
-            self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            self._events = (
+                torch.cuda.Event(enable_timing=True),
+                torch.cuda.Event(enable_timing=True),
+            )
 
     def params(self) -> int:
         return int(sum(p.numel() for p in self.module.parameters()))
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device, non_blocking=True)
-        with torch.inference_mode(), torch.autocast(self._device.type, dtype=torch.float16, enabled=self.fp16):
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(
+            self._device, non_blocking=True
+        )
+        with (
+            torch.inference_mode(),
+            torch.autocast(self._device.type, dtype=torch.float16, enabled=self.fp16),
+        ):
             if self._events is not None:
                 start, end = self._events
                 start.record()
@@ -112,9 +127,13 @@ class TorchRunner(Runner):
     def device_facts(self) -> dict[str, Any]:
         torch = self.torch or import_torch()
         facts: dict[str, Any] = {
-            "backend": self.backend, "runner": self.name, "torch": torch.__version__,
-            "device": self.options.device, "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "autocast_fp16": self.fp16,
+            "backend": self.backend,
+            "runner": self.name,
+            "torch": torch.__version__,
+            "device": self.options.device,
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "autocast_fp16": self.fp16,
         }
         if self.options.device == "cuda":
             facts["gpu"] = torch.cuda.get_device_name(0)

@@ -39,13 +39,17 @@ def test_bad_yaml(tmp_path: Path) -> None:
     ],
 )
 def test_recipe_errors_name_the_key(override: str, fragment: str) -> None:
-    assert_one_line_error(run_cli("train", str(REPO / "recipes" / "synthetic.yaml"), "--set", override), fragment)
+    assert_one_line_error(
+        run_cli("train", str(REPO / "recipes" / "synthetic.yaml"), "--set", override), fragment
+    )
 
 
 def test_unreadable_checkpoint(tmp_path: Path) -> None:
     bogus = tmp_path / "best.pt"
     bogus.write_bytes(b"this is not a checkpoint")
-    assert_one_line_error(run_cli("eval", str(bogus)), f"checkpoint {bogus}: not a readable edgemtl checkpoint")
+    assert_one_line_error(
+        run_cli("eval", str(bogus)), f"checkpoint {bogus}: not a readable edgemtl checkpoint"
+    )
     assert_one_line_error(run_cli("eval", str(tmp_path / "none.pt")), "none.pt: no such file")
 
 

@@ -14,8 +14,21 @@ from tests.helpers.toy_bundle import make_toy_bundle
 
 def test_profile_json_stdout_and_errors(tmp_path: Path) -> None:
     bundle = make_toy_bundle(tmp_path / "b")
-    proc = run_cli("profile", str(bundle), "--iterations", "3", "--warmup", "1", "--threads", "1",
-                   "--idle", "0", "--json", "-", "--quiet")
+    proc = run_cli(
+        "profile",
+        str(bundle),
+        "--iterations",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--idle",
+        "0",
+        "--json",
+        "-",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["artifacts"][0]["rows"][0]["latency"]["count"] == 3
@@ -35,5 +48,7 @@ def test_predict_cli(tmp_path: Path) -> None:
     proc = run_cli("predict", str(bundle), str(frame), "--out", str(tmp_path / "o"), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "f.npz").is_file() and (tmp_path / "o" / "f.seg.png").is_file()
-    proc = run_cli("predict", str(bundle), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o"))
+    proc = run_cli(
+        "predict", str(bundle), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")
+    )
     assert proc.returncode == 1 and "no such image" in proc.stderr

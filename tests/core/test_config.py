@@ -30,7 +30,13 @@ def test_paper_recipes_carry_the_paper_settings() -> None:
         assert recipe.method.lambda_ == 1.0  # type: ignore[union-attr]
         assert recipe.model.width == 1.0
     assert load_recipe(REPO / "recipes" / "taskonomy.yaml").data.size == (256, 256)
-    assert list(load_recipe(REPO / "recipes" / "taskonomy.yaml").tasks) == ["seg", "depth", "normal", "keypoints", "edges"]
+    assert list(load_recipe(REPO / "recipes" / "taskonomy.yaml").tasks) == [
+        "seg",
+        "depth",
+        "normal",
+        "keypoints",
+        "edges",
+    ]
 
 
 def test_set_overrides_parse_yaml_values_and_nest() -> None:
@@ -48,15 +54,43 @@ def test_set_overrides_parse_yaml_values_and_nest() -> None:
 @pytest.mark.parametrize(
     ("raw", "overrides", "message"),
     [
-        ({"tasks": ["seg"], "method": {"name": "sd", "lamda": 1}}, [], "recipe r.yaml: method.lamda: unknown key"),
-        ({"tasks": ["seg"]}, ["train.epochs=many"], "recipe r.yaml: train.epochs: Input should be a valid integer"),
-        ({"tasks": ["seg"]}, ["train.optimizer.lr=-1"], "recipe r.yaml: train.optimizer.lr: Input should be greater than 0"),
-        ({"tasks": ["sag"]}, [], "recipe r.yaml: tasks: unknown task 'sag' (expected one of: seg, depth, normal, keypoints, edges)"),
-        ({"tasks": ["seg"], "method": {"name": "magic"}}, [], "recipe r.yaml: method: unknown method 'magic'"),
-        ({"tasks": ["seg"]}, ["data.size=[60,128]"], "recipe r.yaml: data.size: each side must be a positive multiple of 16"),
+        (
+            {"tasks": ["seg"], "method": {"name": "sd", "lamda": 1}},
+            [],
+            "recipe r.yaml: method.lamda: unknown key",
+        ),
+        (
+            {"tasks": ["seg"]},
+            ["train.epochs=many"],
+            "recipe r.yaml: train.epochs: Input should be a valid integer",
+        ),
+        (
+            {"tasks": ["seg"]},
+            ["train.optimizer.lr=-1"],
+            "recipe r.yaml: train.optimizer.lr: Input should be greater than 0",
+        ),
+        (
+            {"tasks": ["sag"]},
+            [],
+            "recipe r.yaml: tasks: unknown task 'sag' (expected one of: seg, depth, normal, keypoints, edges)",
+        ),
+        (
+            {"tasks": ["seg"], "method": {"name": "magic"}},
+            [],
+            "recipe r.yaml: method: unknown method 'magic'",
+        ),
+        (
+            {"tasks": ["seg"]},
+            ["data.size=[60,128]"],
+            "recipe r.yaml: data.size: each side must be a positive multiple of 16",
+        ),
         ({}, [], "recipe r.yaml: tasks: required key is missing"),
         ({"tasks": ["seg"], "trian": {}}, [], "recipe r.yaml: trian: unknown key"),
-        ({"tasks": ["seg"], "method": {"name": "vanilla"}}, ["train.select.head=student"], "train.select.head is 'student' but method vanilla trains only: teacher"),
+        (
+            {"tasks": ["seg"], "method": {"name": "vanilla"}},
+            ["train.select.head=student"],
+            "train.select.head is 'student' but method vanilla trains only: teacher",
+        ),
     ],
 )
 def test_validation_errors_name_the_key(raw: dict, overrides: list[str], message: str) -> None:

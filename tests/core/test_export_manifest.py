@@ -20,33 +20,61 @@ def _tiny_onnx(path: Path) -> onnx.ModelProto:
     w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
     node = helper.make_node("Conv", ["image", "w"], ["seg_logits"])
     graph = helper.make_graph(
-        [node], "g",
+        [node],
+        "g",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 4, 4])],
         [helper.make_tensor_value_info("seg_logits", TensorProto.FLOAT, [1, 2, 4, 4])],
-        [w])
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.save(model, str(path))
     return model
 
 
 def _manifest(sha: str = "0" * 64) -> mf.Manifest:
-    return mf.manifest_from_dict({
-        "schema_version": 1,
-        "head": "student",
-        "tasks": {"seg": {"key": "seg", "kind": "seg", "channels": 2,
-                          "class_names": ["bg", "fg"], "units": "class"}},
-        "input": {"shape": [1, 3, 4, 4], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-        "dataset": {"kind": "synthetic", "params": {"seed": 3}},
-        "artifacts": [{
-            "file": "student.fp32.onnx", "format": "onnx", "precision": "fp32", "sha256": sha,
-            "opset": 18,
-            "outputs": [{"name": "seg_logits", "task": "seg", "shape": [1, 2, 4, 4],
-                         "dtype": "float32", "meaning": "raw class logits"}],
-            "parity": {"reference": "torch", "passed": True, "samples": 4,
-                       "checks": {"seg": {"max_abs": {"value": 1e-5, "tolerance": 1e-3,
-                                                      "passed": True}}}},
-        }],
-    })
+    return mf.manifest_from_dict(
+        {
+            "schema_version": 1,
+            "head": "student",
+            "tasks": {
+                "seg": {
+                    "key": "seg",
+                    "kind": "seg",
+                    "channels": 2,
+                    "class_names": ["bg", "fg"],
+                    "units": "class",
+                }
+            },
+            "input": {"shape": [1, 3, 4, 4], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+            "dataset": {"kind": "synthetic", "params": {"seed": 3}},
+            "artifacts": [
+                {
+                    "file": "student.fp32.onnx",
+                    "format": "onnx",
+                    "precision": "fp32",
+                    "sha256": sha,
+                    "opset": 18,
+                    "outputs": [
+                        {
+                            "name": "seg_logits",
+                            "task": "seg",
+                            "shape": [1, 2, 4, 4],
+                            "dtype": "float32",
+                            "meaning": "raw class logits",
+                        }
+                    ],
+                    "parity": {
+                        "reference": "torch",
+                        "passed": True,
+                        "samples": 4,
+                        "checks": {
+                            "seg": {"max_abs": {"value": 1e-5, "tolerance": 1e-3, "passed": True}}
+                        },
+                    },
+                }
+            ],
+        }
+    )
 
 
 def test_roundtrip_and_lookup(tmp_path: Path) -> None:
@@ -74,11 +102,14 @@ def test_unknown_keys_survive_a_rewrite(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "manifest.json").read_text())["future_field"] == {"x": 1}
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda d: d.pop("head"), "field head"),
-    (lambda d: d["artifacts"][0].update(precision="fp8"), "artifacts.0.precision"),
-    (lambda d: d.update(schema_version=2), "schema_version is 2"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda d: d.pop("head"), "field head"),
+        (lambda d: d["artifacts"][0].update(precision="fp8"), "artifacts.0.precision"),
+        (lambda d: d.update(schema_version=2), "schema_version is 2"),
+    ],
+)
 def test_bad_manifest_names_file_and_field(tmp_path: Path, mutate, needle) -> None:
     data = _manifest().to_dict()
     mutate(data)

@@ -85,9 +85,13 @@ def saliency_kind() -> Iterator[None]:
 
 def _write_dataset(root: Path) -> None:
     """dataset.yaml + PNG images and 8-bit saliency maps (bright blob = salient, 255 invalid)."""
-    spec = {"name": "toy-saliency", "image": {"folder": "images"},
-            "tasks": {"saliency": {"folder": "sal", "format": "png8", "scale": 1 / 254,
-                                   "invalid": 255}}}
+    spec = {
+        "name": "toy-saliency",
+        "image": {"folder": "images"},
+        "tasks": {
+            "saliency": {"folder": "sal", "format": "png8", "scale": 1 / 254, "invalid": 255}
+        },
+    }
     root.mkdir(parents=True)
     (root / "dataset.yaml").write_text(yaml.safe_dump(spec))
     yy, xx = np.mgrid[0:H, 0:W]
@@ -114,8 +118,9 @@ def _cli(*args: str) -> Any:
     return result
 
 
-def test_new_kind_trains_evaluates_exports_and_profiles(saliency_kind: None,
-                                                        tmp_path: Path) -> None:
+def test_new_kind_trains_evaluates_exports_and_profiles(
+    saliency_kind: None, tmp_path: Path
+) -> None:
     root = tmp_path / "data"
     _write_dataset(root)
     report = tmp_path / "check.json"
@@ -124,15 +129,24 @@ def test_new_kind_trains_evaluates_exports_and_profiles(saliency_kind: None,
     assert checked["invalid_fraction"] == pytest.approx(2 / H)  # the 255 rows
 
     recipe = tmp_path / "toy.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "toy-saliency",
-        "data": {"kind": "folder", "root": str(root), "size": [H, W], "workers": 0},
-        "tasks": {"saliency": {}},
-        "model": {"width": 0.125},
-        "method": {"name": "sd"},
-        "train": {"epochs": 1, "batch_size": 2, "threads": 1, "eval_limit": 2,
-                  "checkpoint_every": 0},
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "toy-saliency",
+                "data": {"kind": "folder", "root": str(root), "size": [H, W], "workers": 0},
+                "tasks": {"saliency": {}},
+                "model": {"width": 0.125},
+                "method": {"name": "sd"},
+                "train": {
+                    "epochs": 1,
+                    "batch_size": 2,
+                    "threads": 1,
+                    "eval_limit": 2,
+                    "checkpoint_every": 0,
+                },
+            }
+        )
+    )
     run = tmp_path / "run"
     _cli("train", str(recipe), "--out", str(run), "-q")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -145,8 +159,19 @@ def test_new_kind_trains_evaluates_exports_and_profiles(saliency_kind: None,
         assert 0.0 <= heads[head]["saliency"]["sal_mae"] <= 100.0
 
     bundle = tmp_path / "bundle"
-    _cli("export", str(run / "best.pt"), "--head", "student", "--fp16", "--no-trt",
-         "--out", str(bundle), "--samples", "2", "-q")
+    _cli(
+        "export",
+        str(run / "best.pt"),
+        "--head",
+        "student",
+        "--fp16",
+        "--no-trt",
+        "--out",
+        str(bundle),
+        "--samples",
+        "2",
+        "-q",
+    )
     manifest = json.loads((bundle / "manifest.json").read_text())
     fp32 = next(a for a in manifest["artifacts"] if a["precision"] == "fp32")
     fp16 = next(a for a in manifest["artifacts"] if a["precision"] == "fp16")
@@ -157,9 +182,29 @@ def test_new_kind_trains_evaluates_exports_and_profiles(saliency_kind: None,
     assert set(fp16["parity"]["checks"]["saliency"]) == {"rel_diff_percent"}
 
     profiled = tmp_path / "profile.json"
-    _cli("profile", str(bundle), "--precision", "fp32", "--accuracy", "--iterations", "2",
-         "--rounds", "1", "--warmup", "1", "--warmup-s", "0", "--no-power", "--idle", "0",
-         "--threads", "1", "--json", str(profiled), "-q")
+    _cli(
+        "profile",
+        str(bundle),
+        "--precision",
+        "fp32",
+        "--accuracy",
+        "--iterations",
+        "2",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--warmup-s",
+        "0",
+        "--no-power",
+        "--idle",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+        str(profiled),
+        "-q",
+    )
     (art,) = json.loads(profiled.read_text())["artifacts"]
     onnx_mae = art["heads"]["student"]["saliency"]["sal_mae"]
     assert onnx_mae == pytest.approx(heads["student"]["saliency"]["sal_mae"], abs=1e-3)

@@ -65,11 +65,14 @@ def test_metric_labels_come_from_the_kinds() -> None:
     assert metric_label("mean_deg") == "mean angle ° ↓" and metric_label("made_up") == "made_up ↑"
 
 
-@pytest.mark.parametrize(("kind", "target", "valid"), [
-    ("seg", np.array([[-1, 0, 2, 3]]), [False, True, True, False]),  # 3 classes
-    ("depth", np.array([[0.0, 1.5, -1.0, np.nan]]), [False, True, False, False]),
-    ("keypoints", np.array([[-1.0, 0.0, 0.5, -0.1]]), [False, True, True, False]),
-])
+@pytest.mark.parametrize(
+    ("kind", "target", "valid"),
+    [
+        ("seg", np.array([[-1, 0, 2, 3]]), [False, True, True, False]),  # 3 classes
+        ("depth", np.array([[0.0, 1.5, -1.0, np.nan]]), [False, True, False, False]),
+        ("keypoints", np.array([[-1.0, 0.0, 0.5, -0.1]]), [False, True, True, False]),
+    ],
+)
 def test_valid_rule_on_samples(kind: str, target: np.ndarray, valid: list[bool]) -> None:
     assert get_kind(kind).valid_sample(target, 3)[0].tolist() == valid
 

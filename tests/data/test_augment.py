@@ -61,7 +61,9 @@ def test_every_target_stays_aligned_with_the_image(draw: int) -> None:
     assert out.image.shape == (H0, W0, 3) and out.targets["seg"].dtype == np.int64
 
 
-def _planes(sample: Sample, rays_x: np.ndarray, rays_y: np.ndarray) -> dict[tuple, tuple[float, float]]:
+def _planes(
+    sample: Sample, rays_x: np.ndarray, rays_y: np.ndarray
+) -> dict[tuple, tuple[float, float]]:
     """Per plane (floor and wall pixels grouped by their normal): median n . P and the
     90th percentile of its relative deviation (0 for a perfect plane)."""
     seg, depth, normal = sample.targets["seg"], sample.targets["depth"], sample.targets["normal"]
@@ -84,7 +86,9 @@ def _plane_offsets(sample: Sample, rays_x: np.ndarray, rays_y: np.ndarray) -> di
     return {key: med for key, (med, _) in _planes(sample, rays_x, rays_y).items()}
 
 
-def _rays(height: int, width: int, p: AugmentParams | None, out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _rays(
+    height: int, width: int, p: AugmentParams | None, out: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Ray (x/z, y/z) of every output pixel, in the original camera (x mirrored on a flip)."""
     f, _, cx, cy = Camera(position=(0.0, 0.0, 0.0)).intrinsics(height, width)
     oh, ow = out
@@ -122,10 +126,16 @@ def test_planes_stay_planes_on_synthetic_scenes(index: int) -> None:
     # Negative control: a flip that forgets to negate normal x gets the side walls' offsets wrong.
     p = AugmentParams(scale=1.0, top=0, left=0, crop_h=64, crop_w=128, flip=True)
     out = aug.apply(sample, p)
-    wrong = Sample(out.image, {**out.targets, "normal": out.targets["normal"] * np.float32([-1, 1, 1])})
+    wrong = Sample(
+        out.image, {**out.targets, "normal": out.targets["normal"] * np.float32([-1, 1, 1])}
+    )
     rays = _rays(64, 128, p, (64, 128))
     assert max(spread for _, spread in _planes(out, *rays).values()) < 0.05
-    side = {key: d for key, d in _plane_offsets(wrong, *rays).items() if abs(key[0]) > 0.3 and key in before}
+    side = {
+        key: d
+        for key, d in _plane_offsets(wrong, *rays).items()
+        if abs(key[0]) > 0.3 and key in before
+    }
     assert side, "the scene should show a side wall"
     for key, d in side.items():
         assert abs(d - before[key]) > 0.3 * abs(before[key])
@@ -148,7 +158,11 @@ def test_inverse_depth_is_multiplied_by_the_scale() -> None:
     sample = _coordinate_sample()
     p = AugmentParams(scale=1.5, top=0, left=0, crop_h=32, crop_w=43)
     direct = Augmenter((1.5,), False, 0.0, (H0, W0)).apply(sample, p).targets["depth"]
-    inverse = Augmenter((1.5,), False, 0.0, (H0, W0), inverse_depth=True).apply(sample, p).targets["depth"]
+    inverse = (
+        Augmenter((1.5,), False, 0.0, (H0, W0), inverse_depth=True)
+        .apply(sample, p)
+        .targets["depth"]
+    )
     np.testing.assert_allclose(inverse, direct * 1.5 * 1.5, rtol=1e-6)
 
 
@@ -163,8 +177,10 @@ class _ListReader:
     class_names = ("a",)
 
     def __init__(self, n: int) -> None:
-        self.samples = [render_sample(SynthParams(n_train=n, n_val=1, height=32, width=64, seed=4), "train", i)
-                        for i in range(n)]
+        self.samples = [
+            render_sample(SynthParams(n_train=n, n_val=1, height=32, width=64, seed=4), "train", i)
+            for i in range(n)
+        ]
 
     def __len__(self) -> int:
         return len(self.samples)

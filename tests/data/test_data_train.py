@@ -12,12 +12,23 @@ from edgemtl.training.checkpoint import load_checkpoint
 from tests.helpers.cli import REPO, run_cli
 from tests.helpers.data_fixtures import write_cityscapes, write_folder, write_nyuv2, write_taskonomy
 
-SMALL = ["model.width=0.125", "train.epochs=1", "train.batch_size=2", "data.workers=0",
-         "train.threads=1", "train.eval_limit=2", "train.checkpoint_every=0"]
+SMALL = [
+    "model.width=0.125",
+    "train.epochs=1",
+    "train.batch_size=2",
+    "data.workers=0",
+    "train.threads=1",
+    "train.eval_limit=2",
+    "train.checkpoint_every=0",
+]
 
 CASES = {
     # recipe: (writer, size override, extra overrides)
-    "nyuv2": (write_nyuv2, "[32,48]", ["data.augment={scale: [1.0, 1.5], flip: true, jitter: 0.2}"]),
+    "nyuv2": (
+        write_nyuv2,
+        "[32,48]",
+        ["data.augment={scale: [1.0, 1.5], flip: true, jitter: 0.2}"],
+    ),
     "cityscapes": (write_cityscapes, "[32,64]", []),
     "taskonomy": (write_taskonomy, "[32,32]", []),
     "folder": (write_folder, "[32,48]", ["tasks=[seg, depth, normal]"]),
@@ -54,7 +65,9 @@ def test_two_step_train_on_fixture(tmp_path: Path, recipe: str) -> None:
     if recipe != "taskonomy":
         return
     # The checkpoint rebuilds its split (resized to the recorded size): eval needs nothing else.
-    proc = run_cli("eval", str(out / "best.pt"), "--head", "student", "--limit", "2", "--json", "-", "-q")
+    proc = run_cli(
+        "eval", str(out / "best.pt"), "--head", "student", "--limit", "2", "--json", "-", "-q"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "student" in json.loads(proc.stdout)["heads"]
 
@@ -69,16 +82,44 @@ def _one_line(proc) -> str:
 
 def test_paper_recipe_without_root_names_the_env_var(tmp_path: Path) -> None:
     env = {"EDGEMTL_NYUV2": ""}
-    line = _one_line(run_cli("train", str(REPO / "recipes" / "nyuv2.yaml"), "--out", str(tmp_path / "r"), "-q", env=env))
+    line = _one_line(
+        run_cli(
+            "train",
+            str(REPO / "recipes" / "nyuv2.yaml"),
+            "--out",
+            str(tmp_path / "r"),
+            "-q",
+            env=env,
+        )
+    )
     assert "no root folder given" in line and "EDGEMTL_NYUV2" in line
 
 
 def test_paper_recipe_with_malformed_root(tmp_path: Path) -> None:
     root = tmp_path / "cs"
     write_cityscapes(root, label_folder="label_19", n_classes=19)
-    line = _one_line(run_cli("train", str(REPO / "recipes" / "cityscapes.yaml"), "--out", str(tmp_path / "r"), "-q",
-                             env={"EDGEMTL_CITYSCAPES": str(root)}))
-    assert "label folder 'label_7' not found (this copy has label_19: set data.label_folder)" in line
-    line = _one_line(run_cli("train", str(REPO / "recipes" / "taskonomy.yaml"), "--out", str(tmp_path / "r"), "-q",
-                             "--set", f"data.root={root}"))
+    line = _one_line(
+        run_cli(
+            "train",
+            str(REPO / "recipes" / "cityscapes.yaml"),
+            "--out",
+            str(tmp_path / "r"),
+            "-q",
+            env={"EDGEMTL_CITYSCAPES": str(root)},
+        )
+    )
+    assert (
+        "label folder 'label_7' not found (this copy has label_19: set data.label_folder)" in line
+    )
+    line = _one_line(
+        run_cli(
+            "train",
+            str(REPO / "recipes" / "taskonomy.yaml"),
+            "--out",
+            str(tmp_path / "r"),
+            "-q",
+            "--set",
+            f"data.root={root}",
+        )
+    )
     assert "no split file" in line

@@ -40,23 +40,33 @@ def test_nyuv2_decodes_release_arrays(tmp_path: Path) -> None:
         open_reader("nyuv2", tmp_path, "val", ["keypoints"])
 
 
-@pytest.mark.parametrize(("folder", "n_classes", "first"), [("label_7", 7, "flat"), ("label_19", 19, "road"),
-                                                             ("label", 7, "flat")])
-def test_cityscapes_label_folder_is_configurable(tmp_path: Path, folder: str, n_classes: int, first: str) -> None:
+@pytest.mark.parametrize(
+    ("folder", "n_classes", "first"),
+    [("label_7", 7, "flat"), ("label_19", 19, "road"), ("label", 7, "flat")],
+)
+def test_cityscapes_label_folder_is_configurable(
+    tmp_path: Path, folder: str, n_classes: int, first: str
+) -> None:
     written = write_cityscapes(tmp_path, label_folder=folder, n_classes=n_classes)
     cfg = DataConfig(kind="cityscapes", root=str(tmp_path), label_folder=folder, size=(32, 48))
     record = dataset_record(cfg)
     assert record["label_folder"] == folder
     reader = open_split(record, "train", ["seg", "depth"])
-    assert len(reader) == 4 and len(reader.class_names) == n_classes and reader.class_names[0] == first
+    assert (
+        len(reader) == 4 and len(reader.class_names) == n_classes and reader.class_names[0] == first
+    )
     s = reader[3]
     np.testing.assert_array_equal(s.targets["seg"], written["train"][3][folder].astype(np.int64))
-    np.testing.assert_array_equal(s.targets["depth"], written["train"][3]["depth"][..., 0])  # inverse depth as stored
+    np.testing.assert_array_equal(
+        s.targets["depth"], written["train"][3]["depth"][..., 0]
+    )  # inverse depth as stored
 
 
 def test_cityscapes_wrong_label_folder_says_which_exist(tmp_path: Path) -> None:
     write_cityscapes(tmp_path, label_folder="label_19", n_classes=19)
-    with pytest.raises(UserError, match=r"label folder 'label_7' not found \(this copy has label_19"):
+    with pytest.raises(
+        UserError, match=r"label folder 'label_7' not found \(this copy has label_19"
+    ):
         open_reader("cityscapes", tmp_path, "train", ["seg", "depth"], {"label_folder": "label_7"})
 
 
@@ -64,9 +74,15 @@ def test_cityscapes_wrong_label_folder_says_which_exist(tmp_path: Path) -> None:
 def test_taskonomy_decoding_both_layouts(tmp_path: Path, layout: str) -> None:
     written = write_taskonomy(tmp_path, layout=layout)
     tasks = ["seg", "depth", "normal", "keypoints", "edges"]
-    reader = open_reader("taskonomy", tmp_path, "train", tasks)  # layout auto-detected, splits.csv default
+    reader = open_reader(
+        "taskonomy", tmp_path, "train", tasks
+    )  # layout auto-detected, splits.csv default
     assert reader.layout == layout
-    assert len(reader) == 4 and reader.class_names == TASKONOMY_CLASSES and len(reader.class_names) == 17
+    assert (
+        len(reader) == 4
+        and reader.class_names == TASKONOMY_CLASSES
+        and len(reader.class_names) == 17
+    )
     s = reader[0]
     raw = written[s.name]
     valid = raw["mask_valid"] > 0
@@ -84,7 +100,9 @@ def test_taskonomy_decoding_both_layouts(tmp_path: Path, layout: str) -> None:
     # normals: (v - 127) / 127, unit length, masked -> zero vector.
     v = raw["normal"][20, 20].astype(np.float64)
     expect = (v - 127) / 127
-    np.testing.assert_allclose(s.targets["normal"][20, 20], expect / np.linalg.norm(expect), atol=1e-6)
+    np.testing.assert_allclose(
+        s.targets["normal"][20, 20], expect / np.linalg.norm(expect), atol=1e-6
+    )
     assert (s.targets["normal"][~valid] == 0).all()
     # keypoints / edges: v / 65535, masked -> -1.
     assert s.targets["keypoints"][30, 30] == pytest.approx(raw["keypoints2d"][30, 30] / 65535.0)
@@ -94,14 +112,18 @@ def test_taskonomy_decoding_both_layouts(tmp_path: Path, layout: str) -> None:
 def test_taskonomy_resizes_to_recipe_size_with_consistent_masks(tmp_path: Path) -> None:
     write_taskonomy(tmp_path)
     cfg = DataConfig(kind="taskonomy", root=str(tmp_path), size=(32, 32))
-    reader = open_split(dataset_record(cfg), "val", ["seg", "depth", "normal", "keypoints", "edges"])
+    reader = open_split(
+        dataset_record(cfg), "val", ["seg", "depth", "normal", "keypoints", "edges"]
+    )
     s = reader[1]
     assert s.image.shape == (32, 32, 3)
     # The 8x8 masked corner becomes 4x4 at half size, identically in every target.
     masks = {
-        "seg": s.targets["seg"] == -1, "depth": s.targets["depth"] == 0,
+        "seg": s.targets["seg"] == -1,
+        "depth": s.targets["depth"] == 0,
         "normal": np.abs(s.targets["normal"]).sum(-1) == 0,
-        "keypoints": s.targets["keypoints"] < 0, "edges": s.targets["edges"] < 0,
+        "keypoints": s.targets["keypoints"] < 0,
+        "edges": s.targets["edges"] < 0,
     }
     corner = np.zeros((32, 32), bool)
     corner[-4:, :4] = True
@@ -161,12 +183,18 @@ def test_folder_dataset_decodes_scale_offset_invalid(tmp_path: Path) -> None:
     assert small.image.shape == (16, 32, 3) and small.targets["seg"].shape == (16, 32)
 
 
-@pytest.mark.parametrize(("edit", "fragment"), [
-    (lambda spec: spec["tasks"]["seg"].pop("classes"), "tasks.seg.classes: a seg task needs its class names"),
-    (lambda spec: spec["tasks"].update(flow={"folder": "f"}), "tasks.flow: unknown task kind"),
-    (lambda spec: spec["tasks"]["depth"].update(format="png12"), "tasks.depth.format"),
-    (lambda spec: spec.update(colour="yes"), "colour: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (
+            lambda spec: spec["tasks"]["seg"].pop("classes"),
+            "tasks.seg.classes: a seg task needs its class names",
+        ),
+        (lambda spec: spec["tasks"].update(flow={"folder": "f"}), "tasks.flow: unknown task kind"),
+        (lambda spec: spec["tasks"]["depth"].update(format="png12"), "tasks.depth.format"),
+        (lambda spec: spec.update(colour="yes"), "colour: unknown key"),
+    ],
+)
 def test_folder_dataset_yaml_is_validated(tmp_path: Path, edit, fragment: str) -> None:
     import yaml
 
@@ -183,7 +211,9 @@ def test_folder_dataset_yaml_is_validated(tmp_path: Path, edit, fragment: str) -
 
 def test_folder_stems_must_match(tmp_path: Path) -> None:
     write_folder(tmp_path)
-    (tmp_path / "val" / "depth" / "frame_001.png").rename(tmp_path / "val" / "depth" / "frame_009.png")
+    (tmp_path / "val" / "depth" / "frame_001.png").rename(
+        tmp_path / "val" / "depth" / "frame_009.png"
+    )
     with pytest.raises(UserError, match=r"depth/frame_001.png: missing"):
         open_reader("folder", tmp_path, "val", ["depth"])
 
@@ -191,7 +221,9 @@ def test_folder_stems_must_match(tmp_path: Path) -> None:
 def test_missing_root_names_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDGEMTL_NYUV2", raising=False)
     record = dataset_record(DataConfig(kind="nyuv2", root_env="EDGEMTL_NYUV2", size=(32, 48)))
-    with pytest.raises(UserError, match="set data.root, set the EDGEMTL_NYUV2 environment variable"):
+    with pytest.raises(
+        UserError, match="set data.root, set the EDGEMTL_NYUV2 environment variable"
+    ):
         open_split(record, "train", ["seg"])
     monkeypatch.setenv("EDGEMTL_NYUV2", str(tmp_path / "nowhere"))
     record = dataset_record(DataConfig(kind="nyuv2", root_env="EDGEMTL_NYUV2", size=(32, 48)))
@@ -203,9 +235,11 @@ def test_readers_check_and_show_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import edgemtl.data.readers, edgemtl.data.check, edgemtl.data.check_command, "
-            "edgemtl.data.show, edgemtl.data.taskonomy, edgemtl.data.folder, edgemtl.data.npy_datasets, "
-            "edgemtl.data.augment; assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; import edgemtl.data.readers, edgemtl.data.check, edgemtl.data.check_command, "
+        "edgemtl.data.show, edgemtl.data.taskonomy, edgemtl.data.folder, edgemtl.data.npy_datasets, "
+        "edgemtl.data.augment; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -219,10 +253,14 @@ def test_seg_class_check_is_order_sensitive(tmp_path: Path) -> None:
     write_nyuv2(tmp_path)
     reader = open_reader("nyuv2", tmp_path, "val", ["seg", "depth"])
     depth = make_spec("depth", units="m")
-    check_seg_classes(reader, [make_spec("seg", list(NYUV2_CLASSES)), depth], "model.onnx's manifest")
+    check_seg_classes(
+        reader, [make_spec("seg", list(NYUV2_CLASSES)), depth], "model.onnx's manifest"
+    )
     check_seg_classes(object(), [depth], "no seg task, nothing to compare")
     swapped = [NYUV2_CLASSES[1], NYUV2_CLASSES[0], *NYUV2_CLASSES[2:]]
-    with pytest.raises(UserError, match=r"dataset classes \[.*\] do not match checkpoint x.pt's \["):
+    with pytest.raises(
+        UserError, match=r"dataset classes \[.*\] do not match checkpoint x.pt's \["
+    ):
         check_seg_classes(reader, [make_spec("seg", swapped)], "checkpoint x.pt's")
     with pytest.raises(UserError, match=r"dataset classes \[\] do not match"):
         check_seg_classes(object(), [make_spec("seg", ["a", "b"])], "model.onnx's manifest")

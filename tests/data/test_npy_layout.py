@@ -17,8 +17,8 @@ def _arrays(i: int) -> dict[str, np.ndarray]:
     """Sample i of a 2x3 dataset, stored the way the NYUv2 release stores it."""
     return {
         "image": np.full((2, 3, 3), 0.1 * (i + 1), np.float32),
-        "label": np.array([[0.0, 2.0, -1.0], [12.0, 1.0, -1.0]], np.float32) + i * np.array(
-            [[1, 1, 0], [0, 0, 0]], np.float32),
+        "label": np.array([[0.0, 2.0, -1.0], [12.0, 1.0, -1.0]], np.float32)
+        + i * np.array([[1, 1, 0], [0, 0, 0]], np.float32),
         "depth": np.array([[1.5, 0.0, 2.25], [3.0, 4.0, 0.5]], np.float32)[..., None] * (i + 1),
         "normal": np.tile(np.array([0.0, 0.6, -0.8], np.float32), (2, 3, 1)),
         "keypoints": np.array([[0.0, 1.0, 0.5], [0.25, 0.0, 0.0]], np.float32)[..., None],
@@ -26,8 +26,9 @@ def _arrays(i: int) -> dict[str, np.ndarray]:
     }
 
 
-def _write(root: Path, split: str = "train", n: int = 2,
-           rename: dict[str, str] | None = None) -> Path:
+def _write(
+    root: Path, split: str = "train", n: int = 2, rename: dict[str, str] | None = None
+) -> Path:
     for i in range(n):
         for folder, arr in _arrays(i).items():
             folder = (rename or {}).get(folder, folder)
@@ -74,8 +75,9 @@ def test_returns_private_copies_not_memmaps(tmp_path: Path) -> None:
 def test_subset_of_tasks_and_custom_folder(tmp_path: Path) -> None:
     # Cityscapes-style: labels under label_7.
     root = _write(tmp_path, split="val", rename={"label": "label_7"})
-    reader = NpyLayoutReader(root, "val", ["seg", "depth"], folders={"seg": "label_7"},
-                             class_names=["road", "car"])
+    reader = NpyLayoutReader(
+        root, "val", ["seg", "depth"], folders={"seg": "label_7"}, class_names=["road", "car"]
+    )
     assert reader.class_names == ("road", "car")
     s = reader[0]
     assert sorted(s.targets) == ["depth", "seg"]

@@ -87,11 +87,13 @@ def test_sphere_depth_is_z_not_ray_length_with_pitched_camera() -> None:
     s = render_scene(scene, H, W)
     # Hand rotation for yaw 0: right = +X, forward = (0, cos p, -sin p), down = (0, -sin p, -cos p).
     rel = centre - np.array([0.0, 0.0, 2.0])
-    c_cam = np.array([
-        rel[0],
-        -math.sin(pitch) * rel[1] - math.cos(pitch) * rel[2],
-        math.cos(pitch) * rel[1] - math.sin(pitch) * rel[2],
-    ])
+    c_cam = np.array(
+        [
+            rel[0],
+            -math.sin(pitch) * rel[1] - math.cos(pitch) * rel[2],
+            math.cos(pitch) * rel[1] - math.sin(pitch) * rel[2],
+        ]
+    )
     rays, _ = _rays(H, W)
     expect = _sphere_z(rays, c_cam, r)
     hit = ~np.isnan(expect)
@@ -154,7 +156,7 @@ def test_keypoints_peak_at_projected_points() -> None:
     assert uv[0, 1] == pytest.approx(f * -(corner[2] - 1.5) / corner[1] + (H - 1) / 2)
     for u, v in uv:
         i, j = round(float(v)), round(float(u))
-        patch = kp[i - 1:i + 2, j - 1:j + 2]
+        patch = kp[i - 1 : i + 2, j - 1 : j + 2]
         assert kp[i, j] == patch.max()  # local maximum at the projected point
         # Unit-peak Gaussian of sigma 1.5 px * sqrt(area ratio), half a pixel off at most.
         sigma = 1.5 * math.sqrt(H * W / (64 * 128))
@@ -177,7 +179,7 @@ def test_edges_on_discontinuities_not_in_flat_interiors() -> None:
         assert edges[i, cols[0]] == 1 and edges[i, cols[-1]] == 1
         # Background pixels right next to it only get the soft falloff (1-px contours
         # on the occluder), except on the wall-floor junction rows, an edge of their own.
-        if len(set(seg[max(i - 3, 0):i + 4, 3].tolist())) == 1:
+        if len(set(seg[max(i - 3, 0) : i + 4, 3].tolist())) == 1:
             assert 0 < edges[i, cols[0] - 1] < 1 and 0 < edges[i, cols[-1] + 1] < 1
             assert edges[i, cols[0] - 3] == 0 and edges[i, cols[-1] + 3] == 0
     # Front face (fronto-parallel) interior: no edges at all.
@@ -185,7 +187,9 @@ def test_edges_on_discontinuities_not_in_flat_interiors() -> None:
     inner = face.copy()
     for _ in range(3):  # 3 px inside the contour: beyond the soft falloff
         eroded = inner.copy()
-        eroded[1:-1, 1:-1] &= inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
+        eroded[1:-1, 1:-1] &= (
+            inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
+        )
         eroded[[0, -1], :] = False
         eroded[:, [0, -1]] = False
         inner = eroded
@@ -195,7 +199,7 @@ def test_edges_on_discontinuities_not_in_flat_interiors() -> None:
     # Wall-floor junction (a 90 degree turn) is an edge in a column far from the box.
     col = 3
     change = np.flatnonzero(seg[1:, col] != seg[:-1, col])
-    assert change.size == 1 and edges[change[0]:change[0] + 2, col].sum() >= 1
+    assert change.size == 1 and edges[change[0] : change[0] + 2, col].sum() >= 1
 
 
 def test_label_changes_are_always_edges() -> None:
@@ -233,7 +237,9 @@ def test_values_ranges_and_dtypes() -> None:
         for key in ("keypoints", "edges"):
             assert t[key].shape == (64, 128) and t[key].dtype == np.float32
             assert t[key].min() >= 0 and t[key].max() <= 1
-        assert len(set(np.unique(t["edges"]).tolist()) - {0.0, 1.0}) <= 2  # contour 1, two falloff levels
+        assert (
+            len(set(np.unique(t["edges"]).tolist()) - {0.0, 1.0}) <= 2
+        )  # contour 1, two falloff levels
         assert s.name == f"train/{i}"
 
 
@@ -281,10 +287,19 @@ def test_write_dataset_layout_round_trips(tmp_path: Path) -> None:
     out = write_dataset(tmp_path / "ds", TINY, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(k, 5) for k in range(1, 6)]
     meta = json.loads((out / "synthetic.json").read_text())
-    assert meta == {"generator_version": GENERATOR_VERSION, "params": TINY.to_dict(),
-                    "class_names": list(CLASS_NAMES)}
-    shapes = {"image": (16, 32, 3), "label": (16, 32), "depth": (16, 32, 1),
-              "normal": (16, 32, 3), "keypoints": (16, 32, 1), "edges": (16, 32, 1)}
+    assert meta == {
+        "generator_version": GENERATOR_VERSION,
+        "params": TINY.to_dict(),
+        "class_names": list(CLASS_NAMES),
+    }
+    shapes = {
+        "image": (16, 32, 3),
+        "label": (16, 32),
+        "depth": (16, 32, 1),
+        "normal": (16, 32, 3),
+        "keypoints": (16, 32, 1),
+        "edges": (16, 32, 1),
+    }
     for folder, shape in shapes.items():
         arr = np.load(out / "val" / folder / "1.npy")
         assert arr.shape == shape and arr.dtype == np.float32, folder
@@ -320,8 +335,13 @@ else:
 def _race(mode: str, env: dict[str, str], *extra: str) -> list[str]:
     start = time.time() + 1.5  # both interpreters are up and waiting by then
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(start), mode, *extra], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(start), mode, *extra],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outs = []

@@ -26,7 +26,9 @@ def test_predict_matches_direct_session_at_model_size(bundle: Path) -> None:
     with Predictor(bundle, threads=1) as pred:
         out = pred.predict(image)
     x = ((image - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).transpose(2, 0, 1)[None]
-    sess = ort.InferenceSession(str(bundle / "student.fp32.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(bundle / "student.fp32.onnx"), providers=["CPUExecutionProvider"]
+    )
     seg, depth = sess.run(["seg_logits", "depth"], {"image": np.ascontiguousarray(x)})
     np.testing.assert_array_equal(out["seg"], seg[0].argmax(0))
     np.testing.assert_allclose(out["depth"], depth[0, 0], rtol=1e-5, atol=1e-6)
@@ -74,5 +76,6 @@ def test_read_image_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"\[0, 1\]"):
         read_image(tmp_path / "f.npy")
     with pytest.raises(UserError, match="no such image"):
-        predict_command(tmp_path, [tmp_path / "missing.png"],
-                        PredictOptions(out=tmp_path / "o", quiet=True))
+        predict_command(
+            tmp_path, [tmp_path / "missing.png"], PredictOptions(out=tmp_path / "o", quiet=True)
+        )

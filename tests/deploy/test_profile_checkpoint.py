@@ -29,27 +29,49 @@ def bundles(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = {}
     for head in ("student", "teacher"):
         out[head] = root / head
-        options = ExportOptions(head=head, int8=True, calib=8, samples=4, out=out[head], trt=False,
-                                quiet=True)
+        options = ExportOptions(
+            head=head, int8=True, calib=8, samples=4, out=out[head], trt=False, quiet=True
+        )
         export_command(tiny_checkpoint, options)
     return out
 
 
-def test_student_teacher_fp32_int8_in_one_call(bundles: dict[str, Path], tiny_checkpoint: Path,
-                                               tmp_path: Path) -> None:
+def test_student_teacher_fp32_int8_in_one_call(
+    bundles: dict[str, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     from edgemtl.training.evaluate import evaluate_checkpoint
 
     report = tmp_path / "r.json"
-    profile_command([bundles["student"], bundles["teacher"]],
-                    fast(iterations=4, accuracy=True, data=DataSource(limit=LIMIT),
-                         output=OutputFiles(json=str(report), plot=str(tmp_path / "pareto.png"))))
+    profile_command(
+        [bundles["student"], bundles["teacher"]],
+        fast(
+            iterations=4,
+            accuracy=True,
+            data=DataSource(limit=LIMIT),
+            output=OutputFiles(json=str(report), plot=str(tmp_path / "pareto.png")),
+        ),
+    )
     data = json.loads(report.read_text())
     by_label = {a["label"]: a for a in data["artifacts"]}
-    assert set(by_label) == {"student fp32 onnx", "student int8 onnx", "teacher fp32 onnx", "teacher int8 onnx"}
+    assert set(by_label) == {
+        "student fp32 onnx",
+        "student int8 onnx",
+        "teacher fp32 onnx",
+        "teacher int8 onnx",
+    }
     for art in data["artifacts"]:
         (row,) = art["rows"]
-        for key in ("min_ms", "mean_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "cv_percent",
-                    "images_per_s"):
+        for key in (
+            "min_ms",
+            "mean_ms",
+            "median_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms",
+            "cv_percent",
+            "images_per_s",
+        ):
             assert math.isfinite(row["latency"][key])
     # INT8 rows carry deltas against their FP32 sibling.
     assert by_label["student int8 onnx"]["reference"] == "student fp32 onnx"
@@ -70,7 +92,11 @@ def test_student_teacher_fp32_int8_in_one_call(bundles: dict[str, Path], tiny_ch
                 if name in ("miou", "pixel_acc"):
                     assert abs(got[task][name] - value) <= 0.1, (head, task, name)
                 else:
-                    assert got[task][name] == pytest.approx(value, rel=5e-3, abs=1e-6), (head, task, name)
+                    assert got[task][name] == pytest.approx(value, rel=5e-3, abs=1e-6), (
+                        head,
+                        task,
+                        name,
+                    )
 
 
 def test_checkpoint_runner_batch_sweep(tiny_checkpoint: Path) -> None:
@@ -83,5 +109,6 @@ def test_checkpoint_runner_batch_sweep(tiny_checkpoint: Path) -> None:
 
 def test_checkpoint_missing_head(tiny_vanilla_checkpoint: Path) -> None:
     with pytest.raises(UserError, match="has no student head: it was trained with method vanilla"):
-        profile_command([tiny_vanilla_checkpoint],
-                        fast(iterations=4, select=ArtifactChoice(head="student")))
+        profile_command(
+            [tiny_vanilla_checkpoint], fast(iterations=4, select=ArtifactChoice(head="student"))
+        )

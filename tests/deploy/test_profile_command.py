@@ -22,8 +22,18 @@ from edgemtl.deploy.runtime import RunnerOptions
 from tests.helpers.profiling import fast
 from tests.helpers.toy_bundle import make_toy_bundle
 
-STATS = ("min_ms", "mean_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "std_ms", "cv_percent",
-         "images_per_s")
+STATS = (
+    "min_ms",
+    "mean_ms",
+    "median_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "std_ms",
+    "cv_percent",
+    "images_per_s",
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +44,9 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_json_markdown_plot(bundles: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    files = OutputFiles(json=str(out), markdown=str(tmp_path / "r.md"),
-                        plot=str(tmp_path / "p.png"))
+    files = OutputFiles(
+        json=str(out), markdown=str(tmp_path / "r.md"), plot=str(tmp_path / "p.png")
+    )
     result = profile_command(list(bundles), fast(batches=parse_batches("1,2"), output=files))
     data = json.loads(out.read_text())
     assert data == json.loads(json.dumps(result))
@@ -76,7 +87,9 @@ def test_fixed_batch_row_skipped_with_reason(tmp_path: Path) -> None:
     assert "latency" in rows[0] and "fixed batch 1" in rows[1]["skipped"]
 
 
-def test_accuracy_on_synthetic_split_equals_direct_metric_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accuracy_on_synthetic_split_equals_direct_metric_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The profile's numbers are exactly what ORT + the shared preprocessing + MetricSet give."""
     import onnxruntime as ort
 
@@ -87,14 +100,19 @@ def test_accuracy_on_synthetic_split_equals_direct_metric_code(tmp_path: Path, m
     from edgemtl.evaluation.metrics import MetricSet
 
     monkeypatch.setenv("EDGEMTL_CACHE", str(tmp_path / "cache"))
-    record = {"kind": "synthetic", "params": SynthParams(n_train=1, n_val=5, height=16, width=32, seed=3).to_dict()}
+    record = {
+        "kind": "synthetic",
+        "params": SynthParams(n_train=1, n_val=5, height=16, width=32, seed=3).to_dict(),
+    }
     bundle = make_toy_bundle(tmp_path / "b", dataset=record, classes=list(CLASS_NAMES))
     result = profile_command([bundle], fast(accuracy=True, data=DataSource(limit=5)))
     got = result["artifacts"][0]["heads"]["student"]
     reader = open_split(record, "val", ["seg", "depth"])
     spec = InputSpec(16, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     images, targets = collate([prepare_sample(reader[i], spec) for i in range(5)])
-    sess = ort.InferenceSession(str(bundle / "student.fp32.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(bundle / "student.fp32.onnx"), providers=["CPUExecutionProvider"]
+    )
     seg, depth = sess.run(["seg_logits", "depth"], {"image": images})
     ms = MetricSet({"seg": ("seg", len(CLASS_NAMES)), "depth": ("depth", None)})
     seg_spec = TaskSpec("seg", "seg", len(CLASS_NAMES), tuple(CLASS_NAMES))
@@ -110,11 +128,16 @@ def test_dataset_mismatch_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     from edgemtl.data.synthetic import CLASS_NAMES, SynthParams
 
     monkeypatch.setenv("EDGEMTL_CACHE", str(tmp_path / "cache"))
-    record = {"kind": "synthetic", "params": SynthParams(n_train=1, n_val=2, height=16, width=32).to_dict()}
+    record = {
+        "kind": "synthetic",
+        "params": SynthParams(n_train=1, n_val=2, height=16, width=32).to_dict(),
+    }
     wrong_classes = make_toy_bundle(tmp_path / "c", dataset=record)  # 3 toy classes vs 5 synthetic
     with pytest.raises(UserError, match="dataset classes .* do not match"):
         profile_command([wrong_classes], fast(accuracy=True))
-    wrong_size = make_toy_bundle(tmp_path / "s", dataset=record, classes=list(CLASS_NAMES), height=8, width=16)
+    wrong_size = make_toy_bundle(
+        tmp_path / "s", dataset=record, classes=list(CLASS_NAMES), height=8, width=16
+    )
     with pytest.raises(UserError, match="dataset images are 16x32.*expects 8x16"):
         profile_command([wrong_size], fast(accuracy=True))
     no_record = make_toy_bundle(tmp_path / "n")

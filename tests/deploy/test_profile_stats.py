@@ -41,8 +41,18 @@ def test_stable_run_not_noisy_and_dict_complete() -> None:
     s = latency_stats([1_000_000, 1_010_000, 990_000, 1_000_000])
     assert not s.noisy and s.cv_percent < 5
     d = s.to_dict()
-    for key in ("min_ms", "mean_ms", "median_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "std_ms",
-                "cv_percent", "images_per_s"):
+    for key in (
+        "min_ms",
+        "mean_ms",
+        "median_ms",
+        "p90_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+        "std_ms",
+        "cv_percent",
+        "images_per_s",
+    ):
         assert key in d
 
 

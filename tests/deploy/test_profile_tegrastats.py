@@ -26,14 +26,22 @@ def test_orin_nano_nx_vdd_in() -> None:
     (line,) = lines("orin_nano_nx.txt")
     s = parse_line(line)
     assert s is not None
-    assert s.rails == {"VDD_IN": (5299.0, 5299.0), "VDD_CPU_GPU_CV": (773.0, 773.0), "VDD_SOC": (1424.0, 1424.0)}
+    assert s.rails == {
+        "VDD_IN": (5299.0, 5299.0),
+        "VDD_CPU_GPU_CV": (773.0, 773.0),
+        "VDD_SOC": (1424.0, 1424.0),
+    }
     assert s.board_mw == 5299.0 and s.source == "VDD_IN"
 
 
 def test_agx_orin_rails_summed() -> None:
     first, second = (parse_line(x) for x in lines("agx_orin.txt"))
     assert first is not None and second is not None
-    assert set(first.rails) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"}  # NVENC/APE/RAM not taken
+    assert set(first.rails) == {
+        "VDD_GPU_SOC",
+        "VDD_CPU_CV",
+        "VIN_SYS_5V0",
+    }  # NVENC/APE/RAM not taken
     assert first.board_mw == 3205 + 4405 + 4767
     assert second.board_mw == 4940 + 988 + 4442
     assert first.source.startswith("sum of ")
@@ -54,12 +62,20 @@ def test_older_boards_without_units() -> None:
 def test_instant_only_and_jetpack7_three_figures() -> None:
     s = parse_line("GR3D_FREQ 5% VDD_GPU_SOC 3588mW/3588mW/3600mW VDD_CPU_CV 797mW/797mW/800mW")
     assert s is not None and s.rails["VDD_GPU_SOC"] == (3588.0, 3588.0) and s.board_mw == 3588 + 797
-    s = parse_line("CPU [0%@1890] VDD_GPU 5517mW VDD_CPU_SOC_MSS 7484mW VIN_SYS_5V0 6309mW VIN 28548mW")
+    s = parse_line(
+        "CPU [0%@1890] VDD_GPU 5517mW VDD_CPU_SOC_MSS 7484mW VIN_SYS_5V0 6309mW VIN 28548mW"
+    )
     assert s is not None and s.source == "VIN" and s.board_mw == 28548
 
 
-@pytest.mark.parametrize("line", ["", "RAM 534/3964MB (lfb 98x4MB) SWAP 5/1982MB CPU [16%@204] APE 25",
-                                  "09-01-2025 10:55:25 RAM 1313/30697MB GR3D_FREQ 0%"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "RAM 534/3964MB (lfb 98x4MB) SWAP 5/1982MB CPU [16%@204] APE 25",
+        "09-01-2025 10:55:25 RAM 1313/30697MB GR3D_FREQ 0%",
+    ],
+)
 def test_lines_without_power(line: str) -> None:
     assert parse_line(line) is None
 

@@ -59,9 +59,12 @@ def test_interleaved_slices_alternate(runner: OrtRunner) -> None:
     other = InnerTimedRunner(runner.ref, RunnerOptions(threads=1))
     other.load()
     seen: list[int] = []
-    a, b = time_interleaved([(runner, X), (other, X)], TimingConfig(warmup_iterations=1, warmup_s=0.0,
-                                                                     iterations=10), rounds=5,
-                            on_iteration=seen.append)
+    a, b = time_interleaved(
+        [(runner, X), (other, X)],
+        TimingConfig(warmup_iterations=1, warmup_s=0.0, iterations=10),
+        rounds=5,
+        on_iteration=seen.append,
+    )
     assert len(a.wall_ns) == len(b.wall_ns) == 10 and seen == list(range(1, 21))
     assert len(a.windows) == len(b.windows) == 5
     # Slices alternate in time: a0 < b0 < a1 < b1 ...

@@ -52,13 +52,25 @@ SCRIPT = textwrap.dedent("""
 def test_profile_and_predict_without_torch(tmp_path: Path) -> None:
     bundle = make_toy_bundle(tmp_path / "b")
     frame = tmp_path / "f.png"
-    Image.fromarray((np.random.default_rng(0).random((20, 30, 3)) * 255).astype(np.uint8)).save(frame)
+    Image.fromarray((np.random.default_rng(0).random((20, 30, 3)) * 255).astype(np.uint8)).save(
+        frame
+    )
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(bundle), str(frame), str(out)],
-                          capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(bundle), str(frame), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "pip install 'edgemtl[train]'" in report.pop("pt")  # a checkpoint says what to install
     assert report == {"torch_modules": [], "torch_in": False, "rows": 2, "seg": [20, 30]}
-    assert (out / "r.json").is_file() and (out / "p.png").is_file() and (out / "pred" / "f.seg.png").is_file()
+    assert (
+        (out / "r.json").is_file()
+        and (out / "p.png").is_file()
+        and (out / "pred" / "f.seg.png").is_file()
+    )

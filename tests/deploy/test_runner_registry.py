@@ -87,8 +87,9 @@ def test_checkpoint_suffix_loads_the_torch_side_lazily() -> None:
 
 
 @pytest.mark.usefixtures("scratch_registry")
-def test_a_new_runtime_is_one_file_and_one_registration(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_runtime_is_one_file_and_one_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "scale_runtime.py").write_text(SCALE_RUNTIME)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "scale_runtime", raising=False)
@@ -96,8 +97,9 @@ def test_a_new_runtime_is_one_file_and_one_registration(tmp_path: Path,
     with pytest.raises(UserError, match="not a model file"):
         resolve_artifacts(tmp_path / "model.scale")
 
-    register_runner("scale", "scale_runtime:ScaleRunner", suffixes=(".scale",),
-                    ref="scale_runtime:scale_ref")
+    register_runner(
+        "scale", "scale_runtime:ScaleRunner", suffixes=(".scale",), ref="scale_runtime:scale_ref"
+    )
     assert "scale_runtime" not in sys.modules  # named, not imported, until an artifact is opened
     [ref] = resolve_artifacts(tmp_path / "model.scale", head="teacher")
     assert (ref.format, ref.head, ref.input_hw) == ("scale", "teacher", (4, 6))

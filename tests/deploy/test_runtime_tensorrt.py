@@ -57,9 +57,17 @@ def test_bundle_engine_skipped_or_refused_without_tensorrt(tmp_path: Path) -> No
     engine = bundle / "student.fp16.trt"
     engine.write_bytes(b"not really an engine")
     manifest = load_manifest(bundle)
-    manifest.artifacts.append(Artifact.model_validate({
-        "file": engine.name, "format": "trt", "precision": "fp16", "sha256": sha256_file(engine),
-        "trt": {"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}}))
+    manifest.artifacts.append(
+        Artifact.model_validate(
+            {
+                "file": engine.name,
+                "format": "trt",
+                "precision": "fp16",
+                "sha256": sha256_file(engine),
+                "trt": {"version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"},
+            }
+        )
+    )
     write_manifest(bundle, manifest)
     refs = resolve_artifacts(bundle)
     assert [r.format for r in refs] == ["onnx"]
@@ -90,17 +98,32 @@ def test_engine_runs_and_matches_onnxruntime(tmp_path: Path) -> None:
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
-    assert parser.parse((bundle / "student.fp32.onnx").read_bytes()), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    assert parser.parse((bundle / "student.fp32.onnx").read_bytes()), [
+        str(parser.get_error(i)) for i in range(parser.num_errors)
+    ]
     config = builder.create_builder_config()
     plan = builder.build_serialized_network(network, config)
     engine = bundle / "student.fp32.trt"
     engine.write_bytes(bytes(plan))
     gpu = gpu_facts()
     manifest = load_manifest(bundle)
-    manifest.artifacts.append(Artifact.model_validate({
-        "file": engine.name, "format": "trt", "precision": "fp32", "sha256": sha256_file(engine),
-        "outputs": manifest.artifacts[0].outputs, "batch": manifest.artifacts[0].batch,
-        "trt": {"version": trt.__version__, "gpu": gpu["gpu"], "compute_capability": gpu["compute_capability"]}}))
+    manifest.artifacts.append(
+        Artifact.model_validate(
+            {
+                "file": engine.name,
+                "format": "trt",
+                "precision": "fp32",
+                "sha256": sha256_file(engine),
+                "outputs": manifest.artifacts[0].outputs,
+                "batch": manifest.artifacts[0].batch,
+                "trt": {
+                    "version": trt.__version__,
+                    "gpu": gpu["gpu"],
+                    "compute_capability": gpu["compute_capability"],
+                },
+            }
+        )
+    )
     write_manifest(bundle, manifest)
     (onnx_ref,) = resolve_artifacts(bundle / "student.fp32.onnx")
     (trt_ref,) = resolve_artifacts(engine)

@@ -58,8 +58,9 @@ def test_profiled_artifact_by_label_or_path(scored: tuple[Path, Path, dict]) -> 
     assert _scores(result, "student fp32 onnx") == _scores(plain, "student fp32 onnx")
 
 
-def test_stored_results_as_profile_reference(scored: tuple[Path, Path, dict],
-                                             tmp_path: Path) -> None:
+def test_stored_results_as_profile_reference(
+    scored: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
     student, _, plain = scored
     theirs = _scores(plain, "teacher fp32 onnx")
     eval_json = tmp_path / "eval.json"
@@ -87,8 +88,13 @@ def test_profile_json_is_a_source(scored: tuple[Path, Path, dict], tmp_path: Pat
 def test_measured_wins_and_sources_merge_task_wise(tmp_path: Path) -> None:
     seg_only = tmp_path / "seg.json"
     seg_only.write_text(json.dumps({"seg": {"miou": 10.0}}))
-    measured = [Measured("teacher fp32 onnx", (tmp_path.resolve(),),
-                         {"seg": {"miou": 40.0}, "depth": {"abs_err": 0.5}, "delta_m": 1.0})]
+    measured = [
+        Measured(
+            "teacher fp32 onnx",
+            (tmp_path.resolve(),),
+            {"seg": {"miou": 40.0}, "depth": {"abs_err": 0.5}, "delta_m": 1.0},
+        )
+    ]
     got = resolve_reference(["teacher fp32 onnx", str(seg_only)], measured)
     assert got.metrics == {"seg": {"miou": 40.0}, "depth": {"abs_err": 0.5}}
     assert got.label == f"teacher fp32 onnx, {seg_only}"
@@ -99,23 +105,46 @@ def test_measured_wins_and_sources_merge_task_wise(tmp_path: Path) -> None:
 def test_a_model_that_is_not_profiled_is_not_results(scored: tuple[Path, Path, dict]) -> None:
     student, teacher, _ = scored
     with pytest.raises(UserError, match=r"reference .*: a model, not results: profile it"):
-        profile_command([student], fast(accuracy=True, data=DataSource(limit=2),
-                                        reference=[str(teacher)]))
+        profile_command(
+            [student], fast(accuracy=True, data=DataSource(limit=2), reference=[str(teacher)])
+        )
     with pytest.raises(UserError, match="a model, not results"):
         resolve_reference([str(teacher / "teacher.fp32.onnx")])
 
 
-def test_cli_reference_is_repeatable_and_recorded(scored: tuple[Path, Path, dict],
-                                                  tmp_path: Path) -> None:
+def test_cli_reference_is_repeatable_and_recorded(
+    scored: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
     student, teacher, _ = scored
     seg_only = tmp_path / "seg.json"
     seg_only.write_text(json.dumps({"seg": {"miou": 1.0, "pixel_acc": 1.0}}))
     out = tmp_path / "r.json"
-    proc = run_cli("profile", str(student), str(teacher), "--accuracy", "-n", "2",
-                   "--rounds", "1", "--warmup", "1", "--warmup-s", "0", "--idle", "0",
-                   "--no-power", "--threads", "1",
-                   "--reference", str(seg_only), "--reference", "teacher fp32 onnx",
-                   "--json", str(out), "--quiet")  # EDGEMTL_CACHE: the fixture's, inherited
+    proc = run_cli(
+        "profile",
+        str(student),
+        str(teacher),
+        "--accuracy",
+        "-n",
+        "2",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--warmup-s",
+        "0",
+        "--idle",
+        "0",
+        "--no-power",
+        "--threads",
+        "1",
+        "--reference",
+        str(seg_only),
+        "--reference",
+        "teacher fp32 onnx",
+        "--json",
+        str(out),
+        "--quiet",
+    )  # EDGEMTL_CACHE: the fixture's, inherited
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["conditions"]["reference"] == [str(seg_only), "teacher fp32 onnx"]

@@ -19,14 +19,23 @@ from edgemtl.export.options import ExportOptions
 from edgemtl.training.export.command import export_command
 from tests.helpers.cli import REPO
 
-RAW = {"seg": "seg_logits", "depth": "depth", "normal": "normal", "keypoints": "keypoints", "edges": "edges"}
+RAW = {
+    "seg": "seg_logits",
+    "depth": "depth",
+    "normal": "normal",
+    "keypoints": "keypoints",
+    "edges": "edges",
+}
 
 
 @pytest.fixture(scope="module")
-def student_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def student_bundle(
+    tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("export") / "student"
-    options = ExportOptions(head="student", fp16=True, int8=True, calib=16, samples=8, out=out,
-                            quiet=True)
+    options = ExportOptions(
+        head="student", fp16=True, int8=True, calib=16, samples=8, out=out, quiet=True
+    )
     summary = export_command(tiny_checkpoint, options)
     return out, summary
 
@@ -35,16 +44,23 @@ def _initializer_fingerprints(path: Path) -> set[bytes]:
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
-    return {numpy_helper.to_array(t).astype(np.float32).tobytes() for t in model.graph.initializer
-            if t.data_type == onnx.TensorProto.FLOAT}
+    return {
+        numpy_helper.to_array(t).astype(np.float32).tobytes()
+        for t in model.graph.initializer
+        if t.data_type == onnx.TensorProto.FLOAT
+    }
 
 
 def test_student_bundle_fp32_fp16_int8(student_bundle: tuple[Path, dict]) -> None:
     bundle, summary = student_bundle
     m = mf.load_manifest(bundle)
     assert m.head == "student" and m.outputs_mode == "raw" and m.dataset["kind"] == "synthetic"
-    assert sorted(os.listdir(bundle)) == ["manifest.json", "student.fp16.onnx", "student.fp32.onnx",
-                                          "student.int8.onnx"]  # one file per model, no .onnx.data
+    assert sorted(os.listdir(bundle)) == [
+        "manifest.json",
+        "student.fp16.onnx",
+        "student.fp32.onnx",
+        "student.int8.onnx",
+    ]  # one file per model, no .onnx.data
     assert [a.precision for a in m.artifacts] == ["fp32", "fp16", "int8"]
     for art in m.artifacts:
         mf.verify_artifact(bundle, art)
@@ -66,19 +82,26 @@ def test_student_bundle_fp32_fp16_int8(student_bundle: tuple[Path, dict]) -> Non
     assert checks["normal"]["mean_angle_deg"].value <= 0.1
 
     from edgemtl.export.fp16 import fp16_weight_fraction
+
     assert fp16_weight_fraction(onnx.load(str(bundle / fp16.file))) > 0.9
     assert fp16.parity.reference == "student.fp32.onnx" and fp16.built_from == "student.fp32.onnx"
     assert set(fp16.parity.checks["seg"]) == {"label_agreement"}
 
     assert int8.size_bytes < 0.5 * fp32.size_bytes
     qdq = int8.parity.metrics["qdq"]
-    assert qdq["all_zero_points_zero"] and qdq["per_channel_weights"] > 0 and qdq["activation_quantize_nodes"] > 0
+    assert (
+        qdq["all_zero_points_zero"]
+        and qdq["per_channel_weights"] > 0
+        and qdq["activation_quantize_nodes"] > 0
+    )
     assert int8.parity.metrics["calibration"] == {"images": 16, "inputs": "dataset"}
     assert set(int8.parity.checks["seg"]) == {"miou_drop"}
     assert "abs_err_rise_percent" in int8.parity.checks["depth"]
     delta = int8.parity.metrics["delta"]
-    assert delta["seg"]["miou"] == pytest.approx(int8.parity.metrics["candidate"]["seg"]["miou"]
-                                                 - int8.parity.metrics["reference"]["seg"]["miou"])
+    assert delta["seg"]["miou"] == pytest.approx(
+        int8.parity.metrics["candidate"]["seg"]["miou"]
+        - int8.parity.metrics["reference"]["seg"]["miou"]
+    )
     assert summary["status"] == {a.file: "new" for a in m.artifacts}
     assert "fp32: torch.onnx.export" in summary["timings"]
 
@@ -92,8 +115,9 @@ def test_lone_onnx_describes_itself(student_bundle: tuple[Path, dict], tmp_path:
     assert m.tasks["seg"].class_names and len(m.tasks["seg"].class_names) == m.tasks["seg"].channels
 
 
-def test_student_graph_holds_no_teacher_tensor(student_bundle: tuple[Path, dict], tiny_checkpoint: Path,
-                                               tmp_path: Path) -> None:
+def test_student_graph_holds_no_teacher_tensor(
+    student_bundle: tuple[Path, dict], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     """By value, not by name: no teacher parameter appears among the student graph's weights,
     while the teacher graph (positive control) does contain teacher parameters."""
     from edgemtl.training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -110,27 +134,39 @@ def test_student_graph_holds_no_teacher_tensor(student_bundle: tuple[Path, dict]
     assert summary["artifacts"][0]["parity"]["passed"]
     in_teacher_graph = _initializer_fingerprints(tmp_path / "teacher" / "teacher.fp32.onnx")
     assert teacher & in_teacher_graph and not student & in_teacher_graph
-    assert (tmp_path / "teacher" / "teacher.fp32.onnx").stat().st_size > \
-        (student_bundle[0] / "student.fp32.onnx").stat().st_size
+    assert (tmp_path / "teacher" / "teacher.fp32.onnx").stat().st_size > (
+        student_bundle[0] / "student.fp32.onnx"
+    ).stat().st_size
 
 
 def test_decoded_outputs_in_graph(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    options = ExportOptions(head="student", outputs="decoded", samples=2, dynamic_batch=True,
-                            max_batch=8, out=tmp_path / "dec", quiet=True)
+    options = ExportOptions(
+        head="student",
+        outputs="decoded",
+        samples=2,
+        dynamic_batch=True,
+        max_batch=8,
+        out=tmp_path / "dec",
+        quiet=True,
+    )
     summary = export_command(tiny_checkpoint, options)
     m = mf.load_manifest(tmp_path / "dec")
     art = m.artifacts[0]
     assert m.outputs_mode == "decoded" and list(m.tasks)[:3] == ["seg", "depth", "normal"]
-    assert [(o.name, o.dtype) for o in art.outputs][:3] == [("seg_labels", "int32"), ("depth", "float32"),
-                                                            ("normal", "float32")]
+    assert [(o.name, o.dtype) for o in art.outputs][:3] == [
+        ("seg_labels", "int32"),
+        ("depth", "float32"),
+        ("normal", "float32"),
+    ]
     assert art.outputs[0].shape == ["batch", 32, 64]
     assert art.batch.dynamic and (art.batch.min, art.batch.max) == (1, 8)
     assert art.parity.checks["seg"]["label_agreement"].value >= 99.9
     assert "max_abs" not in art.parity.checks["seg"]
     from edgemtl.export import onnx_tools
 
-    out = onnx_tools.run_batches(onnx_tools.session(tmp_path / "dec" / art.file),
-                                 [np.zeros((3, 3, 32, 64), np.float32)])
+    out = onnx_tools.run_batches(
+        onnx_tools.session(tmp_path / "dec" / art.file), [np.zeros((3, 3, 32, 64), np.float32)]
+    )
     norms = np.linalg.norm(out["normal"], axis=1)
     assert out["seg_labels"].shape == (3, 32, 64) and np.allclose(norms, 1.0, atol=1e-4)
     assert summary["status"] == {"student.fp32.onnx": "new"}
@@ -154,7 +190,9 @@ print("STATUS", summary["status"])
 """
 
 
-def test_export_from_bundle_without_torch(student_bundle: tuple[Path, dict], tmp_path: Path) -> None:
+def test_export_from_bundle_without_torch(
+    student_bundle: tuple[Path, dict], tmp_path: Path
+) -> None:
     bundle = tmp_path / "device-copy"
     bundle.mkdir()
     shutil.copy(student_bundle[0] / "student.fp32.onnx", bundle)
@@ -163,10 +201,19 @@ def test_export_from_bundle_without_torch(student_bundle: tuple[Path, dict], tmp
     mf.write_manifest(bundle, m)
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", _TORCHLESS, str(bundle)], capture_output=True, text=True, check=False,
-                          env=env, cwd=REPO, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TORCHLESS, str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "'student.fp16.onnx': 'new'" in proc.stdout and "'student.int8.onnx': 'new'" in proc.stdout
+    assert (
+        "'student.fp16.onnx': 'new'" in proc.stdout and "'student.int8.onnx': 'new'" in proc.stdout
+    )
 
     after = mf.load_manifest(bundle)
     assert [a.precision for a in after.artifacts] == ["fp32", "fp16", "int8"]
@@ -179,8 +226,9 @@ def test_export_from_bundle_without_torch(student_bundle: tuple[Path, dict], tmp
     assert json.loads((bundle / "manifest.json").read_text())["schema_version"] == 1
 
 
-def test_missing_dataset_falls_back_to_flagged_random_inputs(student_bundle: tuple[Path, dict],
-                                                             tmp_path: Path) -> None:
+def test_missing_dataset_falls_back_to_flagged_random_inputs(
+    student_bundle: tuple[Path, dict], tmp_path: Path
+) -> None:
     bundle = tmp_path / "no-data"
     bundle.mkdir()
     shutil.copy(student_bundle[0] / "student.fp32.onnx", bundle)
@@ -190,8 +238,9 @@ def test_missing_dataset_falls_back_to_flagged_random_inputs(student_bundle: tup
     mf.write_manifest(bundle, m)
     # Random inputs only tell how close INT8 stays to FP32 (label agreement >= 100 - int8_miou_drop);
     # a barely trained model's near-tied logits need the looser bound a user would pass too.
-    options = ExportOptions(int8=True, calib=4, samples=2, quiet=True,
-                            tolerances={"int8_miou_drop": 10.0})
+    options = ExportOptions(
+        int8=True, calib=4, samples=2, quiet=True, tolerances={"int8_miou_drop": 10.0}
+    )
     summary = export_command(bundle, options)
     int8 = mf.find_artifact(mf.load_manifest(bundle), "onnx", "int8")
     assert int8 is not None and int8.parity is not None

@@ -41,14 +41,22 @@ def unpool_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     recipe = {**ckpt["recipe"], "model": {**ckpt["recipe"]["model"], "upsampling": "unpool"}}
     specs = [TaskSpec.from_dict(t) for t in ckpt["tasks"].values()]
     torch.manual_seed(0)
-    net = MultiTaskNet(specs, recipe["model"]["width"], "unpool", recipe["model"]["decoder"],
-                       heads=("teacher", "student"))
+    net = MultiTaskNet(
+        specs,
+        recipe["model"]["width"],
+        "unpool",
+        recipe["model"]["decoder"],
+        heads=("teacher", "student"),
+    )
     dst = tmp_path_factory.mktemp("unpool") / "best.pt"
-    return _rewrite_checkpoint(tiny_checkpoint, dst, recipe=recipe, upsampling="unpool", model=net.state_dict())
+    return _rewrite_checkpoint(
+        tiny_checkpoint, dst, recipe=recipe, upsampling="unpool", model=net.state_dict()
+    )
 
 
 def test_perturbed_onnx_weight_fails_the_gate_and_leaves_no_bundle(
-        tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fault injection: shift one real weight of the exported graph before it is gated."""
     from onnx import numpy_helper
 
@@ -56,30 +64,39 @@ def test_perturbed_onnx_weight_fails_the_gate_and_leaves_no_bundle(
 
     def perturbed(ctx: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
         init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
-        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + np.float32(0.05), init.name))
+        init.CopyFrom(
+            numpy_helper.from_array(numpy_helper.to_array(init) + np.float32(0.05), init.name)
+        )
         return real_finish(ctx, model, *args, **kwargs)
 
     monkeypatch.setattr(fc, "finish_onnx", perturbed)
     out = tmp_path / "bundles" / "student"
     with pytest.raises(UserError) as info:
-        export_command(tiny_checkpoint, ExportOptions(head="student", samples=2, out=out,
-                                                      quiet=True))
+        export_command(
+            tiny_checkpoint, ExportOptions(head="student", samples=2, out=out, quiet=True)
+        )
     message = str(info.value)
-    assert message.startswith("parity gate failed for student.fp32.onnx vs torch on 2 dataset samples")
+    assert message.startswith(
+        "parity gate failed for student.fp32.onnx vs torch on 2 dataset samples"
+    )
     assert "max_abs" in message and "(needs <= 0.001)" in message and "\n" not in message
     assert not out.exists()
     assert os.listdir(tmp_path / "bundles") == []  # no staging folder left behind either
 
 
-def test_existing_bundle_is_extended_never_silently_replaced(tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_existing_bundle_is_extended_never_silently_replaced(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "b"
     export_command(tiny_checkpoint, ExportOptions(head="student", samples=2, out=out, quiet=True))
     before = sha256_file(out / "student.fp32.onnx")
 
     # same checkpoint, different graph (dynamic batch): refused, bundle untouched
     with pytest.raises(UserError, match="already holds a different student.fp32.onnx.*--force"):
-        export_command(tiny_checkpoint, ExportOptions(head="student", samples=2,
-                                                      dynamic_batch=True, out=out, quiet=True))
+        export_command(
+            tiny_checkpoint,
+            ExportOptions(head="student", samples=2, dynamic_batch=True, out=out, quiet=True),
+        )
     assert sha256_file(out / "student.fp32.onnx") == before
     assert sorted(os.listdir(tmp_path)) == ["b"]
 
@@ -90,29 +107,41 @@ def test_existing_bundle_is_extended_never_silently_replaced(tiny_checkpoint: Pa
     with pytest.raises(UserError, match="existing bundle differs .*head student != teacher"):
         export_command(tiny_checkpoint, ExportOptions(head="teacher", out=out, quiet=True))
 
-    summary = export_command(other, ExportOptions(head="student", samples=2, out=out, force=True,
-                                                  quiet=True))
+    summary = export_command(
+        other, ExportOptions(head="student", samples=2, out=out, force=True, quiet=True)
+    )
     assert summary["status"] == {"student.fp32.onnx": "new"}  # --force started the bundle over
     assert mf.load_manifest(out).source.sha256 == sha256_file(other)
     assert mf.read_metadata(out / "student.fp32.onnx")["source"]["sha256"] == sha256_file(other)
 
 
-def test_unpool_teacher_refused_for_tensorrt_student_accepted(unpool_checkpoint: Path, tmp_path: Path) -> None:
+def test_unpool_teacher_refused_for_tensorrt_student_accepted(
+    unpool_checkpoint: Path, tmp_path: Path
+) -> None:
     with pytest.raises(UserError, match="cannot build the teacher head: its decoder uses unpool"):
-        export_command(unpool_checkpoint, ExportOptions(head="teacher", trt=True,
-                                                        out=tmp_path / "t", quiet=True))
+        export_command(
+            unpool_checkpoint,
+            ExportOptions(head="teacher", trt=True, out=tmp_path / "t", quiet=True),
+        )
     with pytest.raises(UserError, match="ensemble head: its decoder uses unpool"):
-        export_command(unpool_checkpoint, ExportOptions(head="ensemble", trt=True,
-                                                        out=tmp_path / "e", quiet=True))
+        export_command(
+            unpool_checkpoint,
+            ExportOptions(head="ensemble", trt=True, out=tmp_path / "e", quiet=True),
+        )
     assert not (tmp_path / "t").exists()
     from edgemtl.export.tensorrt_build import availability
 
-    if not availability()[0]:  # the student passes the unpool check; only TensorRT's absence stops it
+    if not availability()[
+        0
+    ]:  # the student passes the unpool check; only TensorRT's absence stops it
         with pytest.raises(UserError, match="--trt: TensorRT is not installed"):
-            export_command(unpool_checkpoint, ExportOptions(head="student", trt=True,
-                                                            out=tmp_path / "s", quiet=True))
-    summary = export_command(unpool_checkpoint, ExportOptions(head="student", samples=2,
-                                                              out=tmp_path / "s", quiet=True))
+            export_command(
+                unpool_checkpoint,
+                ExportOptions(head="student", trt=True, out=tmp_path / "s", quiet=True),
+            )
+    summary = export_command(
+        unpool_checkpoint, ExportOptions(head="student", samples=2, out=tmp_path / "s", quiet=True)
+    )
     art = mf.load_manifest(tmp_path / "s").artifacts[0]
     assert art.parity.passed and mf.load_manifest(tmp_path / "s").upsampling == "unpool"
     assert not any("not possible" in n for n in summary["notes"])
@@ -122,7 +151,9 @@ def test_corrupted_checkpoint_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "runs" / "x" / "best.pt"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
-    with pytest.raises(UserError, match=r"checkpoint .*best.pt: not a readable edgemtl checkpoint") as info:
+    with pytest.raises(
+        UserError, match=r"checkpoint .*best.pt: not a readable edgemtl checkpoint"
+    ) as info:
         export_command(bad, ExportOptions(head="student", out=tmp_path / "o", quiet=True))
     assert "\n" not in str(info.value) and not (tmp_path / "o").exists()
     with pytest.raises(UserError, match="no such checkpoint file or bundle folder"):
@@ -136,7 +167,9 @@ def test_missing_head_names_the_method(tiny_checkpoint: Path, tmp_path: Path) ->
 
     ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     recipe = {**ckpt["recipe"], "method": {"name": "vanilla"}}
-    vanilla = _rewrite_checkpoint(tiny_checkpoint, tmp_path / "vanilla.pt", heads=["teacher"], recipe=recipe)
+    vanilla = _rewrite_checkpoint(
+        tiny_checkpoint, tmp_path / "vanilla.pt", heads=["teacher"], recipe=recipe
+    )
     with pytest.raises(UserError, match="has no student head: it was trained with method vanilla"):
         export_command(vanilla, ExportOptions(head="student", out=tmp_path / "o", quiet=True))
     with pytest.raises(UserError, match="--head tutor: expected teacher, student or ensemble"):
@@ -158,8 +191,10 @@ def test_tampered_onnx_is_refused_by_checksum(tiny_checkpoint: Path, tmp_path: P
 
 
 def test_tolerance_overrides_parse() -> None:
-    assert parse_tolerances(["fp32_max_abs=2e-3", "int8_miou_drop=5"]) == {"fp32_max_abs": 2e-3,
-                                                                           "int8_miou_drop": 5.0}
+    assert parse_tolerances(["fp32_max_abs=2e-3", "int8_miou_drop=5"]) == {
+        "fp32_max_abs": 2e-3,
+        "int8_miou_drop": 5.0,
+    }
     with pytest.raises(UserError, match="expected NAME=NUMBER"):
         parse_tolerances(["fp32_max_abs"])
     with pytest.raises(UserError, match="unknown tolerance 'nope'"):

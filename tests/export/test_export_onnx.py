@@ -41,11 +41,15 @@ def _toy_graph() -> onnx.ModelProto:
         helper.make_node("Div", ["n_raw", "n_safe"], ["normal"], name="div"),
     ]
     graph = helper.make_graph(
-        nodes, "toy",
+        nodes,
+        "toy",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, H, W])],
-        [helper.make_tensor_value_info("seg_logits", TensorProto.FLOAT, [1, 3, H, W]),
-         helper.make_tensor_value_info("normal", TensorProto.FLOAT, [1, 3, H, W])],
-        inits)
+        [
+            helper.make_tensor_value_info("seg_logits", TensorProto.FLOAT, [1, 3, H, W]),
+            helper.make_tensor_value_info("normal", TensorProto.FLOAT, [1, 3, H, W]),
+        ],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -96,8 +100,12 @@ def test_int8_is_symmetric_per_channel_qdq_and_runs(tmp_path: Path) -> None:
     assert facts["weight_dequantize_nodes"] >= 3  # every conv weight stored int8
     assert facts["per_channel_weights"] >= 3  # with a per-output-channel axis
     assert facts["all_zero_points_zero"] is True  # symmetric: what TensorRT needs
-    weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"
-                 and n.input[0] in {t.name for t in model.graph.initializer}]
+    weight_dq = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in {t.name for t in model.graph.initializer}
+    ]
     stored = {t.name: t.data_type for t in model.graph.initializer}
     assert any(stored[n.input[0]] == TensorProto.INT8 for n in weight_dq)
     out = onnx_tools.run_batches(onnx_tools.session(dst), _inputs(2, seed=5))
@@ -108,7 +116,9 @@ def test_int8_is_symmetric_per_channel_qdq_and_runs(tmp_path: Path) -> None:
 
 def test_simplify_failure_keeps_the_original() -> None:
     model = _toy_graph()
-    model.graph.node.append(helper.make_node("Mystery", ["normal"], ["extra"], domain="no.such.domain"))
+    model.graph.node.append(
+        helper.make_node("Mystery", ["normal"], ["extra"], domain="no.such.domain")
+    )
     model.graph.output.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, None))
     model.opset_import.append(helper.make_opsetid("no.such.domain", 1))
     kept, warning = onnx_tools.simplify(model)
@@ -143,7 +153,9 @@ def test_parity_numbers_by_hand() -> None:
     n2 = np.array([[[[0, 1]], [[1, 0]], [[0, 0]]]], np.float32)
     assert parity.mean_angle_deg(n1, n2) == pytest.approx(45.0)
     # sum|a-b| / sum|b| = 0.1 / 3
-    assert parity.rel_diff_percent(np.array([1.1, 2.0]), np.array([1.0, 2.0])) == pytest.approx(10 / 3)
+    assert parity.rel_diff_percent(np.array([1.1, 2.0]), np.array([1.0, 2.0])) == pytest.approx(
+        10 / 3
+    )
 
 
 def test_int8_gate_by_hand() -> None:
@@ -158,7 +170,9 @@ def test_int8_gate_by_hand() -> None:
     bad = {"seg": {"miou": 46.0}, "depth": {"abs_err": 0.112}}
     checks = parity.compare_int8(ref, bad, tasks, parity.Tolerances())
     assert [c for c in parity.failures(checks)] == [
-        "seg miou_drop 4 (needs <= 3)", "depth abs_err_rise_percent 12 (needs <= 10)"]
+        "seg miou_drop 4 (needs <= 3)",
+        "depth abs_err_rise_percent 12 (needs <= 10)",
+    ]
     loose = parity.Tolerances.with_overrides({"int8_miou_drop": 5, "int8_depth_abs_rise": 15})
     assert parity.all_passed(parity.compare_int8(ref, bad, tasks, loose))
     with pytest.raises(UserError, match="unknown tolerance 'miou'"):
@@ -168,8 +182,10 @@ def test_int8_gate_by_hand() -> None:
 def test_fp32_gate_tolerances_per_upsampling() -> None:
     tasks = {"seg": make_spec("seg", ["a", "b"]), "depth": make_spec("depth")}
     rng = np.random.default_rng(0)
-    ref = {"seg_logits": rng.standard_normal((1, 2, 4, 4)).astype(np.float32) * 5,
-           "depth": rng.random((1, 1, 4, 4)).astype(np.float32)}
+    ref = {
+        "seg_logits": rng.standard_normal((1, 2, 4, 4)).astype(np.float32) * 5,
+        "depth": rng.random((1, 1, 4, 4)).astype(np.float32),
+    }
     cand = {k: v + 0.01 for k, v in ref.items()}  # 1e-2 off: fails bilinear, fine for unpool
     strict = parity.compare_fp32(tasks, "raw", ref, cand, parity.Tolerances())
     assert not strict["depth"]["max_abs"].passed and not strict["seg"]["max_abs"].passed
@@ -178,4 +194,6 @@ def test_fp32_gate_tolerances_per_upsampling() -> None:
     assert parity.all_passed(relaxed)
     assert relaxed["seg"]["label_agreement"].tolerance == 99.5
     with pytest.raises(UserError, match="output 'depth' of task depth is missing"):
-        parity.compare_fp32(tasks, "raw", ref, {"seg_logits": ref["seg_logits"]}, parity.Tolerances())
+        parity.compare_fp32(
+            tasks, "raw", ref, {"seg_logits": ref["seg_logits"]}, parity.Tolerances()
+        )

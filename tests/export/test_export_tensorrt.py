@@ -17,18 +17,28 @@ from edgemtl.export import tensorrt_build as tb
 from tests.helpers.cli import REPO
 
 
-@pytest.mark.parametrize("version, precision, onnx, flags, strongly", [
-    ("10.3.0", "fp32", "fp32", [], False),  # JetPack 6
-    ("10.3.0", "fp16", "fp32", ["FP16"], False),  # FP32 ONNX + builder flag
-    ("10.13.0.35", "int8", "int8", ["INT8"], False),  # explicit quantization from QDQ
-    ("11.0.0", "fp16", "fp16", ["STRONGLY_TYPED"], True),  # no FP16 flag any more
-    ("11.1.2", "int8", "int8", ["STRONGLY_TYPED"], True),
-    ("11.0", "fp32", "fp32", ["STRONGLY_TYPED"], True),
-    ("12.0.1", "fp16", "fp16", ["STRONGLY_TYPED"], True),  # newer: as for 11, said in the note
-])
-def test_strategy_from_version(version: str, precision: str, onnx: str, flags: list[str], strongly: bool) -> None:
+@pytest.mark.parametrize(
+    "version, precision, onnx, flags, strongly",
+    [
+        ("10.3.0", "fp32", "fp32", [], False),  # JetPack 6
+        ("10.3.0", "fp16", "fp32", ["FP16"], False),  # FP32 ONNX + builder flag
+        ("10.13.0.35", "int8", "int8", ["INT8"], False),  # explicit quantization from QDQ
+        ("11.0.0", "fp16", "fp16", ["STRONGLY_TYPED"], True),  # no FP16 flag any more
+        ("11.1.2", "int8", "int8", ["STRONGLY_TYPED"], True),
+        ("11.0", "fp32", "fp32", ["STRONGLY_TYPED"], True),
+        ("12.0.1", "fp16", "fp16", ["STRONGLY_TYPED"], True),  # newer: as for 11, said in the note
+    ],
+)
+def test_strategy_from_version(
+    version: str, precision: str, onnx: str, flags: list[str], strongly: bool
+) -> None:
     s = tb.choose_strategy(version, precision, "bilinear", "student")
-    assert (s.precision, s.onnx_precision, s.flags, s.strongly_typed) == (precision, onnx, flags, strongly)
+    assert (s.precision, s.onnx_precision, s.flags, s.strongly_typed) == (
+        precision,
+        onnx,
+        flags,
+        strongly,
+    )
     if version.startswith("12"):
         assert "newer than tested" in s.note
 
@@ -85,19 +95,39 @@ def _patched_stubs(dest: Path) -> Path | None:
     pyi = dest / "tensorrt_bindings" / "tensorrt.pyi"
     text = pyi.read_text()
     text = re.sub(r"\(self(: \w+)?, in: ", r"(self\1, in_: ", text)
-    text = text.replace("power: Weights = None, channel_axis: int)", "power: Weights = None, channel_axis: int = ...)")
+    text = text.replace(
+        "power: Weights = None, channel_axis: int)",
+        "power: Weights = None, channel_axis: int = ...)",
+    )
     pyi.write_text(text)
     return dest
 
 
 def _mypy(target: Path, stubs: Path, tmp: Path) -> subprocess.CompletedProcess:
     config = tmp / "mypy.ini"
-    config.write_text("[mypy]\npython_version = 3.10\nignore_missing_imports = True\n"
-                      "[mypy-tensorrt,tensorrt.*,tensorrt_bindings,tensorrt_bindings.*]\nignore_errors = True\n")
+    config.write_text(
+        "[mypy]\npython_version = 3.10\nignore_missing_imports = True\n"
+        "[mypy-tensorrt,tensorrt.*,tensorrt_bindings,tensorrt_bindings.*]\nignore_errors = True\n"
+    )
     env = {**os.environ, "MYPYPATH": str(stubs)}
-    return subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir",
-                           str(tmp / "cache"), str(target)], capture_output=True, text=True, env=env, check=False,
-                          cwd=REPO, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(tmp / "cache"),
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 def test_tensorrt_module_typechecks_against_stubs(tmp_path: Path) -> None:
@@ -110,9 +140,11 @@ def test_tensorrt_module_typechecks_against_stubs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     # and the check is live: a misspelt API call and a wrong argument type are caught
     broken = tmp_path / "broken_build.py"
-    broken.write_text(module.read_text()
-                      .replace("config.set_memory_pool_limit(", "config.set_memory_pool_limt(")
-                      .replace("profile.set_shape(input_name,", "profile.set_shape(0,"))
+    broken.write_text(
+        module.read_text()
+        .replace("config.set_memory_pool_limit(", "config.set_memory_pool_limt(")
+        .replace("profile.set_shape(input_name,", "profile.set_shape(0,")
+    )
     result = _mypy(broken, stubs, tmp_path)
     assert result.returncode != 0
     assert "set_memory_pool_limt" in result.stdout and '"set_shape"' in result.stdout
@@ -125,10 +157,16 @@ def _tiny_onnx(path: Path) -> None:
 
     w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "w"], ["seg_logits"])], "g",
+        [helper.make_node("Conv", ["image", "w"], ["seg_logits"])],
+        "g",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-        [helper.make_tensor_value_info("seg_logits", TensorProto.FLOAT, ["batch", 2, 8, 8])], [w])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
+        [helper.make_tensor_value_info("seg_logits", TensorProto.FLOAT, ["batch", 2, 8, 8])],
+        [w],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10),
+        str(path),
+    )
 
 
 @pytest.mark.gpu
@@ -140,14 +178,31 @@ def test_real_engine_build(tmp_path: Path) -> None:
     assert trt is not None
     _tiny_onnx(tmp_path / "m.onnx")
     strategy = tb.choose_strategy(str(trt.__version__), "fp32")
-    result = tb.build_engine(tmp_path / "m.onnx", tmp_path / "m.fp32.trt", strategy, input_name="image",
-                             chw=(3, 8, 8), batch=(1, 2, 4), dynamic=True, timing_cache=tmp_path / "timing.cache")
+    result = tb.build_engine(
+        tmp_path / "m.onnx",
+        tmp_path / "m.fp32.trt",
+        strategy,
+        input_name="image",
+        chw=(3, 8, 8),
+        batch=(1, 2, 4),
+        dynamic=True,
+        timing_cache=tmp_path / "timing.cache",
+    )
     assert result.engine.stat().st_size > 0 and (tmp_path / "timing.cache").stat().st_size > 0
     assert result.version == str(trt.__version__)
-    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(result.engine.read_bytes())
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+        result.engine.read_bytes()
+    )
     assert engine is not None and engine.num_io_tensors == 2
     # parser errors are listed, not swallowed
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(UserError, match="parser failed"):
-        tb.build_engine(tmp_path / "bad.onnx", tmp_path / "bad.trt", strategy, input_name="image",
-                        chw=(3, 8, 8), batch=(1, 1, 1), dynamic=False)
+        tb.build_engine(
+            tmp_path / "bad.onnx",
+            tmp_path / "bad.trt",
+            strategy,
+            input_name="image",
+            chw=(3, 8, 8),
+            batch=(1, 1, 1),
+            dynamic=False,
+        )

@@ -27,9 +27,16 @@ def _unit_normals(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def write_npy_release(root: Path, kind: str, counts: dict[str, int] | None = None,
-                      label_folder: str = "label", n_classes: int = 13, h: int = H, w: int = W,
-                      normals: bool = True) -> dict[str, list[dict[str, np.ndarray]]]:
+def write_npy_release(
+    root: Path,
+    kind: str,
+    counts: dict[str, int] | None = None,
+    label_folder: str = "label",
+    n_classes: int = 13,
+    h: int = H,
+    w: int = W,
+    normals: bool = True,
+) -> dict[str, list[dict[str, np.ndarray]]]:
     """NYUv2/Cityscapes layout: {split}/{image,label*,depth,normal}/{i}.npy, channels-last floats."""
     counts = counts or {"train": 4, "val": 2}
     written: dict[str, list[dict[str, np.ndarray]]] = {}
@@ -54,12 +61,18 @@ def write_npy_release(root: Path, kind: str, counts: dict[str, int] | None = Non
     return written
 
 
-def write_nyuv2(root: Path, counts: dict[str, int] | None = None) -> dict[str, list[dict[str, np.ndarray]]]:
+def write_nyuv2(
+    root: Path, counts: dict[str, int] | None = None
+) -> dict[str, list[dict[str, np.ndarray]]]:
     return write_npy_release(root, "nyuv2", counts, "label", 13)
 
 
-def write_cityscapes(root: Path, counts: dict[str, int] | None = None,
-                     label_folder: str = "label_7", n_classes: int = 7) -> dict[str, list[dict[str, np.ndarray]]]:
+def write_cityscapes(
+    root: Path,
+    counts: dict[str, int] | None = None,
+    label_folder: str = "label_7",
+    n_classes: int = 7,
+) -> dict[str, list[dict[str, np.ndarray]]]:
     return write_npy_release(root, "cityscapes", counts, label_folder, n_classes, normals=False)
 
 
@@ -73,10 +86,15 @@ def _png(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(path)
 
 
-def write_taskonomy(root: Path, layout: str = "building_domain",
-                    buildings: dict[str, str] | None = None, per_building: int = 2,
-                    size: int = TASKONOMY_SIZE, mask: bool = True,
-                    split_file: str | None = "splits.csv") -> dict[str, dict[str, np.ndarray]]:
+def write_taskonomy(
+    root: Path,
+    layout: str = "building_domain",
+    buildings: dict[str, str] | None = None,
+    per_building: int = 2,
+    size: int = TASKONOMY_SIZE,
+    mask: bool = True,
+    split_file: str | None = "splits.csv",
+) -> dict[str, dict[str, np.ndarray]]:
     """Taskonomy PNG domains; returns raw arrays per sample name `{building}/point_P_view_V`."""
     buildings = buildings or {"alpha": "train", "beta": "train", "gamma": "val"}
     written: dict[str, dict[str, np.ndarray]] = {}
@@ -91,14 +109,24 @@ def write_taskonomy(root: Path, layout: str = "building_domain",
             normal = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
             keypoints = rng.integers(0, 65536, (size, size), dtype=np.uint16)
             edges = rng.integers(0, 65536, (size, size), dtype=np.uint16)
-            domains = {"rgb": rgb, "segment_semantic": seg, "depth_zbuffer": depth, "normal": normal,
-                       "keypoints2d": keypoints, "edge_texture": edges}
+            domains = {
+                "rgb": rgb,
+                "segment_semantic": seg,
+                "depth_zbuffer": depth,
+                "normal": normal,
+                "keypoints2d": keypoints,
+                "edge_texture": edges,
+            }
             if mask:
                 valid = np.full((size, size), 255, np.uint8)
                 valid[-8:, :8] = 0
                 domains["mask_valid"] = valid
             for domain, arr in domains.items():
-                folder = root / building / domain if layout == "building_domain" else root / domain / building
+                folder = (
+                    root / building / domain
+                    if layout == "building_domain"
+                    else root / domain / building
+                )
                 _png(folder / f"{key}_domain_{domain}.png", arr)
             written[f"{building}/{key}"] = domains
     if split_file:
@@ -118,15 +146,27 @@ def folder_spec() -> dict[str, Any]:
         "splits": {"train": "train", "val": "val"},
         "image": {"folder": "images", "format": "png8"},
         "tasks": {
-            "seg": {"folder": "labels", "format": "png8", "invalid": 255, "classes": FOLDER_CLASSES},
-            "depth": {"folder": "depth", "format": "png16", "scale": 0.001, "invalid": 0, "units": "m"},
+            "seg": {
+                "folder": "labels",
+                "format": "png8",
+                "invalid": 255,
+                "classes": FOLDER_CLASSES,
+            },
+            "depth": {
+                "folder": "depth",
+                "format": "png16",
+                "scale": 0.001,
+                "invalid": 0,
+                "units": "m",
+            },
             "normal": {"folder": "normals", "format": "npy", "invalid": 0},
         },
     }
 
 
-def write_folder(root: Path, counts: dict[str, int] | None = None,
-                 h: int = H, w: int = W) -> dict[str, list[dict[str, np.ndarray]]]:
+def write_folder(
+    root: Path, counts: dict[str, int] | None = None, h: int = H, w: int = W
+) -> dict[str, list[dict[str, np.ndarray]]]:
     """A Folder dataset: dataset.yaml + PNG images/labels/16-bit depth, NPY normals."""
     counts = counts or {"train": 4, "val": 2}
     root.mkdir(parents=True, exist_ok=True)
@@ -149,5 +189,7 @@ def write_folder(root: Path, counts: dict[str, int] | None = None,
             _png(root / split / "depth" / f"{stem}.png", depth)
             (root / split / "normals").mkdir(parents=True, exist_ok=True)
             np.save(root / split / "normals" / f"{stem}.npy", normal)
-            written[split].append({"image": image, "labels": labels, "depth": depth, "normal": normal})
+            written[split].append(
+                {"image": image, "labels": labels, "depth": depth, "normal": normal}
+            )
     return written

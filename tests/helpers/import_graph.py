@@ -40,8 +40,12 @@ def module_files(package_dir: Path) -> dict[str, Path]:
 
 def _string_import(node: ast.Call) -> str | None:
     func = node.func
-    named = (isinstance(func, ast.Attribute) and func.attr == "import_module"
-             and isinstance(func.value, ast.Name) and func.value.id == "importlib")
+    named = (
+        isinstance(func, ast.Attribute)
+        and func.attr == "import_module"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "importlib"
+    )
     named = named or (isinstance(func, ast.Name) and func.id in ("import_module", "__import__"))
     first = node.args[0] if node.args else None
     if named and isinstance(first, ast.Constant) and isinstance(first.value, str):

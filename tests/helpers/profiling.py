@@ -9,8 +9,14 @@ from edgemtl.deploy.runtime import RunnerOptions
 
 def fast(iterations: int = 6, duration: float | None = None, **kw: object) -> ProfileOptions:
     """Short timing, no idle window, one thread; `kw` overrides any other option."""
-    timing = TimingConfig(warmup_iterations=1, warmup_s=0.0, iterations=iterations,
-                          duration_s=duration)
-    base: dict = {"timing": timing, "idle_s": 0.0, "runner": RunnerOptions(threads=1), "rounds": 2,
-                  "quiet": True}
+    timing = TimingConfig(
+        warmup_iterations=1, warmup_s=0.0, iterations=iterations, duration_s=duration
+    )
+    base: dict = {
+        "timing": timing,
+        "idle_s": 0.0,
+        "runner": RunnerOptions(threads=1),
+        "rounds": 2,
+        "quiet": True,
+    }
     return ProfileOptions(**{**base, **kw})

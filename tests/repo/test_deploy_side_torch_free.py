@@ -65,8 +65,9 @@ def test_every_torch_free_module_imports_with_torch_blocked() -> None:
         "assert not bad, bad\n"
         "print('ok', len(loaded))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-3000:]
     assert len(modules) > 50  # the walk found the layers, not an empty list
 
@@ -77,7 +78,12 @@ def test_cli_help_and_data_synth_run_without_torch(tmp_path) -> None:
         "sys.argv = ['edgemtl', 'data', 'synth', sys.argv[1], '--n-train', '2', '--n-val', '1', '--size', '32x64', '--quiet']\n"
         "from edgemtl.cli import main\nmain()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "synth")], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "synth")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "synth" / "train" / "image" / "1.npy").is_file()
     assert (tmp_path / "synth" / "val" / "edges" / "0.npy").is_file()

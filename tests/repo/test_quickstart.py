@@ -15,7 +15,10 @@ def test_quickstart_script_trains_and_prints_per_head_metrics(tmp_path: Path) ->
     args = [arg for override in [*TINY_OVERRIDES, "train.epochs=1"] for arg in ("--set", override)]
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "quickstart.sh"), *args, "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "120"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for word in ("teacher", "student", "ensemble", "(constant)", "mIoU", "best.pt"):

@@ -10,7 +10,11 @@ from tests.helpers.cli import REPO
 
 
 def test_readme_tables_match_benchmark_json() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "readme_tables.py"), "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "readme_tables.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -71,8 +71,12 @@ i = get_kind('depth')
 def test_no_task_kind_comparisons_outside_the_registries() -> None:
     modules = sorted(p for p in PACKAGE.rglob("*.py") if not _allowed(p))
     assert len(modules) > 50  # the walk really covers the package
-    hits = [hit for path in modules
-            for hit in offences(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))]
-    assert not hits, ("ask the task kind (edgemtl.core.tasks.get_kind, "
-                      "edgemtl.training.task_ops.get_ops) instead of comparing names:\n"
-                      + "\n".join(hits))
+    hits = [
+        hit
+        for path in modules
+        for hit in offences(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+    ]
+    assert not hits, (
+        "ask the task kind (edgemtl.core.tasks.get_kind, "
+        "edgemtl.training.task_ops.get_ops) instead of comparing names:\n" + "\n".join(hits)
+    )

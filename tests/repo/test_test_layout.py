@@ -26,9 +26,14 @@ def _imported_modules(tree: ast.Module) -> list[tuple[str, int]]:
 
 
 def test_every_test_module_sits_in_a_layer_folder() -> None:
-    misplaced = [str(p.relative_to(TESTS)) for p in TESTS.rglob("test_*.py")
-                 if p.parent.parent != TESTS or p.parent.name not in FOLDERS]
-    assert misplaced == [], f"test modules outside tests/<{'|'.join(sorted(FOLDERS))}>/: {misplaced}"
+    misplaced = [
+        str(p.relative_to(TESTS))
+        for p in TESTS.rglob("test_*.py")
+        if p.parent.parent != TESTS or p.parent.name not in FOLDERS
+    ]
+    assert misplaced == [], (
+        f"test modules outside tests/<{'|'.join(sorted(FOLDERS))}>/: {misplaced}"
+    )
     for folder in FOLDERS:
         assert (TESTS / folder / "__init__.py").is_file(), f"tests/{folder}/ is not a package"
 

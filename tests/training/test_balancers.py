@@ -23,7 +23,9 @@ from edgemtl.training.methods.balancers import (
 )
 
 
-def linear_losses(direction_a: list[float], direction_b: list[float]) -> tuple[nn.Parameter, dict[str, torch.Tensor]]:
+def linear_losses(
+    direction_a: list[float], direction_b: list[float]
+) -> tuple[nn.Parameter, dict[str, torch.Tensor]]:
     """A shared parameter w (at 0) and two losses whose gradients are the given directions."""
     w = nn.Parameter(torch.zeros(2))
     return w, {"a": w @ torch.tensor(direction_a), "b": w @ torch.tensor(direction_b)}
@@ -49,7 +51,9 @@ def test_pcgrad_projects_two_conflicting_gradients() -> None:
 
 
 def test_pcgrad_leaves_agreeing_gradients_alone() -> None:
-    assert pcgrad_combine(torch.tensor([[1.0, 0.0], [1.0, 1.0]])).tolist() == pytest.approx([2.0, 1.0])
+    assert pcgrad_combine(torch.tensor([[1.0, 0.0], [1.0, 1.0]])).tolist() == pytest.approx(
+        [2.0, 1.0]
+    )
 
 
 # ------------------------------------------------------------------------ MGDA
@@ -59,7 +63,9 @@ def test_mgda_two_task_min_norm() -> None:
     assert min_norm_weights(gram).tolist() == pytest.approx([0.2, 0.8])
     w, losses = linear_losses([2.0, 0.0], [0.0, 1.0])
     used = MGDA({"a": 1.0, "b": 1.0}, ["a", "b"]).backward(losses, [w])
-    assert used["a"] == pytest.approx(0.4) and used["b"] == pytest.approx(1.6)  # scaled to sum T = 2
+    assert used["a"] == pytest.approx(0.4) and used["b"] == pytest.approx(
+        1.6
+    )  # scaled to sum T = 2
     assert w.grad.tolist() == pytest.approx([0.8, 1.6])
 
 
@@ -127,15 +133,24 @@ def test_gradnorm_raises_the_weight_of_the_slower_task() -> None:
     # target = (2/3, 4/3), G = (1, 1): sign = (+1, -1) -> w = (0.9, 1.1) (sum already 2).
     bal = GradNorm({"a": 1.0, "b": 1.0}, ["a", "b"], alpha=1.0, lr=0.1)
     bal.initial = torch.tensor([3.0, 4.5], dtype=torch.float64)
-    new = bal.updated_weights(torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64),
-                              torch.tensor([1.5, 4.5], dtype=torch.float64))
+    new = bal.updated_weights(
+        torch.ones(2, dtype=torch.float64),
+        torch.ones(2, dtype=torch.float64),
+        torch.tensor([1.5, 4.5], dtype=torch.float64),
+    )
     assert new.tolist() == pytest.approx([0.9, 1.1])
 
 
 def test_build_balancer_by_name() -> None:
     weights = {"seg": 1.0, "depth": 2.0}
-    for name, cls in [("equal", Balancer), ("uncertainty", Uncertainty), ("dwa", DWA), ("gradnorm", GradNorm),
-                      ("mgda", MGDA), ("pcgrad", PCGrad)]:
+    for name, cls in [
+        ("equal", Balancer),
+        ("uncertainty", Uncertainty),
+        ("dwa", DWA),
+        ("gradnorm", GradNorm),
+        ("mgda", MGDA),
+        ("pcgrad", PCGrad),
+    ]:
         bal = build_balancer(BalancerConfig(name=name), weights)
         assert type(bal) is cls and bal.name == name
     assert build_balancer(BalancerConfig(name="mgda"), weights).needs_representation

@@ -31,8 +31,12 @@ from tests.helpers.cli import REPO
 RECIPE = REPO / "recipes" / "synthetic.yaml"
 N_TRAIN, N_VAL, BATCH = 16, 7, 4  # odd val split: shards of 4 and 3
 BASE = [
-    "data.size=[32,64]", "data.workers=0", "model.width=0.125", f"train.batch_size={BATCH}",
-    "train.threads=1", "train.optimizer.lr=0.002",
+    "data.size=[32,64]",
+    "data.workers=0",
+    "model.width=0.125",
+    f"train.batch_size={BATCH}",
+    "train.threads=1",
+    "train.optimizer.lr=0.002",
 ]
 
 
@@ -40,19 +44,39 @@ def _sets(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 
 
-def torchrun(target: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def torchrun(
+    target: list[str], env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "EDGEMTL_DEBUG"}
-    full_env.update({"PYTHONPATH": os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]),
-                     "OMP_NUM_THREADS": "1", "COLUMNS": "120", **(env or {})})
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *target]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, env=full_env, cwd=REPO, timeout=timeout)
+    full_env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1",
+            "COLUMNS": "120",
+            **(env or {}),
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        *target,
+    ]
+    return subprocess.run(
+        cmd, check=False, capture_output=True, text=True, env=full_env, cwd=REPO, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edgemtl.data.synthetic import SynthParams, write_dataset
 
-    return write_dataset(tmp_path_factory.mktemp("ddp") / "data", SynthParams(N_TRAIN, N_VAL, 32, 64, seed=1))
+    return write_dataset(
+        tmp_path_factory.mktemp("ddp") / "data", SynthParams(N_TRAIN, N_VAL, 32, 64, seed=1)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +89,19 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[s
     first = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(run), *sets], env)
     assert first.returncode == 0, first.stderr[-3000:]
     shutil.copytree(run, root / "after-epoch-1")
-    second = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(run), "--resume",
-                       *_sets(["train.epochs=2"])], env)
+    second = torchrun(
+        [
+            "-m",
+            "edgemtl",
+            "train",
+            str(RECIPE),
+            "--out",
+            str(run),
+            "--resume",
+            *_sets(["train.epochs=2"]),
+        ],
+        env,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     (root / "stdout.txt").write_text(first.stdout + second.stdout)
     (root / "stderr.txt").write_text(second.stderr)
@@ -100,7 +135,13 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 # ------------------------------------------------------------- torchrun runs
 @pytest.mark.slow
 def test_ranks_train_on_disjoint_slices_of_the_global_batch(ddp_run: dict[str, Path]) -> None:
-    traces = [[json.loads(line) for line in (ddp_run["trace"] / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    traces = [
+        [
+            json.loads(line)
+            for line in (ddp_run["trace"] / f"rank{r}.jsonl").read_text().splitlines()
+        ]
+        for r in (0, 1)
+    ]
     assert len(traces[0]) == len(traces[1]) == 2 * (N_TRAIN // BATCH)
     for step0, step1 in zip(*traces):
         assert (step0["epoch"], step0["batch"]) == (step1["epoch"], step1["batch"])
@@ -113,8 +154,18 @@ def test_ranks_train_on_disjoint_slices_of_the_global_batch(ddp_run: dict[str, P
 @pytest.mark.slow
 def test_rank0_alone_writes(ddp_run: dict[str, Path]) -> None:
     run = ddp_run["run"]
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl", "recipe.yaml", "summary.json", "tensorboard"]
-    assert [row["epoch"] for row in _rows(run)] == [0, 1]  # two ranks appending would give four rows
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "recipe.yaml",
+        "summary.json",
+        "tensorboard",
+    ]
+    assert [row["epoch"] for row in _rows(run)] == [
+        0,
+        1,
+    ]  # two ranks appending would give four rows
     assert len(list((run / "tensorboard").iterdir())) == 2  # one events file per launch, rank 0's
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 2
@@ -123,7 +174,9 @@ def test_rank0_alone_writes(ddp_run: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_resumed_ddp_run_matches_single_process_run(ddp_run: dict[str, Path], single_run: Path) -> None:
+def test_resumed_ddp_run_matches_single_process_run(
+    ddp_run: dict[str, Path], single_run: Path
+) -> None:
     ckpt = load_checkpoint(ddp_run["run"] / "last.pt")
     assert ckpt.position is not None and ckpt.distributed is not None
     assert ckpt.position.model_dump() == {"epoch": 2, "batch": 0, "global_step": 8}
@@ -131,11 +184,15 @@ def test_resumed_ddp_run_matches_single_process_run(ddp_run: dict[str, Path], si
     _assert_same_weights(ddp_run["run"] / "last.pt", single_run / "last.pt")
     for got, want in zip(_rows(ddp_run["run"]), _rows(single_run)):
         assert got["losses"] == pytest.approx(want["losses"], rel=1e-6)
-        assert got["heads"]["student"]["seg"] == pytest.approx(want["heads"]["student"]["seg"], rel=1e-6)
+        assert got["heads"]["student"]["seg"] == pytest.approx(
+            want["heads"]["student"]["seg"], rel=1e-6
+        )
 
 
 @pytest.mark.slow
-def test_ddp_checkpoint_resumes_in_one_process_with_micro_batches(ddp_run: dict[str, Path], single_run: Path) -> None:
+def test_ddp_checkpoint_resumes_in_one_process_with_micro_batches(
+    ddp_run: dict[str, Path], single_run: Path
+) -> None:
     run = ddp_run["root"] / "after-epoch-1"  # written by 2 processes; continued by one
     threads = torch.get_num_threads()
     try:
@@ -155,39 +212,89 @@ def test_distributed_eval_equals_single_process_eval(ddp_run: dict[str, Path]) -
         for task, values in tasks.items():
             if isinstance(values, dict):
                 for name, value in values.items():
-                    assert result["heads"][head][task][name] == pytest.approx(value, rel=1e-6, abs=1e-9), (head, task, name)
+                    assert result["heads"][head][task][name] == pytest.approx(
+                        value, rel=1e-6, abs=1e-9
+                    ), (head, task, name)
 
 
 @pytest.mark.slow
 def test_nan_on_rank1_stops_both_ranks_with_the_message(tmp_path: Path, data_root: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(data_root, data)
-    for i in epoch_permutation(N_TRAIN, 0, 0)[BATCH // 2 : BATCH]:  # rank 1's half of the first batch
+    for i in epoch_permutation(N_TRAIN, 0, 0)[
+        BATCH // 2 : BATCH
+    ]:  # rank 1's half of the first batch
         path = data / "train" / "image" / f"{i}.npy"
         image = np.load(path)
         image[0, 0, 0] = np.nan
         np.save(path, image)
-    proc = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(tmp_path / "run"),
-                     *_sets([*BASE, f"data.root={data}", "train.epochs=1"])], timeout=180)
+    proc = torchrun(
+        [
+            "-m",
+            "edgemtl",
+            "train",
+            str(RECIPE),
+            "--out",
+            str(tmp_path / "run"),
+            *_sets([*BASE, f"data.root={data}", "train.epochs=1"]),
+        ],
+        timeout=180,
+    )
     assert proc.returncode != 0
     message = "on rank 1 at epoch 1, batch 1; last good checkpoint:"
-    assert proc.stderr.count("error: training stopped: loss is nan") == 2 and proc.stderr.count(message) == 2  # both ranks
-    assert "Traceback" not in proc.stderr.split("training stopped")[0]  # no rank crashed before agreeing
-    assert (tmp_path / "run" / "last.pt").is_file()  # the untouched initial weights, written by rank 0
+    assert (
+        proc.stderr.count("error: training stopped: loss is nan") == 2
+        and proc.stderr.count(message) == 2
+    )  # both ranks
+    assert (
+        "Traceback" not in proc.stderr.split("training stopped")[0]
+    )  # no rank crashed before agreeing
+    assert (
+        tmp_path / "run" / "last.pt"
+    ).is_file()  # the untouched initial weights, written by rank 0
 
 
 @pytest.mark.slow
 def test_pcgrad_under_ddp_matches_single_process(tmp_path: Path, data_root: Path) -> None:
     """PCGrad projects the global batch's per-task gradients (rank-averaged) on every rank."""
-    sets = _sets([*BASE, f"data.root={data_root}", "train.epochs=1", "train.balancer={name: pcgrad, seed: 3}"])
-    proc = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(tmp_path / "ddp"), "--quiet", *sets])
+    sets = _sets(
+        [
+            *BASE,
+            f"data.root={data_root}",
+            "train.epochs=1",
+            "train.balancer={name: pcgrad, seed: 3}",
+        ]
+    )
+    proc = torchrun(
+        ["-m", "edgemtl", "train", str(RECIPE), "--out", str(tmp_path / "ddp"), "--quiet", *sets]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "edgemtl", "train", str(RECIPE), "--out", str(tmp_path / "one"), "--quiet",
-                             *sets, "--set", "train.micro_batches=2"], check=False, capture_output=True, text=True, env=env, timeout=300)
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgemtl",
+            "train",
+            str(RECIPE),
+            "--out",
+            str(tmp_path / "one"),
+            "--quiet",
+            *sets,
+            "--set",
+            "train.micro_batches=2",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     _assert_same_weights(tmp_path / "ddp" / "last.pt", tmp_path / "one" / "last.pt")
-    rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert set(rows[0]["weights"]) == {"seg", "depth", "normal", "keypoints", "edges"}
 
 
@@ -195,7 +302,10 @@ def test_pcgrad_under_ddp_matches_single_process(tmp_path: Path, data_root: Path
 def test_rank_batches_of_one_process_are_the_single_process_order() -> None:
     # 23 samples, batch 5: 4 full batches; resuming at batch 2 leaves batches 2 and 3 of the permutation.
     order = epoch_permutation(23, 4, 3).tolist()
-    assert rank_batches(23, 5, 4, 3, start_batch=2, rank=0, world_size=1) == [order[10:15], order[15:20]]
+    assert rank_batches(23, 5, 4, 3, start_batch=2, rank=0, world_size=1) == [
+        order[10:15],
+        order[15:20],
+    ]
 
 
 def test_rank_slices_partition_each_global_batch() -> None:
@@ -207,7 +317,10 @@ def test_rank_slices_partition_each_global_batch() -> None:
 
 def test_global_batch_must_split_into_chunks() -> None:
     assert check_batch(8, 2, 2) == 2
-    with pytest.raises(UserError, match=r"train.batch_size 6 is the global batch: .* processes \(2\) x train.micro_batches \(2\) = 4"):
+    with pytest.raises(
+        UserError,
+        match=r"train.batch_size 6 is the global batch: .* processes \(2\) x train.micro_batches \(2\) = 4",
+    ):
         check_batch(6, 2, 2)
 
 
@@ -229,8 +342,10 @@ def test_eval_shards_cover_the_split_once_without_padding() -> None:
 def test_running_stats_move_by_the_mean_of_chunk_updates() -> None:
     bn = torch.nn.BatchNorm2d(1, momentum=0.5)
     stats = RunningStats(bn)
-    chunks = [torch.full((2, 1, 1, 1), 2.0) + torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1),  # mean 2, var 2
-              torch.full((2, 1, 1, 1), 6.0)]  # mean 6, var 0
+    chunks = [
+        torch.full((2, 1, 1, 1), 2.0) + torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1),  # mean 2, var 2
+        torch.full((2, 1, 1, 1), 6.0),
+    ]  # mean 6, var 0
     stats.begin()
     for x in chunks:
         stats.before_chunk()
@@ -238,15 +353,33 @@ def test_running_stats_move_by_the_mean_of_chunk_updates() -> None:
         stats.after_chunk()
     stats.finish(Dist())
     # each chunk from (0, 1): mean 0.5*2=1 and 0.5*6=3 -> 2; var 0.5+0.5*2=1.5 and 0.5 -> 1.0
-    assert bn.running_mean.item() == pytest.approx(2.0) and bn.running_var.item() == pytest.approx(1.0)
+    assert bn.running_mean.item() == pytest.approx(2.0) and bn.running_var.item() == pytest.approx(
+        1.0
+    )
     assert int(bn.num_batches_tracked) == 1
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL + SyncBatchNorm under torchrun)")
+@pytest.mark.skipif(
+    torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL + SyncBatchNorm under torchrun)"
+)
 def test_nccl_sync_bn_run_on_two_gpus(tmp_path: Path, data_root: Path) -> None:
-    sets = _sets([*BASE, f"data.root={data_root}", "train.epochs=1", "train.sync_bn=true", "train.amp=bf16"])
-    proc = torchrun(["-m", "edgemtl", "train", str(RECIPE), "--out", str(tmp_path / "run"), "--device", "cuda", *sets])
+    sets = _sets(
+        [*BASE, f"data.root={data_root}", "train.epochs=1", "train.sync_bn=true", "train.amp=bf16"]
+    )
+    proc = torchrun(
+        [
+            "-m",
+            "edgemtl",
+            "train",
+            str(RECIPE),
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cuda",
+            *sets,
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt.distributed is not None and ckpt.distributed.world_size == 2

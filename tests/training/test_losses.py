@@ -76,9 +76,13 @@ def test_seg_distillation_kl_with_temperature() -> None:
     student = torch.zeros(1, 2, 1, 2)
     target = torch.tensor([[[1, -1]]])
     # tau = 1: KL((3/4, 1/4) || (1/2, 1/2)) = 0.75 ln 1.5 + 0.25 ln 0.5 = 0.1308120
-    assert distill_loss(SEG, student, teacher, target, tau=1.0).item() == pytest.approx(0.1308120, abs=1e-6)
+    assert distill_loss(SEG, student, teacher, target, tau=1.0).item() == pytest.approx(
+        0.1308120, abs=1e-6
+    )
     # tau = 2: p_T = softmax((ln 3)/2, 0) = (0.633975, 0.366025); KL = 0.0363408; x tau^2 = 0.1453631
-    assert distill_loss(SEG, student, teacher, target, tau=2.0).item() == pytest.approx(0.1453631, abs=1e-6)
+    assert distill_loss(SEG, student, teacher, target, tau=2.0).item() == pytest.approx(
+        0.1453631, abs=1e-6
+    )
 
 
 def test_regression_distillation_is_mean_euclidean_distance() -> None:
@@ -86,11 +90,15 @@ def test_regression_distillation_is_mean_euclidean_distance() -> None:
     teacher = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).view(1, 3, 1, 2)
     target = torch.ones(1, 3, 1, 2)
     # pixel 1: ||(1,0,0) - (0,1,0)|| = sqrt 2; pixel 2: identical -> 0; mean = 0.7071068
-    assert distill_loss(NORMAL, student, teacher, target).item() == pytest.approx(0.7071068, abs=1e-6)
+    assert distill_loss(NORMAL, student, teacher, target).item() == pytest.approx(
+        0.7071068, abs=1e-6
+    )
     depth_s = torch.tensor([1.0, 2.0, 7.0]).view(1, 1, 1, 3)
     depth_t = torch.tensor([4.0, 2.0, 0.0]).view(1, 1, 1, 3)
     depth_target = torch.tensor([1.0, 1.0, 0.0]).view(1, 1, 1, 3)  # third pixel invalid
-    assert distill_loss(DEPTH, depth_s, depth_t, depth_target).item() == pytest.approx(1.5, abs=1e-6)
+    assert distill_loss(DEPTH, depth_s, depth_t, depth_target).item() == pytest.approx(
+        1.5, abs=1e-6
+    )
 
 
 def test_identical_outputs_give_zero_gradient_not_nan() -> None:
@@ -110,8 +118,11 @@ def test_ensemble_seg_is_log_of_mean_probabilities() -> None:
 
 def _sd_setup(lam: float, detach: bool, name: str = "sd"):
     recipe = recipe_from_dict(
-        {"tasks": ["seg", "depth", "normal"], "model": {"width": 0.125},
-         "method": {"name": name, "lambda": lam, "detach_teacher": detach}}
+        {
+            "tasks": ["seg", "depth", "normal"],
+            "model": {"width": 0.125},
+            "method": {"name": name, "lambda": lam, "detach_teacher": detach},
+        }
     )
     specs = [SEG, DEPTH, NORMAL]
     method = build_method(recipe, specs)
@@ -142,7 +153,9 @@ def test_lambda_zero_gives_zero_kd_gradient() -> None:
 def test_detached_teacher_gets_no_kd_gradient_but_student_does() -> None:
     net, terms = _sd_setup(lam=1.0, detach=True)
     sum(group["kd"] for group in terms.values()).backward()
-    assert _grads(net.teacher) == [] or all(torch.count_nonzero(g) == 0 for g in _grads(net.teacher))
+    assert _grads(net.teacher) == [] or all(
+        torch.count_nonzero(g) == 0 for g in _grads(net.teacher)
+    )
     assert any(torch.count_nonzero(g) > 0 for g in _grads(net.student))
 
 
@@ -154,6 +167,10 @@ def test_undetached_teacher_receives_kd_gradient() -> None:
 
 def test_methods_group_terms_by_task() -> None:
     _, eq5 = _sd_setup(lam=1.0, detach=True, name="sd")
-    assert {k: sorted(v) for k, v in eq5.items()} == {t: ["kd", "student", "teacher"] for t in ("seg", "depth", "normal")}
+    assert {k: sorted(v) for k, v in eq5.items()} == {
+        t: ["kd", "student", "teacher"] for t in ("seg", "depth", "normal")
+    }
     _, eq6 = _sd_setup(lam=1.0, detach=True, name="sd_ensemble")
-    assert {k: sorted(v) for k, v in eq6.items()} == {t: ["ensemble", "kd"] for t in ("seg", "depth", "normal")}
+    assert {k: sorted(v) for k, v in eq6.items()} == {
+        t: ["ensemble", "kd"] for t in ("seg", "depth", "normal")
+    }

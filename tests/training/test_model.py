@@ -8,7 +8,13 @@ import torch
 from edgemtl.core.tasks import make_spec
 from edgemtl.training.models.network import MultiTaskNet
 
-SPECS = [make_spec("seg", ["a", "b", "c"]), make_spec("depth"), make_spec("normal"), make_spec("keypoints"), make_spec("edges")]
+SPECS = [
+    make_spec("seg", ["a", "b", "c"]),
+    make_spec("depth"),
+    make_spec("normal"),
+    make_spec("keypoints"),
+    make_spec("edges"),
+]
 EXPECTED_CHANNELS = {"seg": 3, "depth": 1, "normal": 3, "keypoints": 1, "edges": 1}
 
 
@@ -57,7 +63,9 @@ def test_student_head_module_holds_no_teacher_parameters() -> None:
     student = net.head_module("student")
     teacher_ids = {id(p) for p in net.teacher.parameters()}
     assert not any(id(p) in teacher_ids for p in student.parameters())
-    assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in net.head_module("teacher").parameters())
+    assert sum(p.numel() for p in student.parameters()) < sum(
+        p.numel() for p in net.head_module("teacher").parameters()
+    )
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         raw = student(x)

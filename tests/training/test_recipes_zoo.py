@@ -36,8 +36,20 @@ FIXED = [
 def test_the_zoo_is_complete() -> None:
     names = {path.stem for path in RECIPES}
     for dataset in ("synthetic", "nyuv2", "cityscapes", "taskonomy"):
-        for variant in ("", "-vanilla", "-lambda0", "-sd-ensemble", "-kd-two-stage", "-no-attention", "-unet", "-single",
-                        "-single-vanilla", "-kd4mtl", "-bam", *(f"-{b}" for b in BALANCERS if b != "equal")):
+        for variant in (
+            "",
+            "-vanilla",
+            "-lambda0",
+            "-sd-ensemble",
+            "-kd-two-stage",
+            "-no-attention",
+            "-unet",
+            "-single",
+            "-single-vanilla",
+            "-kd4mtl",
+            "-bam",
+            *(f"-{b}" for b in BALANCERS if b != "equal"),
+        ):
             assert f"{dataset}{variant}" in names
     methods = {load_recipe(path).method.name for path in RECIPES}
     balancers = {load_recipe(path).train.balancer.name for path in RECIPES}
@@ -63,7 +75,9 @@ def test_recipe_validates_and_trains_two_steps(
     try:
         trainer = Trainer(recipe, tmp_path / "run", quiet=True)
         trainer.init_from_data()
-        loader = train_loader(PreparedSplit(trainer.train_reader, trainer.input_spec), 2, 0, 0, 0, 0)
+        loader = train_loader(
+            PreparedSplit(trainer.train_reader, trainer.input_spec), 2, 0, 0, 0, 0
+        )
         trainer.model.train()
         for step, (images, targets) in enumerate(loader):
             ctx = StepContext(0, 1, step, trainer.steps_per_epoch)

@@ -34,7 +34,9 @@ def test_overfits_one_fixed_batch() -> None:
     net = method.build_model()
     params = SynthParams(n_train=4, n_val=1, height=32, width=64, seed=5)
     spec = InputSpec(32, 64)
-    images, targets = collate([prepare_sample(render_sample(params, "train", i), spec) for i in range(4)])
+    images, targets = collate(
+        [prepare_sample(render_sample(params, "train", i), spec) for i in range(4)]
+    )
     x = torch.from_numpy(images)
     batch = {s.key: torch.from_numpy(targets[s.key]) for s in specs}
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -76,23 +78,34 @@ def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> Non
 
     resume = TrainOptions.from_file(RECIPE, [], out=tmp_path / "resumed", resume=True, quiet=True)
     run_training(resume)
-    straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
+    straight, resumed = (
+        _weights(tmp_path / "straight" / "last.pt"),
+        _weights(tmp_path / "resumed" / "last.pt"),
+    )
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [row["epoch"] for row in rows] == [0, 1]
 
 
 def test_nan_loss_stops_and_keeps_a_loadable_last_checkpoint(tmp_path: Path) -> None:
     from edgemtl.data.synthetic import SynthParams, write_dataset
 
-    root = write_dataset(tmp_path / "data", SynthParams(n_train=8, n_val=4, height=32, width=64, seed=3))
+    root = write_dataset(
+        tmp_path / "data", SynthParams(n_train=8, n_val=4, height=32, width=64, seed=3)
+    )
     for i in range(8):  # every training image: the first step sees one
         path = root / "train" / "image" / f"{i}.npy"
         image = np.load(path)
         image[0, 0, 0] = np.nan
         np.save(path, image)
-    with pytest.raises(UserError, match=r"training stopped: loss is nan .* at epoch 1, batch 1; last good checkpoint: .*last.pt"):
+    with pytest.raises(
+        UserError,
+        match=r"training stopped: loss is nan .* at epoch 1, batch 1; last good checkpoint: .*last.pt",
+    ):
         overrides = [*TINY_OVERRIDES, f"data.root={root}"]
         run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True))
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -106,8 +119,22 @@ def test_run_folder_and_checkpoint_contents(tiny_checkpoint: Path) -> None:
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").iterdir())
     ckpt = torch.load(tiny_checkpoint, weights_only=True)  # plain containers only
-    for key in ("format", "schema_version", "edgemtl_version", "recipe", "tasks", "heads", "model", "optimizer",
-                "scheduler", "epoch", "rng", "metrics", "select", "data"):
+    for key in (
+        "format",
+        "schema_version",
+        "edgemtl_version",
+        "recipe",
+        "tasks",
+        "heads",
+        "model",
+        "optimizer",
+        "scheduler",
+        "epoch",
+        "rng",
+        "metrics",
+        "select",
+        "data",
+    ):
         assert key in ckpt, key
     assert ckpt["heads"] == ["teacher", "student", "ensemble"]
     assert ckpt["select"]["head"] == "student" and ckpt["select"]["metric"] == "delta_m"
@@ -115,7 +142,14 @@ def test_run_folder_and_checkpoint_contents(tiny_checkpoint: Path) -> None:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["schema_version"] == 1 and rows[0]["split"] == "val"
     assert set(rows[0]["heads"]) == {"teacher", "student", "ensemble"}
-    assert set(rows[0]["heads"]["student"]) == {"seg", "depth", "normal", "keypoints", "edges", "delta_m"}
+    assert set(rows[0]["heads"]["student"]) == {
+        "seg",
+        "depth",
+        "normal",
+        "keypoints",
+        "edges",
+        "delta_m",
+    }
     assert rows[0]["heads"]["student"]["delta_m"] == 0.0  # the reference is the first evaluation
 
 
@@ -129,7 +163,9 @@ def test_eval_reproduces_logged_metrics(tiny_checkpoint: Path) -> None:
         for task, values in tasks.items():
             if isinstance(values, dict):
                 for name, value in values.items():
-                    assert result["heads"][head][task][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (head, task, name)
+                    assert result["heads"][head][task][name] == pytest.approx(
+                        value, rel=1e-5, abs=1e-6
+                    ), (head, task, name)
             else:
                 assert result["heads"][head][task] == pytest.approx(values, abs=1e-4)
 

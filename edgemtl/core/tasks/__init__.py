@@ -105,8 +105,9 @@ class TaskSpec:
         )
 
 
-def make_spec(key: str, class_names: list[str] | tuple[str, ...] | None = None,
-              units: str = "") -> TaskSpec:
+def make_spec(
+    key: str, class_names: list[str] | tuple[str, ...] | None = None, units: str = ""
+) -> TaskSpec:
     """The spec of a registered kind (the key is the kind).
 
     A labels kind (seg) takes its channels from `class_names` (ValueError when
@@ -128,7 +129,22 @@ def decode_numpy(spec: TaskSpec, raw: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "FIXED_CHANNELS", "MEANINGS", "OUTPUT_NAMES", "TASK_KINDS", "ConstantFit", "Legend",
-    "MetricInfo", "TaskKind", "TaskSpec", "decode_numpy", "get_kind", "kind_names", "kinds",
-    "make_spec", "metric_info", "metric_label", "register_kind", "unregister_kind",
+    "FIXED_CHANNELS",
+    "MEANINGS",
+    "OUTPUT_NAMES",
+    "TASK_KINDS",
+    "ConstantFit",
+    "Legend",
+    "MetricInfo",
+    "TaskKind",
+    "TaskSpec",
+    "decode_numpy",
+    "get_kind",
+    "kind_names",
+    "kinds",
+    "make_spec",
+    "metric_info",
+    "metric_label",
+    "register_kind",
+    "unregister_kind",
 ]

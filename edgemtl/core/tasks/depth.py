@@ -101,8 +101,9 @@ class DepthKind(TaskKind):
     def constant_fit(self, channels: int) -> MeanDepthFit:
         return MeanDepthFit(channels)
 
-    def parity_int8(self, ref: Mapping[str, float], cand: Mapping[str, float],
-                    tol: Tolerances) -> dict[str, Gate]:
+    def parity_int8(
+        self, ref: Mapping[str, float], cand: Mapping[str, float], tol: Tolerances
+    ) -> dict[str, Gate]:
         if "abs_err" in ref and "abs_err" in cand:
             rise = 100.0 * (cand["abs_err"] - ref["abs_err"]) / max(abs(ref["abs_err"]), 1e-12)
             return {"abs_err_rise_percent": (rise, tol.int8_depth_abs_rise, "<=")}
@@ -113,12 +114,14 @@ class DepthKind(TaskKind):
         inverse depth * scale (docs/datasets.md "Augmentation")."""
         return value * np.float32(scale) if inverse else value / np.float32(scale)
 
-    def check_target(self, target: np.ndarray, class_names: Sequence[str],
-                     where: Path) -> list[str]:
+    def check_target(
+        self, target: np.ndarray, class_names: Sequence[str], where: Path
+    ) -> list[str]:
         super().check_target(target, class_names, where)
         if (target < 0).any():
-            raise UserError(f"{where}: negative depth {float(target.min()):.4g}; expected >= 0 "
-                            "(0 = invalid)")
+            raise UserError(
+                f"{where}: negative depth {float(target.min()):.4g}; expected >= 0 (0 = invalid)"
+            )
         return []
 
     def display_range(self, value: np.ndarray) -> tuple[float, float]:

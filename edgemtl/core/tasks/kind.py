@@ -178,8 +178,9 @@ class TaskKind:
 
     # ---- export parity gates (numbers in core/tasks/parity.py) -------------------------
 
-    def parity_fp32(self, a: np.ndarray, b: np.ndarray, tol: Tolerances,
-                    unpool: bool = False) -> dict[str, Gate]:
+    def parity_fp32(
+        self, a: np.ndarray, b: np.ndarray, tol: Tolerances, unpool: bool = False
+    ) -> dict[str, Gate]:
         """FP32 ONNX output `a` against the torch reference `b`."""
         limit = tol.fp32_max_abs_unpool if unpool else tol.fp32_max_abs
         return {"max_abs": (max_abs(a, b), limit, "<=")}
@@ -188,8 +189,9 @@ class TaskKind:
         """FP16 ONNX output `a` against the FP32 ONNX `b`."""
         return {"rel_diff_percent": (rel_diff_percent(a, b), tol.fp16_rel_diff, "<=")}
 
-    def parity_int8(self, ref: Mapping[str, float], cand: Mapping[str, float],
-                    tol: Tolerances) -> dict[str, Gate]:
+    def parity_int8(
+        self, ref: Mapping[str, float], cand: Mapping[str, float], tol: Tolerances
+    ) -> dict[str, Gate]:
         """INT8 metrics `cand` against FP32 metrics `ref`; here nothing is gated."""
         return {}
 
@@ -209,8 +211,9 @@ class TaskKind:
 
     # ---- data check ------------------------------------------------------------------
 
-    def check_target(self, target: np.ndarray, class_names: Sequence[str],
-                     where: Path) -> list[str]:
+    def check_target(
+        self, target: np.ndarray, class_names: Sequence[str], where: Path
+    ) -> list[str]:
         """Hard errors (UserError naming `where`) and warnings of one decoded sample target."""
         if not np.isfinite(target).all():
             raise UserError(f"{where}: NaN/Inf values after decoding; expected finite numbers")
@@ -222,8 +225,9 @@ class TaskKind:
         """(low, high) the colormap spans: the fixed `value_range`, else the map's own."""
         return self.value_range or auto_range(value)
 
-    def colourize(self, value: np.ndarray, class_names: Sequence[str] = (),
-                  units: str = "") -> tuple[np.ndarray, Legend]:
+    def colourize(
+        self, value: np.ndarray, class_names: Sequence[str] = (), units: str = ""
+    ) -> tuple[np.ndarray, Legend]:
         """Channels-last map -> (H×W×3 float32 RGB in [0, 1], legend entries).
 
         The value range is `display_range`: the kind's fixed `value_range` (so

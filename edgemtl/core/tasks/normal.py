@@ -163,8 +163,9 @@ class NormalKind(TaskKind):
     def constant_fit(self, channels: int) -> MeanNormalFit:
         return MeanNormalFit(channels)
 
-    def parity_fp32(self, a: np.ndarray, b: np.ndarray, tol: Tolerances,
-                    unpool: bool = False) -> dict[str, Gate]:
+    def parity_fp32(
+        self, a: np.ndarray, b: np.ndarray, tol: Tolerances, unpool: bool = False
+    ) -> dict[str, Gate]:
         return {"mean_angle_deg": (mean_angle_deg(a, b), tol.fp32_normal_deg, "<=")}
 
     def parity_fp16(self, a: np.ndarray, b: np.ndarray, tol: Tolerances) -> dict[str, Gate]:
@@ -176,8 +177,9 @@ class NormalKind(TaskKind):
         out[..., 0] = -out[..., 0]
         return out
 
-    def check_target(self, target: np.ndarray, class_names: Sequence[str],
-                     where: Path) -> list[str]:
+    def check_target(
+        self, target: np.ndarray, class_names: Sequence[str], where: Path
+    ) -> list[str]:
         super().check_target(target, class_names, where)
         norm = np.linalg.norm(target, axis=-1)
         off = np.abs(norm[self.valid_sample(target, 3)] - 1) > NORMAL_TOLERANCE
@@ -186,8 +188,9 @@ class NormalKind(TaskKind):
         count = int(off.sum())
         return [f"{where}: {count} normals are not unit length (|n| off by > {NORMAL_TOLERANCE})"]
 
-    def colourize(self, value: np.ndarray, class_names: Sequence[str] = (),
-                  units: str = "") -> tuple[np.ndarray, Legend]:
+    def colourize(
+        self, value: np.ndarray, class_names: Sequence[str] = (), units: str = ""
+    ) -> tuple[np.ndarray, Legend]:
         """RGB = (xyz + 1) / 2, so each axis has a fixed colour."""
         rgb = ((np.clip(np.asarray(value, dtype=np.float32), -1, 1) + 1) / 2).astype(np.float32)
         return rgb, [(None, "normals: RGB = (xyz + 1) / 2")]

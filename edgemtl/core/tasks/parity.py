@@ -46,8 +46,9 @@ class Tolerances:
         known = {f.name for f in fields(cls)}
         bad = sorted(set(overrides or {}) - known)
         if bad:
-            raise UserError(f"unknown tolerance {bad[0]!r}: expected one of "
-                            f"{', '.join(sorted(known))}")
+            raise UserError(
+                f"unknown tolerance {bad[0]!r}: expected one of {', '.join(sorted(known))}"
+            )
         return replace(cls(), **{k: float(v) for k, v in (overrides or {}).items()})
 
 

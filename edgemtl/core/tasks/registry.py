@@ -29,13 +29,16 @@ def register_kind(kind: TaskKind, replace: bool = False) -> TaskKind:
             continue
         shared = {other.raw_output, other.decoded_output} & {kind.raw_output, kind.decoded_output}
         if shared:
-            raise ValueError(f"task kind {kind.name!r}: output {min(shared)!r} belongs to "
-                             f"{other.name!r}")
+            raise ValueError(
+                f"task kind {kind.name!r}: output {min(shared)!r} belongs to {other.name!r}"
+            )
         for mine in kind.metrics:
             theirs = next((m for m in other.metrics if m.name == mine.name), None)
             if theirs is not None and theirs != mine:
-                raise ValueError(f"task kind {kind.name!r}: metric {mine.name!r} differs from "
-                                 f"{other.name!r}'s ({theirs})")
+                raise ValueError(
+                    f"task kind {kind.name!r}: metric {mine.name!r} differs from "
+                    f"{other.name!r}'s ({theirs})"
+                )
     _KINDS[kind.name] = kind
     return kind
 

@@ -136,8 +136,9 @@ class SegKind(TaskKind):
     def constant_fit(self, channels: int) -> ClassPriorFit:
         return ClassPriorFit(channels)
 
-    def parity_fp32(self, a: np.ndarray, b: np.ndarray, tol: Tolerances,
-                    unpool: bool = False) -> dict[str, Gate]:
+    def parity_fp32(
+        self, a: np.ndarray, b: np.ndarray, tol: Tolerances, unpool: bool = False
+    ) -> dict[str, Gate]:
         limit = tol.fp32_max_abs_unpool if unpool else tol.fp32_max_abs
         agree = tol.fp32_label_agreement_unpool if unpool else tol.fp32_label_agreement
         gates: dict[str, Gate] = {}
@@ -149,24 +150,29 @@ class SegKind(TaskKind):
     def parity_fp16(self, a: np.ndarray, b: np.ndarray, tol: Tolerances) -> dict[str, Gate]:
         return {"label_agreement": (label_agreement(a, b), tol.fp16_label_agreement, ">=")}
 
-    def parity_int8(self, ref: Mapping[str, float], cand: Mapping[str, float],
-                    tol: Tolerances) -> dict[str, Gate]:
+    def parity_int8(
+        self, ref: Mapping[str, float], cand: Mapping[str, float], tol: Tolerances
+    ) -> dict[str, Gate]:
         if "miou" in ref and "miou" in cand:
             return {"miou_drop": (ref["miou"] - cand["miou"], tol.int8_miou_drop, "<=")}
         return {}
 
-    def check_target(self, target: np.ndarray, class_names: Sequence[str],
-                     where: Path) -> list[str]:
+    def check_target(
+        self, target: np.ndarray, class_names: Sequence[str], where: Path
+    ) -> list[str]:
         n = len(class_names)
         bad = (target < -1) | (target >= n)
         if bad.any():
             value = int(target[bad][0])
-            raise UserError(f"{where}: label {value} out of range; expected -1 (ignore) or "
-                            f"0..{n - 1} ({n} classes)")
+            raise UserError(
+                f"{where}: label {value} out of range; expected -1 (ignore) or "
+                f"0..{n - 1} ({n} classes)"
+            )
         return []
 
-    def colourize(self, value: np.ndarray, class_names: Sequence[str] = (),
-                  units: str = "") -> tuple[np.ndarray, Legend]:
+    def colourize(
+        self, value: np.ndarray, class_names: Sequence[str] = (), units: str = ""
+    ) -> tuple[np.ndarray, Legend]:
         """Labels H×W -> palette colours (ignored pixels black); legend = classes present."""
         labels = np.asarray(value).astype(np.int64)
         valid = labels >= 0
@@ -175,6 +181,7 @@ class SegKind(TaskKind):
         rgb = np.zeros(labels.shape + (3,), np.float32)
         rgb[valid] = table[labels[valid]]
         names = list(class_names)
-        legend: Legend = [(class_colour(c), names[c] if c < len(names) else str(c))
-                          for c in present]
+        legend: Legend = [
+            (class_colour(c), names[c] if c < len(names) else str(c)) for c in present
+        ]
         return rgb, legend

@@ -65,8 +65,9 @@ def _is_complete(root: Path, params: SynthParams) -> bool:
     return True
 
 
-def _write_into(tmp: Path, params: SynthParams,
-                progress: Callable[[int, int], None] | None) -> None:
+def _write_into(
+    tmp: Path, params: SynthParams, progress: Callable[[int, int], None] | None
+) -> None:
     total = params.n_train + params.n_val
     done = 0
     for split in SPLITS:
@@ -82,8 +83,9 @@ def _write_into(tmp: Path, params: SynthParams,
     atomic_write_json(tmp / "synthetic.json", _manifest(params))
 
 
-def write_dataset(out: Path, params: SynthParams,
-                  progress: Callable[[int, int], None] | None = None) -> Path:
+def write_dataset(
+    out: Path, params: SynthParams, progress: Callable[[int, int], None] | None = None
+) -> Path:
     """Write `{out}/{train,val}/{image,label,depth,normal,keypoints,edges}/{i}.npy`
     and `{out}/synthetic.json`; the folder appears whole or not at all.
 
@@ -95,8 +97,10 @@ def write_dataset(out: Path, params: SynthParams,
         if _is_complete(out, params):
             return out
         if not out.is_dir() or any(out.iterdir()):
-            raise UserError(f"{out} already exists and is not this synthetic dataset; "
-                            "expected a new or empty folder")
+            raise UserError(
+                f"{out} already exists and is not this synthetic dataset; "
+                "expected a new or empty folder"
+            )
         out.rmdir()
     with atomic_dir(out) as tmp:
         _write_into(tmp, params, progress)
@@ -113,8 +117,9 @@ def cache_root() -> Path:
 
 def dataset_key(params: SynthParams) -> str:
     """16 hex digits of sha256 over the parameters and the generator version."""
-    blob = json.dumps({"params": params.to_dict(), "generator_version": GENERATOR_VERSION},
-                      sort_keys=True).encode()
+    blob = json.dumps(
+        {"params": params.to_dict(), "generator_version": GENERATOR_VERSION}, sort_keys=True
+    ).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -136,8 +141,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def ensure_dataset(params: SynthParams,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+def ensure_dataset(params: SynthParams, progress: Callable[[int, int], None] | None = None) -> Path:
     """Return the cached dataset folder for `params`, generating it once if needed.
 
     Safe when several processes call it at once (file lock + atomic rename).

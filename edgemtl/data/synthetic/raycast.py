@@ -41,9 +41,17 @@ class _Primitive:
     shade: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # points(3,M) -> normal, albedo
 
 
-def _rect(axis: int, value: float, facing: float, a: int, a_lim: tuple[float, float], b: int,
-          b_lim: tuple[float, float], albedo: Callable[[np.ndarray], np.ndarray],
-          label: int) -> _Primitive:
+def _rect(
+    axis: int,
+    value: float,
+    facing: float,
+    a: int,
+    a_lim: tuple[float, float],
+    b: int,
+    b_lim: tuple[float, float],
+    albedo: Callable[[np.ndarray], np.ndarray],
+    label: int,
+) -> _Primitive:
     """Axis-aligned one-sided rectangle, e.g. the floor (axis Z, facing +1)."""
 
     def hit(o: np.ndarray, d: np.ndarray, _dd: np.ndarray) -> np.ndarray:
@@ -175,8 +183,11 @@ def _cylinder(cy: Cylinder) -> _Primitive:
         q = p - c[:, None]
         radial = np.hypot(q[0], q[1])
         on_cap = (hh - np.abs(q[2])) < (r - radial)
-        n = np.where(on_cap[None, :], np.stack([0 * q[0], 0 * q[1], np.sign(q[2])]),
-                     np.stack([q[0], q[1], 0 * q[2]]) / np.maximum(radial, 1e-12))
+        n = np.where(
+            on_cap[None, :],
+            np.stack([0 * q[0], 0 * q[1], np.sign(q[2])]),
+            np.stack([q[0], q[1], 0 * q[2]]) / np.maximum(radial, 1e-12),
+        )
         tone = np.where(np.floor((q[2] + hh) / band) % 2 == 0, 1.0, 0.72)
         tone = np.where(on_cap, 0.9, tone)
         return n, color * tone[None, :]

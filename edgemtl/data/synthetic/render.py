@@ -12,8 +12,9 @@ from edgemtl.data.synthetic.scene import Scene
 from edgemtl.data.synthetic.targets import edge_map, keypoint_map
 
 
-def render_scene(scene: Scene, height: int, width: int,
-                 rng: np.random.Generator | None = None, name: str = "") -> Sample:
+def render_scene(
+    scene: Scene, height: int, width: int, rng: np.random.Generator | None = None, name: str = ""
+) -> Sample:
     """Render every task's target for `scene`. Image noise is added only with `rng`."""
     n_pix = height * width
     rot = scene.camera.rotation()

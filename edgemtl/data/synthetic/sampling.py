@@ -20,8 +20,12 @@ from edgemtl.data.synthetic.scene import (
 )
 
 
-def _hsv(rng: np.random.Generator, hue: tuple[float, float], sat: tuple[float, float],
-         val: tuple[float, float]) -> Vec3:
+def _hsv(
+    rng: np.random.Generator,
+    hue: tuple[float, float],
+    sat: tuple[float, float],
+    val: tuple[float, float],
+) -> Vec3:
     h = rng.uniform(*hue) % 1.0
     r, g, b = colorsys.hsv_to_rgb(h, rng.uniform(*sat), rng.uniform(*val))
     return (r, g, b)
@@ -36,13 +40,20 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     half_w = rng.uniform(2.0, 3.5)
     shift = rng.uniform(-0.5, 0.5)
     depth = rng.uniform(4.5, 8.0)
-    walls = ("left", "back", "right") if rng.random() < 0.5 else (
-        ("back", "left") if rng.random() < 0.5 else ("back", "right"))
+    walls = (
+        ("left", "back", "right")
+        if rng.random() < 0.5
+        else (("back", "left") if rng.random() < 0.5 else ("back", "right"))
+    )
     floor_a = _hsv(rng, (0.0, 1.0), (0.0, 0.15), (0.4, 0.65))
     wall_a = _hsv(rng, (0.05, 0.2), (0.05, 0.25), (0.75, 0.95))
     room = Room(
-        x_min=-half_w + shift, x_max=half_w + shift, y_min=-2.0, y_max=depth,
-        wall_height=rng.uniform(0.8, 1.5), walls=walls,
+        x_min=-half_w + shift,
+        x_max=half_w + shift,
+        y_min=-2.0,
+        y_max=depth,
+        wall_height=rng.uniform(0.8, 1.5),
+        walls=walls,
         floor_colors=(floor_a, _scaled(floor_a, rng.uniform(0.5, 0.75))),
         checker=rng.uniform(0.3, 0.6),
         wall_colors=(wall_a, _scaled(wall_a, rng.uniform(0.8, 0.9))),

@@ -24,31 +24,46 @@ def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any
     if not record.get("kind"):
         if data_root is None:
             raise UserError(f"{ref.path}: the artifact records no dataset: pass --data ROOT")
-        raise UserError(f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be read")
+        raise UserError(
+            f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be read"
+        )
     return record
 
 
-def open_reader(ref: ModelRef, data_root: str | Path | None, split: str,
-                progress: Callable[[int, int], None] | None = None) -> Any:
+def open_reader(
+    ref: ModelRef,
+    data_root: str | Path | None,
+    split: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
     """Open the split and check it matches the artifact (classes and image size)."""
     from edgemtl.data.registry import open_split
     from edgemtl.evaluation.scoring import check_seg_classes
 
     record = dataset_record(ref, data_root)
-    reader = open_split(record, split, [t.key for t in ref.tasks], root=data_root, progress=progress)
+    reader = open_split(
+        record, split, [t.key for t in ref.tasks], root=data_root, progress=progress
+    )
     check_seg_classes(reader, ref.tasks, f"{ref.path}'s manifest")
     if len(reader) == 0:
         raise UserError(f"dataset split {split!r} is empty")
     h, w = ref.input_hw
     shape = tuple(reader[0].image.shape[:2])
     if shape != (h, w):
-        raise UserError(f"dataset images are {shape[0]}x{shape[1]}, {ref.path} expects {h}x{w} "
-                        "(manifest input size): use the matching dataset copy")
+        raise UserError(
+            f"dataset images are {shape[0]}x{shape[1]}, {ref.path} expects {h}x{w} "
+            "(manifest input size): use the matching dataset copy"
+        )
     return reader
 
 
-def score_runner(runner: Runner, reader: Any, limit: int | None = None, batch_size: int = 8,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def score_runner(
+    runner: Runner,
+    reader: Any,
+    limit: int | None = None,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """{task: {metric: value}} of the runner's artifact over the reader."""
     from edgemtl.data.preprocess import InputSpec
     from edgemtl.evaluation.scoring import score_split
@@ -57,8 +72,12 @@ def score_runner(runner: Runner, reader: Any, limit: int | None = None, batch_si
     low, high = runner.batch_limits()
     size = min(max(batch_size, low), high)
     names = ref.output_for_task()
-    spec = InputSpec(ref.input_hw[0], ref.input_hw[1], tuple(ref.manifest.input.mean),  # type: ignore[arg-type]
-                     tuple(ref.manifest.input.std))  # type: ignore[arg-type]
+    spec = InputSpec(
+        ref.input_hw[0],
+        ref.input_hw[1],
+        tuple(ref.manifest.input.mean),  # type: ignore[arg-type]
+        tuple(ref.manifest.input.std),  # type: ignore[arg-type]
+    )
 
     def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         n = images.shape[0]
@@ -68,8 +87,9 @@ def score_runner(runner: Runner, reader: Any, limit: int | None = None, batch_si
         outs = runner.infer(np.ascontiguousarray(images, dtype=np.float32))
         return {ref.head: {t.key: outs[names[t.key]][:n] for t in ref.tasks}}
 
-    block = score_split(infer, reader, spec, ref.tasks, [ref.head], batch_size=size, limit=limit,
-                        progress=progress)
+    block = score_split(
+        infer, reader, spec, ref.tasks, [ref.head], batch_size=size, limit=limit, progress=progress
+    )
     return block[ref.head]
 
 
@@ -78,7 +98,11 @@ def deltas(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     diff: dict[str, Any] = {}
     for task, metrics in result.items():
         if isinstance(metrics, dict) and isinstance(reference.get(task), dict):
-            diff[task] = {m: float(v) - float(reference[task][m]) for m, v in metrics.items() if m in reference[task]}
+            diff[task] = {
+                m: float(v) - float(reference[task][m])
+                for m, v in metrics.items()
+                if m in reference[task]
+            }
     plain = {t: m for t, m in result.items() if isinstance(m, dict)}
     ref_plain = {t: m for t, m in reference.items() if isinstance(m, dict)}
     diff["delta_m"] = delta_m(plain, ref_plain)

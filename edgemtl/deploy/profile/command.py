@@ -75,12 +75,14 @@ class ProfileOptions:
 
 
 def parse_batches(text: str | Sequence[int]) -> list[int]:
-    """"1,4,8" -> [1, 4, 8]; every value a positive integer."""
+    """ "1,4,8" -> [1, 4, 8]; every value a positive integer."""
     items = text.split(",") if isinstance(text, str) else list(text)
     try:
         values = [int(str(v).strip()) for v in items if str(v).strip()]
     except ValueError:
-        raise UserError(f"--batch {text!r}: expected a comma-separated list of positive integers") from None
+        raise UserError(
+            f"--batch {text!r}: expected a comma-separated list of positive integers"
+        ) from None
     if not values or any(v < 1 for v in values):
         raise UserError(f"--batch {text!r}: expected a comma-separated list of positive integers")
     return sorted(set(values))
@@ -90,14 +92,26 @@ def _artifact_facts(ref: ModelRef, runner: Runner) -> dict[str, Any]:
     from edgemtl.deploy.profile.graph import graph_cost
 
     facts: dict[str, Any] = {
-        "label": ref.label, "path": str(ref.path), "format": ref.format, "precision": ref.precision,
-        "head": ref.head, "runner": runner.name, "input": list(ref.input_hw),
+        "label": ref.label,
+        "path": str(ref.path),
+        "format": ref.format,
+        "precision": ref.precision,
+        "head": ref.head,
+        "runner": runner.name,
+        "input": list(ref.input_hw),
         "size_bytes": ref.path.stat().st_size if ref.path.is_file() else None,
-        "params": None, "flops": None, "notes": list(ref.notes),
+        "params": None,
+        "flops": None,
+        "notes": list(ref.notes),
         "device_facts": runner.device_facts(),
     }
     onnx_path = ref.path if ref.format == "onnx" else None
-    if ref.format == "trt" and ref.bundle is not None and ref.artifact is not None and ref.artifact.built_from:
+    if (
+        ref.format == "trt"
+        and ref.bundle is not None
+        and ref.artifact is not None
+        and ref.artifact.built_from
+    ):
         candidate = ref.bundle / ref.artifact.built_from
         onnx_path = candidate if candidate.is_file() else None
     if onnx_path is not None:
@@ -112,8 +126,9 @@ def _input_batch(ref: ModelRef, batch: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, 3, h, w), dtype=np.float32)
 
 
-def _power_row(sampler: Any, windows: list[tuple[int, int]], idle: list[float], latency_ms: float,
-               batch: int) -> dict[str, Any]:
+def _power_row(
+    sampler: Any, windows: list[tuple[int, int]], idle: list[float], latency_ms: float, batch: int
+) -> dict[str, Any]:
     from edgemtl.deploy.profile.power import summarize
 
     watts = [w for start, end in windows for w in sampler.between(start, end)]
@@ -122,7 +137,9 @@ def _power_row(sampler: Any, windows: list[tuple[int, int]], idle: list[float], 
     return summary.to_dict()
 
 
-def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: Any = None) -> dict[str, Any]:
+def run_profile(
+    paths: Sequence[str | Path], options: ProfileOptions, console: Any = None
+) -> dict[str, Any]:
     """Profile every artifact `paths` name; return the full result (the `--json` document)."""
     from rich.console import Console
 
@@ -134,8 +151,15 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
     refs: list[ModelRef] = []
     select = options.select
     for p in paths:
-        refs.extend(resolve_artifacts(p, head=select.head, formats=select.formats,
-                                      precisions=select.precisions, fp16=options.runner.fp16))
+        refs.extend(
+            resolve_artifacts(
+                p,
+                head=select.head,
+                formats=select.formats,
+                precisions=select.precisions,
+                fp16=options.runner.fp16,
+            )
+        )
     runners: list[Runner] = []
     try:
         for ref in refs:
@@ -156,15 +180,19 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "environment": environment(),
         "conditions": {
-            "device": options.runner.device, "batches": list(options.batches),
-            "warmup_iterations": options.timing.warmup_iterations, "warmup_s": options.timing.warmup_s,
+            "device": options.runner.device,
+            "batches": list(options.batches),
+            "warmup_iterations": options.timing.warmup_iterations,
+            "warmup_s": options.timing.warmup_s,
             "iterations": None if options.timing.duration_s else options.timing.iterations,
-            "duration_s": options.timing.duration_s, "interleaved_rounds": options.rounds,
+            "duration_s": options.timing.duration_s,
+            "interleaved_rounds": options.rounds,
             "threads": options.runner.threads,
             "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
-                       "end_to_end is host wall time incl. host<->device copies, excl. image pre/post-processing",
-            "split": options.data.split if options.scores else None, "limit": options.data.limit,
+            "end_to_end is host wall time incl. host<->device copies, excl. image pre/post-processing",
+            "split": options.data.split if options.scores else None,
+            "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
         },
         "artifacts": artifacts,
@@ -172,16 +200,22 @@ def run_profile(paths: Sequence[str | Path], options: ProfileOptions, console: A
     }
 
 
-def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[str, Any]],
-              options: ProfileOptions, console: Any) -> None:
+def _accuracy(
+    refs: list[ModelRef],
+    runners: list[Runner],
+    artifacts: list[dict[str, Any]],
+    options: ProfileOptions,
+    console: Any,
+) -> None:
     from edgemtl.core.progress import bar
     from edgemtl.deploy.profile.accuracy import deltas, open_reader, score_runner
 
     data = options.data
     readers: dict[str, Any] = {}
     for ref, runner, facts in zip(refs, runners, artifacts):
-        key = json.dumps([ref.manifest.dataset, list(ref.input_hw), [t.key for t in ref.tasks]],
-                         sort_keys=True)
+        key = json.dumps(
+            [ref.manifest.dataset, list(ref.input_hw), [t.key for t in ref.tasks]], sort_keys=True
+        )
         if key not in readers:
             readers[key] = open_reader(ref, data.root, data.split)
         reader = readers[key]
@@ -199,15 +233,21 @@ def _accuracy(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[
     for ref, facts in zip(refs, artifacts):
         mine = facts["heads"][ref.head]
         for other_ref, other in zip(refs, artifacts):
-            if (other is not facts and other_ref.head == ref.head and other_ref.precision == "fp32"
-                    and ref.precision != "fp32" and other_ref.bundle == ref.bundle):
+            if (
+                other is not facts
+                and other_ref.head == ref.head
+                and other_ref.precision == "fp32"
+                and ref.precision != "fp32"
+                and other_ref.bundle == ref.bundle
+            ):
                 facts["reference"] = other["label"]
                 facts["deltas"] = deltas(mine, other["heads"][other_ref.head])
                 break
 
 
-def _explicit_reference(sources: Sequence[str], refs: list[ModelRef],
-                        artifacts: list[dict[str, Any]]) -> ResolvedReference:
+def _explicit_reference(
+    sources: Sequence[str], refs: list[ModelRef], artifacts: list[dict[str, Any]]
+) -> ResolvedReference:
     """`--reference` resolved with this run's scored artifacts as measured candidates.
 
     A bundle folder names its FP32 ONNX (else its first artifact) as profiled here.
@@ -227,13 +267,20 @@ def _explicit_reference(sources: Sequence[str], refs: list[ModelRef],
     return resolve_reference(sources, measured)
 
 
-def _timing(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[str, Any]],
-            options: ProfileOptions, console: Any, warnings: list[str]) -> None:
+def _timing(
+    refs: list[ModelRef],
+    runners: list[Runner],
+    artifacts: list[dict[str, Any]],
+    options: ProfileOptions,
+    console: Any,
+    warnings: list[str],
+) -> None:
     from edgemtl.core.progress import bar
     from edgemtl.deploy.profile.power import open_sampler
 
-    sampler, reason = (open_sampler(options.runner.device) if options.power
-                       else (None, "disabled (--no-power)"))
+    sampler, reason = (
+        open_sampler(options.runner.device) if options.power else (None, "disabled (--no-power)")
+    )
     idle: list[float] = []
     if sampler is not None:
         sampler.start()
@@ -272,8 +319,10 @@ def _timing(refs: list[ModelRef], runners: list[Runner], artifacts: list[dict[st
                     "times_ns": {"wall": res.wall_ns, "compute": res.compute_ns},
                 }
                 if (compute or wall).noisy:
-                    warnings.append(f"{artifacts[i]['label']} batch {batch}: CV {(compute or wall).cv_percent:.1f} % "
-                                    "> 5 %: noisy timings (other load? raise --warmup / --iterations)")
+                    warnings.append(
+                        f"{artifacts[i]['label']} batch {batch}: CV {(compute or wall).cv_percent:.1f} % "
+                        "> 5 %: noisy timings (other load? raise --warmup / --iterations)"
+                    )
                 if sampler is not None:
                     row["power"] = _power_row(sampler, res.windows, idle, wall.mean_ms, batch)
                 else:

@@ -36,8 +36,13 @@ def gpu_summary() -> dict[str, Any]:
     if not shutil.which("nvidia-smi"):
         return {}
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {}
     if out.returncode != 0 or not out.stdout.strip():

@@ -33,7 +33,9 @@ def graph_cost(path: str | Path, batch: int = 1) -> dict[str, int]:
     producers = {out: node for node in graph.node for out in node.output}
     shapes: dict[str, list[int]] = {}
     for vi in list(graph.value_info) + list(graph.input) + list(graph.output):
-        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
+        dims = [
+            d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim
+        ]
         shapes[vi.name] = dims
 
     def weight(name: str) -> Any | None:

@@ -71,8 +71,13 @@ class TegrastatsSampler(PowerSampler):
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "--interval", str(self.interval_ms)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [self.binary, "--interval", str(self.interval_ms)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         super().start()
 
     def _run(self) -> None:
@@ -109,7 +114,10 @@ class NvmlSampler(PowerSampler):
         pynvml.nvmlInit()
         self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         name = pynvml.nvmlDeviceGetName(self.handle)
-        self.facts = {"rail": "GPU (NVML power usage)", "gpu": name.decode() if isinstance(name, bytes) else name}
+        self.facts = {
+            "rail": "GPU (NVML power usage)",
+            "gpu": name.decode() if isinstance(name, bytes) else name,
+        }
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -118,7 +126,9 @@ class NvmlSampler(PowerSampler):
 
     def stop(self) -> None:
         super().stop()
-        with contextlib.suppress(Exception):  # shutting down twice or after a driver error is harmless
+        with contextlib.suppress(
+            Exception
+        ):  # shutting down twice or after a driver error is harmless
             self.nvml.nvmlShutdown()
 
 
@@ -195,14 +205,24 @@ class PowerSummary:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def summarize(watts: list[float], idle: list[float], latency_ms: float, batch: int, source: str) -> PowerSummary:
+def summarize(
+    watts: list[float], idle: list[float], latency_ms: float, batch: int, source: str
+) -> PowerSummary:
     """mJ/img = mean W x latency ms / batch; the dynamic part uses (mean - idle) W."""
     if not watts:
-        return PowerSummary(False, "no power sample inside the timed loop: run longer (--duration)", source)
+        return PowerSummary(
+            False, "no power sample inside the timed loop: run longer (--duration)", source
+        )
     mean = sum(watts) / len(watts)
     idle_w = sum(idle) / len(idle) if idle else None
     return PowerSummary(
-        True, "", source, len(watts), mean, max(watts), idle_w,
+        True,
+        "",
+        source,
+        len(watts),
+        mean,
+        max(watts),
+        idle_w,
         mean * latency_ms / batch,
         (mean - idle_w) * latency_ms / batch if idle_w is not None else None,
     )

@@ -16,7 +16,12 @@ import numpy as np
 CV_WARN_PERCENT = 5.0
 
 #: Percentiles reported, in order, as (field name, percentile).
-PERCENTILES: tuple[tuple[str, float], ...] = (("median", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0))
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("median", 50.0),
+    ("p90", 90.0),
+    ("p95", 95.0),
+    ("p99", 99.0),
+)
 
 
 @dataclass(frozen=True)

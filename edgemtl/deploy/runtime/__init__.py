@@ -11,5 +11,11 @@ from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.registry import register_runner
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
 
-__all__ = ["ModelRef", "Runner", "RunnerOptions", "open_runner", "register_runner",
-           "resolve_artifacts"]
+__all__ = [
+    "ModelRef",
+    "Runner",
+    "RunnerOptions",
+    "open_runner",
+    "register_runner",
+    "resolve_artifacts",
+]

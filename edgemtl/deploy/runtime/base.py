@@ -79,8 +79,10 @@ class ModelRef:
         for spec in self.tasks:
             name = names[spec.key]
             if name not in outputs:
-                raise UserError(f"{self.path}: output {name!r} for task {spec.key} missing "
-                                f"(the model gave {sorted(outputs)})")
+                raise UserError(
+                    f"{self.path}: output {name!r} for task {spec.key} missing "
+                    f"(the model gave {sorted(outputs)})"
+                )
             decoded[spec.key] = decode_numpy(spec, np.asarray(outputs[name]))
         return decoded
 

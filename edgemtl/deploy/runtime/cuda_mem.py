@@ -63,7 +63,9 @@ class CudaPython(CudaApi):
         err, *values = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
             _, name = self.rt.cudaGetErrorName(err)
-            raise RuntimeError(f"CUDA {what} failed: {name.decode() if isinstance(name, bytes) else name}")
+            raise RuntimeError(
+                f"CUDA {what} failed: {name.decode() if isinstance(name, bytes) else name}"
+            )
         return values[0] if len(values) == 1 else values
 
     def malloc(self, nbytes: int) -> int:
@@ -86,11 +88,17 @@ class CudaPython(CudaApi):
 
     def htod(self, dst: int, src: np.ndarray, stream: int) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream), "cudaMemcpyAsync H2D")
+        self._check(
+            self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream),
+            "cudaMemcpyAsync H2D",
+        )
 
     def dtoh(self, dst: np.ndarray, src: int, stream: int) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream), "cudaMemcpyAsync D2H")
+        self._check(
+            self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream),
+            "cudaMemcpyAsync D2H",
+        )
 
     def sync(self, stream: int) -> None:
         self._check(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")

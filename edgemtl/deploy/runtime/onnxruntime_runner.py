@@ -56,14 +56,18 @@ class OrtRunner(Runner):
         wanted = PROVIDERS[self.provider]
         available = ort.get_available_providers()
         if wanted[0] not in available:
-            raise UserError(f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}): "
-                            "pip install onnxruntime-gpu (with a matching CUDA) for --provider "
-                            f"{self.provider}")
+            raise UserError(
+                f"ONNX Runtime has no {wanted[0]} here (available: {', '.join(available)}): "
+                "pip install onnxruntime-gpu (with a matching CUDA) for --provider "
+                f"{self.provider}"
+            )
         providers = [p for p in wanted if p in available]
         self.session = build_session(self.ref.path, self.threads, providers)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise UserError(f"{self.ref.path}: expected one image input, the graph has {len(inputs)}")
+            raise UserError(
+                f"{self.ref.path}: expected one image input, the graph has {len(inputs)}"
+            )
         self.input_name = inputs[0].name
         self._output_names = [o.name for o in self.session.get_outputs()]
 
@@ -82,7 +86,11 @@ class OrtRunner(Runner):
 
     def device_facts(self) -> dict[str, Any]:
         ort = import_onnxruntime()
-        providers = self.session.get_providers() if self.session is not None else list(PROVIDERS[self.provider])
+        providers = (
+            self.session.get_providers()
+            if self.session is not None
+            else list(PROVIDERS[self.provider])
+        )
         return {
             "backend": self.backend,
             "runner": self.name,

@@ -23,8 +23,10 @@ def import_onnxruntime() -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise UserError("onnxruntime is not installed: pip install onnxruntime "
-                        "(or onnxruntime-gpu for CUDA/TensorRT providers)") from None
+        raise UserError(
+            "onnxruntime is not installed: pip install onnxruntime "
+            "(or onnxruntime-gpu for CUDA/TensorRT providers)"
+        ) from None
     return ort
 
 
@@ -47,5 +49,6 @@ def build_session(path: str | Path, threads: int, providers: Sequence[str] = CPU
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/... types
         text = str(exc).strip()
         first = text.splitlines()[0][:200] if text else ""
-        raise UserError(f"{path}: ONNX Runtime cannot load it "
-                        f"({type(exc).__name__}: {first})") from None
+        raise UserError(
+            f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {first})"
+        ) from None

@@ -38,8 +38,9 @@ class RunnerEntry:
 _RUNNERS: dict[str, RunnerEntry] = {}
 
 
-def register_runner(fmt: str, runner: str, *, suffixes: Sequence[str] = (),
-                    ref: str | None = None) -> None:
+def register_runner(
+    fmt: str, runner: str, *, suffixes: Sequence[str] = (), ref: str | None = None
+) -> None:
     """Register (or replace) the runner of artifact format `fmt` (a `ModelRef.format`).
 
     `runner` and `ref` are "module:attribute" strings, imported on first use.
@@ -50,8 +51,9 @@ def register_runner(fmt: str, runner: str, *, suffixes: Sequence[str] = (),
         if target is not None and (target.count(":") != 1 or not all(target.split(":"))):
             raise ValueError(f"runner registry: {target!r} is not 'module:attribute'")
     if suffixes and ref is None:
-        raise ValueError(f"runner registry: format {fmt!r} claims suffixes {list(suffixes)} "
-                         "without a ref")
+        raise ValueError(
+            f"runner registry: format {fmt!r} claims suffixes {list(suffixes)} without a ref"
+        )
     lowered = tuple(s.lower() for s in suffixes)
     for other, entry in _RUNNERS.items():
         clash = set(lowered) & set(entry.suffixes)
@@ -70,8 +72,10 @@ def _load(target: str, fmt: str) -> Any:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise UserError(f"artifact format {fmt!r}: cannot load its runner {target} "
-                        f"({type(exc).__name__}: {exc})") from None
+        raise UserError(
+            f"artifact format {fmt!r}: cannot load its runner {target} "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def runner_class(fmt: str) -> type[Runner]:
@@ -97,5 +101,9 @@ def ref_builder(suffix: str) -> Callable[[Path, str | None, bool], ModelRef] | N
 register_runner("onnx", "edgemtl.deploy.runtime.onnxruntime_runner:OrtRunner")
 register_runner("trt", "edgemtl.deploy.runtime.tensorrt_runner:TrtRunner")
 # The torch runner lives on the training side; named, never imported, until a checkpoint is opened.
-register_runner("torch", "edgemtl.training.torch_runner:TorchRunner",
-                suffixes=CHECKPOINT_SUFFIXES, ref="edgemtl.training.torch_runner:checkpoint_ref")
+register_runner(
+    "torch",
+    "edgemtl.training.torch_runner:TorchRunner",
+    suffixes=CHECKPOINT_SUFFIXES,
+    ref="edgemtl.training.torch_runner:checkpoint_ref",
+)

@@ -65,20 +65,34 @@ def _single(path: Path, fmt: str) -> ModelRef:
                 verify_artifact(bundle, art)
                 if art.format != fmt:
                     raise UserError(f"{path}: the manifest lists it as {art.format}, not {fmt}")
-                return ModelRef(path=path, format=fmt, manifest=manifest, artifact=art, bundle=bundle,
-                                precision=art.precision)
+                return ModelRef(
+                    path=path,
+                    format=fmt,
+                    manifest=manifest,
+                    artifact=art,
+                    bundle=bundle,
+                    precision=art.precision,
+                )
         if fmt == "trt":
-            raise UserError(f"{path}: not listed in {bundle / MANIFEST_NAME}: an engine needs its manifest "
-                            "(TensorRT version, GPU, input normalisation)")
+            raise UserError(
+                f"{path}: not listed in {bundle / MANIFEST_NAME}: an engine needs its manifest "
+                "(TensorRT version, GPU, input normalisation)"
+            )
     if fmt == "trt":
-        raise UserError(f"{path}: no {MANIFEST_NAME} beside this engine: an engine carries no metadata, "
-                        "profile it inside its export bundle folder")
+        raise UserError(
+            f"{path}: no {MANIFEST_NAME} beside this engine: an engine carries no metadata, "
+            "profile it inside its export bundle folder"
+        )
     manifest = manifest_from_metadata(path)
     art = manifest.artifacts[0]
-    return ModelRef(path=path, format="onnx", manifest=manifest, artifact=art, precision=art.precision)
+    return ModelRef(
+        path=path, format="onnx", manifest=manifest, artifact=art, precision=art.precision
+    )
 
 
-def _from_bundle(bundle: Path, formats: Sequence[str] | None, precisions: Sequence[str] | None) -> list[ModelRef]:
+def _from_bundle(
+    bundle: Path, formats: Sequence[str] | None, precisions: Sequence[str] | None
+) -> list[ModelRef]:
     from edgemtl.deploy.runtime.trt_env import tensorrt_status
 
     manifest: Manifest = load_manifest(bundle)
@@ -97,13 +111,23 @@ def _from_bundle(bundle: Path, formats: Sequence[str] | None, precisions: Sequen
                 skipped.append(f"{art.file} skipped: {trt_reason}")
                 continue
         path = verify_artifact(bundle, art)
-        refs.append(ModelRef(path=path, format=art.format, manifest=manifest, artifact=art, bundle=bundle,
-                             precision=art.precision))
+        refs.append(
+            ModelRef(
+                path=path,
+                format=art.format,
+                manifest=manifest,
+                artifact=art,
+                bundle=bundle,
+                precision=art.precision,
+            )
+        )
     if not refs:
         what = ", ".join(f"{a.file}" for a in manifest.artifacts) or "none"
         extra = f" ({'; '.join(skipped)})" if skipped else ""
-        raise UserError(f"{bundle}: no artifact matches the requested format/precision "
-                        f"(bundle has: {what}){extra}")
+        raise UserError(
+            f"{bundle}: no artifact matches the requested format/precision "
+            f"(bundle has: {what}){extra}"
+        )
     refs[0].notes.extend(skipped)
     return refs
 

@@ -61,8 +61,14 @@ class TrtRunner(Runner):
         trt = require_tensorrt()
         self.trt = trt
         self._gpu = gpu_facts()
-        recorded = self.ref.artifact.trt.model_dump(mode="json") if self.ref.artifact and self.ref.artifact.trt else None
-        reason = engine_mismatch(recorded, str(trt.__version__), self._gpu["gpu"], self._gpu["compute_capability"])
+        recorded = (
+            self.ref.artifact.trt.model_dump(mode="json")
+            if self.ref.artifact and self.ref.artifact.trt
+            else None
+        )
+        reason = engine_mismatch(
+            recorded, str(trt.__version__), self._gpu["gpu"], self._gpu["compute_capability"]
+        )
         if reason is not None:
             raise UserError(f"{self.ref.path}: {reason}")
         self.cuda = open_cuda()
@@ -70,8 +76,10 @@ class TrtRunner(Runner):
         runtime = trt.Runtime(logger)
         self.engine = runtime.deserialize_cuda_engine(self.ref.path.read_bytes())
         if self.engine is None:
-            raise UserError(f"{self.ref.path}: TensorRT could not deserialize this engine (corrupt, or built "
-                            "by another TensorRT/GPU)")
+            raise UserError(
+                f"{self.ref.path}: TensorRT could not deserialize this engine (corrupt, or built "
+                "by another TensorRT/GPU)"
+            )
         self.context = self.engine.create_execution_context()
         self.stream = self.cuda.stream()
         for i in range(self.engine.num_io_tensors):
@@ -81,7 +89,9 @@ class TrtRunner(Runner):
             self.bindings[name] = _Binding(name, is_input, dtype)
             if is_input:
                 if self.input_name:
-                    raise UserError(f"{self.ref.path}: expected one image input, the engine has several")
+                    raise UserError(
+                        f"{self.ref.path}: expected one image input, the engine has several"
+                    )
                 self.input_name = name
         if not self.input_name:
             raise UserError(f"{self.ref.path}: the engine has no input tensor")
@@ -100,9 +110,14 @@ class TrtRunner(Runner):
         """Set the input shape and (re)allocate buffers when the batch changes."""
         assert self.cuda is not None
         if not self.context.set_input_shape(self.input_name, batch_shape):
-            raise UserError(f"{self.ref.path}: the engine does not accept input shape {batch_shape}")
+            raise UserError(
+                f"{self.ref.path}: the engine does not accept input shape {batch_shape}"
+            )
         for b in self.bindings.values():
-            shape = tuple(int(d) for d in (batch_shape if b.is_input else self.context.get_tensor_shape(b.name)))
+            shape = tuple(
+                int(d)
+                for d in (batch_shape if b.is_input else self.context.get_tensor_shape(b.name))
+            )
             nbytes = int(np.prod(shape)) * b.dtype.itemsize
             if nbytes > b.capacity:
                 if b.device:

@@ -24,7 +24,7 @@ def import_tensorrt() -> Any | None:
 
 
 def cuda_binding() -> str | None:
-    """"cuda-python" (NVIDIA's `cuda.bindings`, preferred) or "pycuda", whichever imports."""
+    """ "cuda-python" (NVIDIA's `cuda.bindings`, preferred) or "pycuda", whichever imports."""
     try:
         from cuda.bindings import runtime  # noqa: F401
 
@@ -49,8 +49,10 @@ def tensorrt_status() -> tuple[bool, str]:
     """(True, "") when engines can run here, else (False, what is missing and what to install)."""
     trt = import_tensorrt()
     if trt is None:
-        return False, ("TensorRT is not installed (only its type stubs, or nothing): install TensorRT "
-                       "for your CUDA (JetPack ships it; on x86: pip install tensorrt)")
+        return False, (
+            "TensorRT is not installed (only its type stubs, or nothing): install TensorRT "
+            "for your CUDA (JetPack ships it; on x86: pip install tensorrt)"
+        )
     if cuda_binding() is None:
         return False, "no CUDA binding for TensorRT buffers: pip install cuda-python (or pycuda)"
     try:
@@ -77,9 +79,17 @@ def gpu_facts(device: int = 0) -> dict[str, Any]:
             raise UserError("no CUDA GPU visible (cudaGetDeviceCount failed or returned 0)")
         err, props = cudart.cudaGetDeviceProperties(device)
         _, driver = cudart.cudaDriverGetVersion()
-        name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
-        return {"gpu": name.strip("\x00 "), "compute_capability": f"{props.major}.{props.minor}",
-                "cuda_driver": _cuda_version(driver), "cuda_binding": binding}
+        name = (
+            props.name.decode(errors="replace")
+            if isinstance(props.name, bytes)
+            else str(props.name)
+        )
+        return {
+            "gpu": name.strip("\x00 "),
+            "compute_capability": f"{props.major}.{props.minor}",
+            "cuda_driver": _cuda_version(driver),
+            "cuda_binding": binding,
+        }
     if binding == "pycuda":
         import pycuda.driver as drv
 
@@ -89,8 +99,12 @@ def gpu_facts(device: int = 0) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - pycuda's driver errors
             raise UserError(f"no CUDA GPU visible to pycuda ({exc})") from None
         major, minor = dev.compute_capability()
-        return {"gpu": dev.name(), "compute_capability": f"{major}.{minor}",
-                "cuda_driver": _cuda_version(drv.get_driver_version()), "cuda_binding": binding}
+        return {
+            "gpu": dev.name(),
+            "compute_capability": f"{major}.{minor}",
+            "cuda_driver": _cuda_version(drv.get_driver_version()),
+            "cuda_binding": binding,
+        }
     raise UserError("no CUDA binding: pip install cuda-python (or pycuda)")
 
 
@@ -106,7 +120,9 @@ def _cuda_version(code: int) -> str:
     return f"{code // 1000}.{(code % 1000) // 10}"
 
 
-def engine_mismatch(recorded: dict[str, Any] | None, trt_version: str, gpu: str, compute_capability: str) -> str | None:
+def engine_mismatch(
+    recorded: dict[str, Any] | None, trt_version: str, gpu: str, compute_capability: str
+) -> str | None:
     """Why an engine built with `recorded` ({version, gpu, compute_capability, flags}) cannot run here.
 
     TensorRT deserialises only engines of its own version (major.minor.patch;
@@ -120,16 +136,20 @@ def engine_mismatch(recorded: dict[str, Any] | None, trt_version: str, gpu: str,
     want = built.split(".")[: 1 if "VERSION_COMPATIBLE" in flags else 3]
     have = trt_version.split(".")[: len(want)]
     if want != have:
-        return (f"engine built with TensorRT {built}, this machine runs TensorRT {trt_version}: "
-                "rebuild it here (edgemtl export BUNDLE)")
+        return (
+            f"engine built with TensorRT {built}, this machine runs TensorRT {trt_version}: "
+            "rebuild it here (edgemtl export BUNDLE)"
+        )
     built_cc = str(recorded.get("compute_capability", ""))
     if flags & {"HARDWARE_COMPATIBLE", "AMPERE_PLUS"}:
         if _cc(compute_capability) < (8, 0):
             return f"hardware-compatible engine needs compute capability >= 8.0, this GPU ({gpu}) is {compute_capability}"
         return None
     if built_cc != compute_capability or str(recorded.get("gpu", "")) != gpu:
-        return (f"engine built for {recorded.get('gpu')} (compute {built_cc}), this GPU is {gpu} "
-                f"(compute {compute_capability}): rebuild it here (edgemtl export BUNDLE)")
+        return (
+            f"engine built for {recorded.get('gpu')} (compute {built_cc}), this GPU is {gpu} "
+            f"(compute {compute_capability}): rebuild it here (edgemtl export BUNDLE)"
+        )
     return None
 
 

@@ -44,8 +44,13 @@ def _latest(runs_dir: Path) -> Path:
     return latest_best(runs_dir)
 
 
-def _from_checkpoint(path: Path, opts: ExportOptions, tol: parity.Tolerances, console: Console,
-                     say: Callable[[str], None]) -> dict[str, Any]:
+def _from_checkpoint(
+    path: Path,
+    opts: ExportOptions,
+    tol: parity.Tolerances,
+    console: Console,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     from edgemtl.training.checkpoint import load_checkpoint
     from edgemtl.training.export import from_checkpoint as fc
 
@@ -61,8 +66,17 @@ def _from_checkpoint(path: Path, opts: ExportOptions, tol: parity.Tolerances, co
         spec = InputSpec.from_dict(fresh.input.input_spec_dict())
         keys = list(fresh.tasks)
         sample_set = load_samples(fresh.dataset, spec, keys, "val", opts.samples, opts.data_root)
-        ctx = new_context(writer, spec, tol, sample_set, opts.dynamic_batch, opts.max_batch,
-                          upsampling, console, say)
+        ctx = new_context(
+            writer,
+            spec,
+            tol,
+            sample_set,
+            opts.dynamic_batch,
+            opts.max_batch,
+            upsampling,
+            console,
+            say,
+        )
         if trt_note:
             ctx.notes.append(trt_note)
         art, reference = fc.export_fp32(ctx, ckpt, opts.simplify, opts.dynamic_batch)

@@ -15,8 +15,9 @@ from edgemtl.export import onnx_tools, parity
 from edgemtl.export.pipeline import Context, finish_onnx, gate, proof, run_onnx
 
 
-def export_fp32(ctx: Context, ckpt: Checkpoint, simplify: bool,
-                dynamic_batch: bool) -> tuple[Any, dict[str, np.ndarray]]:
+def export_fp32(
+    ctx: Context, ckpt: Checkpoint, simplify: bool, dynamic_batch: bool
+) -> tuple[Any, dict[str, np.ndarray]]:
     """Trace the head, check, simplify, gate against torch; returns (artifact, FP32 ONNX outputs)."""
     import torch
 
@@ -28,8 +29,15 @@ def export_fp32(ctx: Context, ckpt: Checkpoint, simplify: bool,
     names = list(module.output_names)
     raw = ctx.writer.path(f"{ctx.head}.fp32.raw.onnx")
     with ctx.step("fp32: torch.onnx.export"):
-        export_head(module, names, ctx.spec.height, ctx.spec.width, raw, batch=ctx.feed if not dynamic_batch else 1,
-                    dynamic_batch=dynamic_batch)
+        export_head(
+            module,
+            names,
+            ctx.spec.height,
+            ctx.spec.width,
+            raw,
+            batch=ctx.feed if not dynamic_batch else 1,
+            dynamic_batch=dynamic_batch,
+        )
         onnx_tools.full_check(raw)
         model = onnx_tools.load(raw)
         raw.unlink()
@@ -44,7 +52,9 @@ def export_fp32(ctx: Context, ckpt: Checkpoint, simplify: bool,
         batches = ctx.samples.batches(ctx.feed)
         reference = run_torch(module, names, batches)
         outputs = run_onnx(ctx, ctx.writer.path(art.file))
-        checks = parity.compare_fp32(ctx.tasks, ctx.mode, reference, outputs, ctx.tol, unpool=ctx.unpool)
+        checks = parity.compare_fp32(
+            ctx.tasks, ctx.mode, reference, outputs, ctx.tol, unpool=ctx.unpool
+        )
         art.parity = proof(ctx, "torch", checks)
     gate(art.file, art.parity)
     return art, outputs

@@ -36,7 +36,10 @@ def quiet_fds() -> Iterator[list[str]]:
     failure can quote the exporter's last words.
     """
     captured: list[str] = []
-    loggers = [logging.getLogger(n) for n in ("torch", "torch.onnx", "torch.export", "onnxscript", "onnx_ir")]
+    loggers = [
+        logging.getLogger(n)
+        for n in ("torch", "torch.onnx", "torch.export", "onnxscript", "onnx_ir")
+    ]
     levels = [lg.level for lg in loggers]
     py_out, py_err = io.StringIO(), io.StringIO()
     sys.stdout.flush()
@@ -59,12 +62,21 @@ def quiet_fds() -> Iterator[list[str]]:
             for lg, level in zip(loggers, levels):
                 lg.setLevel(level)
             sink.seek(0)
-            captured.append(py_out.getvalue() + py_err.getvalue() + sink.read().decode("utf-8", "replace"))
+            captured.append(
+                py_out.getvalue() + py_err.getvalue() + sink.read().decode("utf-8", "replace")
+            )
 
 
-def export_head(module: torch.nn.Module, output_names: Sequence[str], height: int, width: int,
-                path: str | Path, batch: int = 1, dynamic_batch: bool = False,
-                opset: int = OPSET) -> None:
+def export_head(
+    module: torch.nn.Module,
+    output_names: Sequence[str],
+    height: int,
+    width: int,
+    path: str | Path,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    opset: int = OPSET,
+) -> None:
     """Trace `module` (eval mode, returns a tuple in `output_names` order) to `path`.
 
     Static batch `batch` by default; `dynamic_batch` makes dim 0 symbolic ("batch").
@@ -76,21 +88,33 @@ def export_head(module: torch.nn.Module, output_names: Sequence[str], height: in
     try:
         with torch.no_grad(), quiet_fds() as log:
             torch.onnx.export(
-                module, example, str(path), dynamo=True, external_data=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=list(output_names),
-                dynamic_shapes=dynamic_shapes, verbose=False,
+                module,
+                example,
+                str(path),
+                dynamo=True,
+                external_data=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(output_names),
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
             )
     except Exception as exc:  # noqa: BLE001 (the exporter raises many types; all become one line)
         tail = " | ".join(line for line in "".join(log).splitlines()[-3:] if line.strip())
-        raise UserError(f"torch.onnx.export failed for {path}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}{' | ' + tail if tail else ''}") from None
+        raise UserError(
+            f"torch.onnx.export failed for {path}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}{' | ' + tail if tail else ''}"
+        ) from None
     data_file = Path(str(path) + ".data")
     if data_file.exists():  # never ship a two-file model
-        raise UserError(f"{path}: the exporter wrote external data ({data_file.name}); expected one file")
+        raise UserError(
+            f"{path}: the exporter wrote external data ({data_file.name}); expected one file"
+        )
 
 
-def run_torch(module: torch.nn.Module, output_names: Sequence[str],
-              batches: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+def run_torch(
+    module: torch.nn.Module, output_names: Sequence[str], batches: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
     """Reference outputs of the head module on numpy batches, concatenated, by output name."""
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in output_names}
     module = module.eval()
@@ -104,5 +128,8 @@ def run_torch(module: torch.nn.Module, output_names: Sequence[str],
 
 def parameter_arrays(module: torch.nn.Module) -> list[np.ndarray]:
     """Every parameter and buffer of `module` as numpy (to prove what a graph does NOT hold)."""
-    return [t.detach().cpu().numpy() for t in list(module.parameters()) + list(module.buffers())
-            if t.is_floating_point()]
+    return [
+        t.detach().cpu().numpy()
+        for t in list(module.parameters()) + list(module.buffers())
+        if t.is_floating_point()
+    ]

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from edgemtl.core.config import Recipe
 from edgemtl.core.errors import UserError
+from edgemtl.core.tasks import TaskSpec
 from edgemtl.training.methods.bam import BAM
 from edgemtl.training.methods.base import Method, StepContext
 from edgemtl.training.methods.kd import TwoStageKD
 from edgemtl.training.methods.kd4mtl import KD4MTL
 from edgemtl.training.methods.sd import SelfDistillation, Vanilla
-from edgemtl.core.tasks import TaskSpec
 
 METHODS: dict[str, type[Method]] = {
     "vanilla": Vanilla,
@@ -27,7 +27,9 @@ def build_method(recipe: Recipe, specs: Sequence[TaskSpec]) -> Method:
     try:
         cls = METHODS[recipe.method.name]
     except KeyError:
-        raise UserError(f"unknown method {recipe.method.name!r} (expected one of: {', '.join(METHODS)})") from None
+        raise UserError(
+            f"unknown method {recipe.method.name!r} (expected one of: {', '.join(METHODS)})"
+        ) from None
     return cls(recipe, specs)
 
 

@@ -46,7 +46,10 @@ class Balancer:
         return {key: self.weights.get(key, 1.0) * loss for key, loss in task_losses.items()}
 
     def backward(
-        self, task_losses: TaskLosses, shared_params: list[nn.Parameter], shared_cut: SharedCut | None = None
+        self,
+        task_losses: TaskLosses,
+        shared_params: list[nn.Parameter],
+        shared_cut: SharedCut | None = None,
     ) -> dict[str, float]:
         """Backpropagate the combined loss; return the weights used (for the log)."""
         total = sum(self.scaled(task_losses).values())
@@ -91,10 +94,18 @@ class Uncertainty(Balancer):
         s = self.log_vars
         return sum(torch.exp(-s[i]) * losses[key] + s[i] for i, key in enumerate(self.tasks))  # type: ignore[return-value]
 
-    def backward(self, task_losses: TaskLosses, shared_params: list[nn.Parameter], shared_cut: SharedCut | None = None) -> dict[str, float]:
+    def backward(
+        self,
+        task_losses: TaskLosses,
+        shared_params: list[nn.Parameter],
+        shared_cut: SharedCut | None = None,
+    ) -> dict[str, float]:
         self.combined(task_losses).backward()
         s = self.log_vars.detach()
-        return {key: self.weights.get(key, 1.0) * math.exp(-float(s[i])) for i, key in enumerate(self.tasks)}
+        return {
+            key: self.weights.get(key, 1.0) * math.exp(-float(s[i]))
+            for i, key in enumerate(self.tasks)
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"log_vars": self.log_vars.detach().cpu().clone()}
@@ -104,7 +115,9 @@ class Uncertainty(Balancer):
             self.log_vars.copy_(state["log_vars"])
 
 
-def dwa_weights(previous: dict[str, float], before: dict[str, float], temperature: float) -> dict[str, float]:
+def dwa_weights(
+    previous: dict[str, float], before: dict[str, float], temperature: float
+) -> dict[str, float]:
     """Liu et al. (MTAN): w_k = K softmax_k(r_k / T), r_k = L_k(t-1) / L_k(t-2)."""
     ratios = {k: previous[k] / before[k] if before[k] else 1.0 for k in previous}
     top = max(r / temperature for r in ratios.values())
@@ -118,7 +131,9 @@ class DWA(Balancer):
 
     name = "dwa"
 
-    def __init__(self, weights: dict[str, float], tasks: Sequence[str], temperature: float = 2.0) -> None:
+    def __init__(
+        self, weights: dict[str, float], tasks: Sequence[str], temperature: float = 2.0
+    ) -> None:
         super().__init__(weights)
         self.tasks = list(tasks)
         self.temperature = temperature
@@ -130,7 +145,12 @@ class DWA(Balancer):
         if len(self.history) >= 2:
             self.current = dwa_weights(self.history[-1], self.history[-2], self.temperature)
 
-    def backward(self, task_losses: TaskLosses, shared_params: list[nn.Parameter], shared_cut: SharedCut | None = None) -> dict[str, float]:
+    def backward(
+        self,
+        task_losses: TaskLosses,
+        shared_params: list[nn.Parameter],
+        shared_cut: SharedCut | None = None,
+    ) -> dict[str, float]:
         losses = self.scaled(task_losses)
         sum(self.current[k] * losses[k] for k in self.tasks).backward()  # type: ignore[union-attr]
         return {k: self.weights.get(k, 1.0) * self.current[k] for k in self.tasks}
@@ -146,7 +166,9 @@ class DWA(Balancer):
 def _flat_grads(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
     """d loss / d inputs, flattened into one vector (zeros where an input is unused)."""
     grads = torch.autograd.grad(loss, list(inputs), retain_graph=True, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(x)).reshape(-1) for g, x in zip(grads, inputs)])
+    return torch.cat(
+        [(g if g is not None else torch.zeros_like(x)).reshape(-1) for g, x in zip(grads, inputs)]
+    )
 
 
 def last_shared_layer(shared_params: Sequence[nn.Parameter]) -> nn.Parameter:
@@ -168,7 +190,9 @@ class GradNorm(Balancer):
 
     name = "gradnorm"
 
-    def __init__(self, weights: dict[str, float], tasks: Sequence[str], alpha: float = 1.5, lr: float = 0.025) -> None:
+    def __init__(
+        self, weights: dict[str, float], tasks: Sequence[str], alpha: float = 1.5, lr: float = 0.025
+    ) -> None:
         super().__init__(weights)
         self.tasks = list(tasks)
         self.alpha = alpha
@@ -176,13 +200,22 @@ class GradNorm(Balancer):
         self.w = torch.ones(len(self.tasks), dtype=torch.float64)
         self.initial: torch.Tensor | None = None
 
-    def backward(self, task_losses: TaskLosses, shared_params: list[nn.Parameter], shared_cut: SharedCut | None = None) -> dict[str, float]:
+    def backward(
+        self,
+        task_losses: TaskLosses,
+        shared_params: list[nn.Parameter],
+        shared_cut: SharedCut | None = None,
+    ) -> dict[str, float]:
         losses = self.scaled(task_losses)
         layer = last_shared_layer(shared_params)
         # Under torchrun: the global batch's per-task gradients and losses (same weights on every rank).
-        grads = mean_across_ranks(torch.stack([_flat_grads(losses[k], [layer]) for k in self.tasks]))
+        grads = mean_across_ranks(
+            torch.stack([_flat_grads(losses[k], [layer]) for k in self.tasks])
+        )
         norms = grads.norm(dim=1).detach().double().cpu()
-        values = mean_across_ranks(torch.stack([losses[k].detach() for k in self.tasks])).double().cpu()
+        values = (
+            mean_across_ranks(torch.stack([losses[k].detach() for k in self.tasks])).double().cpu()
+        )
         if self.initial is None:
             self.initial = values.clone()
         used = self.w.clone()
@@ -190,7 +223,9 @@ class GradNorm(Balancer):
         self.w = self.updated_weights(used, norms, values)
         return {k: self.weights.get(k, 1.0) * float(used[i]) for i, k in enumerate(self.tasks)}
 
-    def updated_weights(self, w: torch.Tensor, norms: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def updated_weights(
+        self, w: torch.Tensor, norms: torch.Tensor, values: torch.Tensor
+    ) -> torch.Tensor:
         """One GradNorm step from weights `w`, per-task gradient norms of the unweighted losses, losses."""
         assert self.initial is not None
         grad_norms = w * norms
@@ -201,7 +236,10 @@ class GradNorm(Balancer):
         return new * len(self.tasks) / new.sum()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"w": self.w.clone(), "initial": None if self.initial is None else self.initial.clone()}
+        return {
+            "w": self.w.clone(),
+            "initial": None if self.initial is None else self.initial.clone(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.w = state["w"].clone()
@@ -220,7 +258,11 @@ def min_norm_weights(gram: torch.Tensor, iterations: int = 250, tol: float = 1e-
         return torch.ones(1, dtype=torch.float64)
     if n == 2:
         pair_denom = float(gram[0, 0] - 2 * gram[0, 1] + gram[1, 1])
-        first = 0.5 if pair_denom <= 1e-20 else min(1.0, max(0.0, float(gram[1, 1] - gram[0, 1]) / pair_denom))
+        first = (
+            0.5
+            if pair_denom <= 1e-20
+            else min(1.0, max(0.0, float(gram[1, 1] - gram[0, 1]) / pair_denom))
+        )
         return torch.tensor([first, 1.0 - first], dtype=torch.float64)
     a = torch.full((n,), 1.0 / n, dtype=torch.float64)
     for _ in range(iterations):
@@ -250,21 +292,36 @@ class MGDA(Balancer):
         super().__init__(weights)
         self.tasks = list(tasks)
 
-    def backward(self, task_losses: TaskLosses, shared_params: list[nn.Parameter], shared_cut: SharedCut | None = None) -> dict[str, float]:
+    def backward(
+        self,
+        task_losses: TaskLosses,
+        shared_params: list[nn.Parameter],
+        shared_cut: SharedCut | None = None,
+    ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        inputs: Sequence[torch.Tensor] = shared_cut.cuts if shared_cut is not None else shared_params
+        inputs: Sequence[torch.Tensor] = (
+            shared_cut.cuts if shared_cut is not None else shared_params
+        )
         grads = torch.stack([_flat_grads(losses[k], inputs) for k in self.tasks])
         # Under torchrun: parameter gradients are averaged before the Gram matrix; representation
         # gradients belong to each rank's own samples, so their Gram matrices are averaged (the
         # global Gram up to a scale, which leaves the min-norm weights unchanged).
-        gram = mean_across_ranks(grads @ grads.T) if shared_cut is not None else _gram(mean_across_ranks(grads))
+        gram = (
+            mean_across_ranks(grads @ grads.T)
+            if shared_cut is not None
+            else _gram(mean_across_ranks(grads))
+        )
         alpha = min_norm_weights(gram) * len(self.tasks)
         total = sum(float(alpha[i]) * losses[k] for i, k in enumerate(self.tasks))
         if shared_cut is None:
             total.backward()  # type: ignore[union-attr]
         else:
             total.backward(retain_graph=True)  # type: ignore[union-attr]
-            pairs = [(o, c.grad) for o, c in zip(shared_cut.originals, shared_cut.cuts) if c.grad is not None]
+            pairs = [
+                (o, c.grad)
+                for o, c in zip(shared_cut.originals, shared_cut.cuts)
+                if c.grad is not None
+            ]
             torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
         return {k: self.weights.get(k, 1.0) * float(alpha[i]) for i, k in enumerate(self.tasks)}
 
@@ -273,7 +330,9 @@ def _gram(grads: torch.Tensor) -> torch.Tensor:
     return grads @ grads.T
 
 
-def pcgrad_combine(grads: torch.Tensor, order: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+def pcgrad_combine(
+    grads: torch.Tensor, order: Sequence[Sequence[int]] | None = None
+) -> torch.Tensor:
     """Yu et al.: project each task gradient g_i off every conflicting g_j (g_i . g_j < 0),
     g_i -= (g_i . g_j) / ||g_j||^2 g_j, against the original g_j in `order[i]`; return the sum."""
     n = grads.shape[0]
@@ -299,9 +358,16 @@ class PCGrad(Balancer):
         self.tasks = list(tasks)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def backward(self, task_losses: TaskLosses, shared_params: list[nn.Parameter], shared_cut: SharedCut | None = None) -> dict[str, float]:
+    def backward(
+        self,
+        task_losses: TaskLosses,
+        shared_params: list[nn.Parameter],
+        shared_cut: SharedCut | None = None,
+    ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        grads = mean_across_ranks(torch.stack([_flat_grads(losses[k], shared_params) for k in self.tasks]))
+        grads = mean_across_ranks(
+            torch.stack([_flat_grads(losses[k], shared_params) for k in self.tasks])
+        )
         sum(losses.values()).backward()  # type: ignore[union-attr]
         n = len(self.tasks)
         order = []

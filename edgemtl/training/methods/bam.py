@@ -30,7 +30,9 @@ class BAM(Method):
     def __init__(self, recipe, specs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(recipe, specs)
         cfg = recipe.method
-        self.teachers: dict[str, FrozenNet] = load_teachers(cfg.teachers, self.specs, recipe.data.mean, recipe.data.std)
+        self.teachers: dict[str, FrozenNet] = load_teachers(
+            cfg.teachers, self.specs, recipe.data.mean, recipe.data.std
+        )
         self.heads: dict[str, str] = {}
         for key, frozen in self.teachers.items():
             head = cfg.teacher_head or frozen.selected_head
@@ -59,5 +61,8 @@ class BAM(Method):
                 terms[spec.key] = {TEACHER: task_loss(spec, pred, target)}
                 continue
             kd = distill_loss(spec, pred, outputs[TARGETS][spec.key], target, cfg.tau, True)
-            terms[spec.key] = {"gt": share * task_loss(spec, pred, target), "distill": (1.0 - share) * kd}
+            terms[spec.key] = {
+                "gt": share * task_loss(spec, pred, target),
+                "distill": (1.0 - share) * kd,
+            }
         return terms

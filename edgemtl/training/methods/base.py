@@ -79,7 +79,9 @@ class Method:
 
     def build_model(self) -> MultiTaskNet:
         cfg = self.recipe.model
-        return MultiTaskNet(self.specs, cfg.width, cfg.upsampling, cfg.decoder, heads=self.model_heads)
+        return MultiTaskNet(
+            self.specs, cfg.width, cfg.upsampling, cfg.decoder, heads=self.model_heads
+        )
 
     def extra_module(self) -> nn.Module | None:
         """Trainable modules outside the network (adaptors); saved in checkpoints."""
@@ -103,7 +105,9 @@ class Method:
     def forward(self, model: MultiTaskNet, images: torch.Tensor, ctx: StepContext) -> Outputs:
         return model.forward_from_encoding(self.encode(model, images), self.train_heads)
 
-    def loss_terms(self, outputs: Outputs, targets: dict[str, torch.Tensor], ctx: StepContext) -> LossTerms:
+    def loss_terms(
+        self, outputs: Outputs, targets: dict[str, torch.Tensor], ctx: StepContext
+    ) -> LossTerms:
         raise NotImplementedError
 
     def on_epoch_start(self, epoch: int) -> None:

@@ -37,13 +37,17 @@ class FrozenNet:
         # Our images are (raw - mean) / std; the teacher was trained on (raw - mean_t) / std_t.
         t_mean, t_std = ckpt.input.mean, ckpt.input.std
         self.scale = torch.tensor([s / ts for s, ts in zip(std, t_std)]).view(1, 3, 1, 1)
-        self.shift = torch.tensor([(m - tm) / ts for m, tm, ts in zip(mean, t_mean, t_std)]).view(1, 3, 1, 1)
+        self.shift = torch.tensor([(m - tm) / ts for m, tm, ts in zip(mean, t_mean, t_std)]).view(
+            1, 3, 1, 1
+        )
 
     def require_task(self, spec: TaskSpec, key: str) -> None:
         """The teacher must predict `spec` with the same channels (classes)."""
         own = self.specs.get(spec.key)
         if own is None:
-            raise UserError(f"method.teachers.{key}: checkpoint {self.path} has no {spec.key} task (it has: {', '.join(self.specs)})")
+            raise UserError(
+                f"method.teachers.{key}: checkpoint {self.path} has no {spec.key} task (it has: {', '.join(self.specs)})"
+            )
         if own.channels != spec.channels or own.class_names != spec.class_names:
             raise UserError(
                 f"method.teachers.{key}: checkpoint {self.path} predicts {own.channels} channels for {spec.key}, "
@@ -84,7 +88,9 @@ def load_teachers(
     spec_by_key = {s.key: s for s in specs}
     for key, path in teachers.items():
         if not Path(path).is_file():
-            raise UserError(f"method.teachers.{key}: checkpoint {path} not found (train that run first)")
+            raise UserError(
+                f"method.teachers.{key}: checkpoint {path} not found (train that run first)"
+            )
         if path not in by_path:
             by_path[path] = FrozenNet(path, mean, std)
         frozen = by_path[path]

@@ -33,7 +33,9 @@ class TwoStageKD(Method):
                 "method.teacher: kd_two_stage needs the stage-1 Teacher checkpoint "
                 "(`edgemtl train` trains stage 1 first when it is not set)"
             )
-        teachers = load_teachers({s.key: cfg.teacher for s in self.specs}, self.specs, recipe.data.mean, recipe.data.std)
+        teachers = load_teachers(
+            {s.key: cfg.teacher for s in self.specs}, self.specs, recipe.data.mean, recipe.data.std
+        )
         self.teacher: FrozenNet = teachers[self.specs[0].key]
         self.teacher.require_head(cfg.teacher_head, "method.teacher")
         self.teacher_head = cfg.teacher_head

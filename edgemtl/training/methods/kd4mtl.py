@@ -53,7 +53,11 @@ def make_adaptor(kind: str, in_channels: int, out_channels: int) -> nn.Module:
     if kind == "linear":
         return nn.Conv2d(in_channels, out_channels, 1)
     if kind == "nonlinear":
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True), nn.Conv2d(out_channels, out_channels, 1))
+        return nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 1),
+        )
     if in_channels != out_channels:
         raise UserError(
             f"method.adaptor none: features have {in_channels} channels but the teacher's have {out_channels} "
@@ -71,13 +75,19 @@ class KD4MTL(Method):
         super().__init__(recipe, specs)
         cfg = recipe.method
         self.layers: tuple[str, ...] = ("last",) if cfg.layers == "last" else ("mid", "last")
-        self.teachers: dict[str, FrozenNet] = load_teachers(cfg.teachers, self.specs, recipe.data.mean, recipe.data.std)
+        self.teachers: dict[str, FrozenNet] = load_teachers(
+            cfg.teachers, self.specs, recipe.data.mean, recipe.data.std
+        )
         own = Encoder(recipe.model.width)
         self.adaptors = nn.ModuleDict()
         for key, frozen in self.teachers.items():
             self.adaptors[key] = nn.ModuleDict(
                 {
-                    layer: make_adaptor(cfg.adaptor, layer_channels(own, layer), layer_channels(frozen.net.encoder, layer))
+                    layer: make_adaptor(
+                        cfg.adaptor,
+                        layer_channels(own, layer),
+                        layer_channels(frozen.net.encoder, layer),
+                    )
                     for layer in self.layers
                 }
             )
@@ -87,10 +97,14 @@ class KD4MTL(Method):
 
     def parameter_groups(self, model: MultiTaskNet) -> list[dict]:
         opt = self.recipe.method.adaptor_optimizer  # type: ignore[union-attr]
-        groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in model.parameters() if p.requires_grad]}
+        ]
         adaptor_params = list(self.adaptors.parameters())
         if adaptor_params:
-            groups.append({"params": adaptor_params, "lr": opt.lr, "weight_decay": opt.weight_decay})
+            groups.append(
+                {"params": adaptor_params, "lr": opt.lr, "weight_decay": opt.weight_decay}
+            )
         return groups
 
     def forward(self, model: MultiTaskNet, images: torch.Tensor, ctx: StepContext) -> Outputs:
@@ -112,7 +126,12 @@ class KD4MTL(Method):
             if spec.key in self.teachers:
                 ours, theirs = outputs[FEATURES], outputs[TEACHER_FEATURES + spec.key]
                 adaptors: Any = self.adaptors[spec.key]
-                distance = torch.stack([feature_distance(adaptors[layer](ours[layer]), theirs[layer]) for layer in self.layers]).sum()
+                distance = torch.stack(
+                    [
+                        feature_distance(adaptors[layer](ours[layer]), theirs[layer])
+                        for layer in self.layers
+                    ]
+                ).sum()
                 group["feat"] = float(weights.get(spec.key, 1.0)) * distance
             terms[spec.key] = group
         return terms

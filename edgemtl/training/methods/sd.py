@@ -18,8 +18,10 @@ class Vanilla(Method):
     model_heads = (TEACHER,)
 
     def loss_terms(self, outputs: Outputs, targets, ctx: StepContext) -> LossTerms:
-        return {s.key: {TEACHER: task_loss(s, outputs[TEACHER][s.key], targets[s.key])}
-                for s in self.specs}
+        return {
+            s.key: {TEACHER: task_loss(s, outputs[TEACHER][s.key], targets[s.key])}
+            for s in self.specs
+        }
 
 
 class SelfDistillation(Method):
@@ -35,7 +37,9 @@ class SelfDistillation(Method):
         terms: LossTerms = {}
         for spec in self.specs:
             target = targets[spec.key]
-            kd = distill_loss(spec, student[spec.key], teacher[spec.key], target, cfg.tau, cfg.detach_teacher)
+            kd = distill_loss(
+                spec, student[spec.key], teacher[spec.key], target, cfg.tau, cfg.detach_teacher
+            )
             if mixed is not None:
                 group = {ENSEMBLE: task_loss(spec, mixed[spec.key], target)}
             else:

@@ -45,7 +45,9 @@ class Upsample(nn.Module):
         self.project = nn.Conv2d(in_channels, pooled_channels, 1) if mode == "unpool" else None
         self.out_channels = pooled_channels if mode == "unpool" else in_channels
 
-    def forward(self, x: torch.Tensor, indices: torch.Tensor | None, size: torch.Size) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, indices: torch.Tensor | None, size: torch.Size
+    ) -> torch.Tensor:
         if self.mode == "unpool":
             assert self.project is not None and indices is not None
             return F.max_unpool2d(self.project(x), indices, (2, 2), (2, 2), output_size=size)
@@ -55,7 +57,14 @@ class Upsample(nn.Module):
 
 
 class TeacherDecoder(nn.Module):
-    def __init__(self, out_channels: int, width: float, bottleneck_channels: int, upsampling: str, decoder: str) -> None:
+    def __init__(
+        self,
+        out_channels: int,
+        width: float,
+        bottleneck_channels: int,
+        upsampling: str,
+        decoder: str,
+    ) -> None:
         super().__init__()
         self.decoder = decoder
         enc_channels = [scaled(c, width) for c in BASE_CHANNELS]
@@ -69,7 +78,9 @@ class TeacherDecoder(nn.Module):
             conv_in = up.out_channels + (skip_channels if decoder == "unet" else 0)
             self.ups.append(up)
             self.convs.append(conv_stack(conv_in, skip_channels, layers))
-            self.gates.append(AttentionGate(skip_channels) if decoder == "attention" else nn.Identity())
+            self.gates.append(
+                AttentionGate(skip_channels) if decoder == "attention" else nn.Identity()
+            )
             in_channels = skip_channels
         self.output = nn.Conv2d(in_channels, out_channels, 1)
 

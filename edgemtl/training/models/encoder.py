@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgemtl.training.models.blocks import BASE_CHANNELS, BOTTLENECK_CHANNELS, ENCODER_LAYERS, conv_bn_relu, conv_stack, scaled
+from edgemtl.training.models.blocks import (
+    BASE_CHANNELS,
+    BOTTLENECK_CHANNELS,
+    ENCODER_LAYERS,
+    conv_bn_relu,
+    conv_stack,
+    scaled,
+)
 
 
 @dataclass

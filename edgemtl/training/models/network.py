@@ -27,8 +27,9 @@ def activate(spec: TaskSpec, raw: torch.Tensor) -> torch.Tensor:
     return get_ops(spec.kind).activate(raw)
 
 
-def ensemble(specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor],
-             student: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def ensemble(
+    specs: Sequence[TaskSpec], teacher: dict[str, torch.Tensor], student: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """The `ensemble` head (Eq. 6 and inference alike), per kind (`TaskOps.ensemble`).
 
     seg: log of the mean of both softmax probabilities (log-probabilities are
@@ -59,7 +60,9 @@ class MultiTaskNet(nn.Module):
         self.student = nn.ModuleDict()
         if TEACHER in trained:
             for spec in self.specs:
-                self.teacher[spec.key] = TeacherDecoder(spec.channels, width, bottleneck, upsampling, decoder)
+                self.teacher[spec.key] = TeacherDecoder(
+                    spec.channels, width, bottleneck, upsampling, decoder
+                )
         if STUDENT in trained:
             for spec in self.specs:
                 self.student[spec.key] = StudentHead(spec.channels, width, bottleneck)
@@ -148,8 +151,12 @@ class HeadModule(nn.Module):
 COMBINE = {ENSEMBLE: ensemble}
 
 
-def decode_heads(specs: Sequence[TaskSpec], modules: dict[str, nn.ModuleDict], enc: EncoderOutput,
-                 heads: Sequence[str]) -> Outputs:
+def decode_heads(
+    specs: Sequence[TaskSpec],
+    modules: dict[str, nn.ModuleDict],
+    enc: EncoderOutput,
+    heads: Sequence[str],
+) -> Outputs:
     """Run each trained head that `heads` need once, then combine the derived ones.
 
     `modules`: trained head name -> its per-task decoders. Returns {head: {task:
