@@ -21,7 +21,9 @@ from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 
 app = typer.Typer(
     name="edgemtl",
-    help="Train self-distilled multi-task CNNs, export them, and profile them on the target device.",
+    help=(
+        "Train self-distilled multi-task CNNs, export them, and profile them on the target device."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -184,7 +186,8 @@ def export(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
+    """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where
+    possible."""
     from edgemtl.export import command
     from edgemtl.export.options import ExportOptions, parse_tolerances
 
@@ -293,7 +296,8 @@ def profile(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Latency, accuracy and power of artifacts on this machine, interleaved under the same conditions."""
+    """Latency, accuracy and power of artifacts on this machine, interleaved under the same
+    conditions."""
     from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
     from edgemtl.deploy.profile import command as pc
     from edgemtl.deploy.profile.timing import TimingConfig
@@ -432,7 +436,8 @@ def data_check(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class histogram."""
+    """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class
+    histogram."""
     from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
     from edgemtl.data.check_command import CheckOptions, check_command
 
@@ -460,7 +465,8 @@ def data_show(
     layout: LayoutOpt = None,
     quiet: Quiet = False,
 ) -> None:
-    """Image and every target side by side (labels colour-mapped with a legend, depth, normals as RGB)."""
+    """Image and every target side by side (labels colour-mapped with a legend, depth, normals as
+    RGB)."""
     from edgemtl.core.options import DatasetFormat
     from edgemtl.data.show import ShowOptions, show_command
 

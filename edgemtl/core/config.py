@@ -297,7 +297,8 @@ class Recipe(Section):
             unknown = [key for key in keys if key not in self.tasks]
             if unknown:
                 raise ValueError(
-                    f"method.{field} names task {unknown[0]!r}, which is not in tasks ({', '.join(self.tasks)})"
+                    f"method.{field} names task {unknown[0]!r}, which is not in tasks "
+                    f"({', '.join(self.tasks)})"
                 )
         return self
 

@@ -233,7 +233,8 @@ def verify_artifact(bundle_dir: str | Path, entry: Artifact) -> Path:
     actual = sha256_file(path)
     if actual != entry.sha256:
         raise UserError(
-            f"{path}: checksum mismatch (manifest sha256 {entry.sha256[:12]}..., file {actual[:12]}...): "
+            f"{path}: checksum mismatch (manifest sha256 {entry.sha256[:12]}..., file "
+            f"{actual[:12]}...): "
             "the file was modified or corrupted; re-export it"
         )
     return path

@@ -84,7 +84,8 @@ def _as_rgb01(arr: np.ndarray, origin: Any) -> np.ndarray:
 
 
 def _pick(refs: list[ModelRef], device: str, precision: str | None) -> ModelRef:
-    """One artifact of a bundle: the requested precision, an engine on CUDA, else fp32 ONNX first."""
+    """One artifact of a bundle: the requested precision, an engine on CUDA, else fp32 ONNX
+    first."""
     if precision:
         refs = [r for r in refs if r.precision == precision] or refs
     order = {"fp32": 0, "fp16": 1, "int8": 2}

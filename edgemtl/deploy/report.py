@@ -187,7 +187,8 @@ def write_markdown(result: dict[str, Any], path: str | Path) -> None:
 
 
 def plot_points(result: dict[str, Any]) -> tuple[str, list[tuple[str, float, float]]]:
-    """(y-axis label, [(label, p50 ms at the smallest batch, y)]): y is the first task's headline metric."""
+    """(y-axis label, [(label, p50 ms at the smallest batch, y)]): y is the first task's headline
+    metric."""
     cols = _metric_columns(result)
     points: list[tuple[str, float, float]] = []
     ylabel = ""

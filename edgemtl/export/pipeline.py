@@ -239,7 +239,8 @@ def build_engine_artifact(
     source = onnx_paths.get(strategy.onnx_precision)
     if source is None:
         raise UserError(
-            f"TensorRT {trt.__version__} builds {precision} from the {strategy.onnx_precision} ONNX, "
+            f"TensorRT {trt.__version__} builds {precision} from the {strategy.onnx_precision} "
+            "ONNX, "
             f"which this bundle lacks: add --{strategy.onnx_precision}"
         )
     name = tb.engine_file(ctx.head, precision)

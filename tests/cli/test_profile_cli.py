@@ -1,4 +1,7 @@
-"""`edgemtl profile` / `edgemtl predict` through the real CLI (exit codes, one-line errors, --json -)."""
+"""`edgemtl profile` / `edgemtl predict` through the real CLI.
+
+Exit codes, one-line errors, `--json -`.
+"""
 
 from __future__ import annotations
 

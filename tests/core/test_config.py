@@ -72,7 +72,8 @@ def test_set_overrides_parse_yaml_values_and_nest() -> None:
         (
             {"tasks": ["sag"]},
             [],
-            "recipe r.yaml: tasks: unknown task 'sag' (expected one of: seg, depth, normal, keypoints, edges)",
+            "recipe r.yaml: tasks: unknown task 'sag' (expected one of: seg, depth, normal, "
+            "keypoints, edges)",
         ),
         (
             {"tasks": ["seg"], "method": {"name": "magic"}},

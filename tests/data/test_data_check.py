@@ -211,7 +211,8 @@ def test_show_writes_png_of_expected_size(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as img:
         assert img.format == "PNG"
-        # image + seg + depth + normal = 4 panels of 320 px; 32x48 -> 213 px tall + title 48 + 1 legend row.
+        # image + seg + depth + normal = 4 panels of 320 px; 32x48 -> 213 px tall
+        # + title 48 + 1 legend row.
         assert img.size == figure_pixels(4, 32, 48, 3) == (1280, 213 + 48 + 24 + 8)
         pixels = np.asarray(img.convert("RGB"))
     assert pixels.std() > 10  # something was drawn

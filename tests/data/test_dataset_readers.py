@@ -237,7 +237,8 @@ def test_readers_check_and_show_do_not_import_torch() -> None:
 
     code = (
         "import sys; import edgemtl.data.readers, edgemtl.data.check, edgemtl.data.check_command, "
-        "edgemtl.data.show, edgemtl.data.taskonomy, edgemtl.data.folder, edgemtl.data.npy_datasets, "
+        "edgemtl.data.show, edgemtl.data.taskonomy, edgemtl.data.folder, "
+        "edgemtl.data.npy_datasets, "
         "edgemtl.data.augment; assert 'torch' not in sys.modules, 'torch imported'"
     )
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
@@ -245,7 +246,8 @@ def test_readers_check_and_show_do_not_import_torch() -> None:
 
 
 def test_seg_class_check_is_order_sensitive(tmp_path: Path) -> None:
-    """One check for eval, profile --accuracy: the reader's classes must equal the model's, in order."""
+    """One check for eval, profile --accuracy: the reader's classes must equal the model's, in
+    order."""
     from edgemtl.core.tasks import make_spec
     from edgemtl.data.npy_datasets import NYUV2_CLASSES
     from edgemtl.evaluation.scoring import check_seg_classes

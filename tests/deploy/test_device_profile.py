@@ -23,7 +23,8 @@ from tests.helpers.cli import REPO
 from tests.helpers.toy_bundle import make_toy_bundle
 
 OFFLINE = re.compile(
-    r"NewConnectionError|Max retries exceeded|Temporary failure in name resolution|Network is unreachable"
+    r"NewConnectionError|Max retries exceeded|Temporary failure in name resolution"
+    r"|Network is unreachable"
 )
 
 

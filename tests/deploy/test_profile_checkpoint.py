@@ -1,4 +1,5 @@
-"""Acceptance on the shared tiny checkpoint: its exported Student/Teacher FP32+INT8 ONNX, profiled at once.
+"""Acceptance on the shared tiny checkpoint: its exported Student/Teacher FP32+INT8 ONNX,
+profiled at once.
 
 FP32 ONNX accuracy must agree with `eval` on the checkpoint (same split, same
 metric code) within 0.1 mIoU point and 0.5 % relative on every regression metric.

@@ -15,7 +15,8 @@ from tests.helpers.toy_bundle import make_toy_bundle
 
 
 class InnerTimedRunner(OrtRunner):
-    """An ORT runner that also reports a 'compute' time measured inside infer (as CUDA events would)."""
+    """An ORT runner that also reports a 'compute' time measured inside infer (as CUDA events
+    would)."""
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         t0 = time.perf_counter_ns()

@@ -1,4 +1,5 @@
-"""`profile` and `predict` on an ONNX bundle in a fresh interpreter where torch cannot be imported."""
+"""`profile` and `predict` on an ONNX bundle in a fresh interpreter where torch cannot be
+imported."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ SCRIPT = textwrap.dedent("""
     sentinel = sys.modules.pop("torch")  # still the blocker: nothing imported torch for real
     print(json.dumps({"torch_modules": [m for m in sys.modules if m.startswith("torch.")],
                       "torch_in": sentinel is not None or "torch" in sys.modules,
-                      "rows": len(result["artifacts"][0]["rows"]), "seg": list(seg.shape), "pt": pt_error}))
+                      "rows": len(result["artifacts"][0]["rows"]), "seg": list(seg.shape),
+                      "pt": pt_error}))
 """)
 
 

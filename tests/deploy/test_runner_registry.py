@@ -23,7 +23,10 @@ from edgemtl.deploy.runtime import (
     resolve_artifacts,
 )
 
-SCALE_RUNTIME = '''"""A new runtime in one file: a `.scale` JSON holds a factor; depth = factor * mean(RGB)."""
+SCALE_RUNTIME = '''"""A new runtime in one file: a `.scale` JSON holds a factor.
+
+depth = factor * mean(RGB).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TensorRT runner: the compatibility rule (pure, runs everywhere) and the real engine path (GPU only)."""
+"""TensorRT runner: the compatibility rule (pure, runs everywhere) and the real engine path (GPU
+only)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def test_bundle_engine_skipped_or_refused_without_tensorrt(tmp_path: Path) -> No
 
 @pytest.mark.gpu
 def test_engine_runs_and_matches_onnxruntime(tmp_path: Path) -> None:
-    """Build an engine from the toy ONNX here, run it through TrtRunner (buffers, events), compare with ORT."""
+    """Build an engine from the toy ONNX here, run it through TrtRunner (buffers, events), compare
+    with ORT."""
     ok, reason = tensorrt_status()
     if not ok:
         pytest.skip(f"TensorRT engine path needs TensorRT + a CUDA GPU: {reason}")

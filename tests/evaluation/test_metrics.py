@@ -343,5 +343,8 @@ def test_delta_m_skips() -> None:
 
 
 def test_no_torch_import() -> None:
-    code = "import sys, edgemtl.evaluation.metrics; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, edgemtl.evaluation.metrics; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -236,8 +236,9 @@ def test_missing_dataset_falls_back_to_flagged_random_inputs(
     m.artifacts = [a for a in m.artifacts if a.precision == "fp32"]
     m.dataset = {"kind": "folder", "root": str(tmp_path / "gone")}
     mf.write_manifest(bundle, m)
-    # Random inputs only tell how close INT8 stays to FP32 (label agreement >= 100 - int8_miou_drop);
-    # a barely trained model's near-tied logits need the looser bound a user would pass too.
+    # Random inputs only tell how close INT8 stays to FP32 (label agreement
+    # >= 100 - int8_miou_drop); a barely trained model's near-tied logits need the
+    # looser bound a user would pass too.
     options = ExportOptions(
         int8=True, calib=4, samples=2, quiet=True, tolerances={"int8_miou_drop": 10.0}
     )

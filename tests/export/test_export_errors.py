@@ -202,7 +202,8 @@ def test_tolerance_overrides_parse() -> None:
 
 
 def test_torch_free_side_refuses_checkpoints(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """`edgemtl.export.command` never imports training: a checkpoint needs its `CheckpointSource`."""
+    """`edgemtl.export.command` never imports training: a checkpoint needs its
+    `CheckpointSource`."""
     from edgemtl.export.command import export_command as bundle_export
 
     for source in (tiny_checkpoint, None):

@@ -17,7 +17,8 @@ H, W = 8, 12
 
 
 def _toy_graph() -> onnx.ModelProto:
-    """image -> conv3x3 -> relu -> {1x1 conv: seg_logits (3 classes), 1x1 conv + L2 normalise: normal}.
+    """image -> conv3x3 -> relu -> {1x1 conv: seg_logits (3 classes),
+    1x1 conv + L2 normalise: normal}.
 
     The normalisation is the ReduceL2 / Max / Div pattern F.normalize exports to,
     whose two FP32-blocked consumers of one tensor trip the FP16 converter.

@@ -37,7 +37,8 @@ def write_npy_release(
     w: int = W,
     normals: bool = True,
 ) -> dict[str, list[dict[str, np.ndarray]]]:
-    """NYUv2/Cityscapes layout: {split}/{image,label*,depth,normal}/{i}.npy, channels-last floats."""
+    """NYUv2/Cityscapes layout: {split}/{image,label*,depth,normal}/{i}.npy, channels-last
+    floats."""
     counts = counts or {"train": 4, "val": 2}
     written: dict[str, list[dict[str, np.ndarray]]] = {}
     for s, (split, n) in enumerate(counts.items()):

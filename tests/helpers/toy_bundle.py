@@ -42,7 +42,8 @@ def toy_model(
     dynamic: bool = True,
     n_classes: int = len(CLASSES),
 ) -> onnx.ModelProto:
-    """image -> `depth_layers` conv+relu (hidden ch) -> seg_logits (3 ch) and depth (1 ch, softplus-free)."""
+    """image -> `depth_layers` conv+relu (hidden ch) -> seg_logits (3 ch) and depth (1 ch,
+    softplus-free)."""
     rng = np.random.default_rng(seed)
     inits: list = []
     nodes = []

@@ -75,7 +75,8 @@ def test_every_torch_free_module_imports_with_torch_blocked() -> None:
 def test_cli_help_and_data_synth_run_without_torch(tmp_path) -> None:
     code = (
         "import sys\nsys.modules['torch'] = None\n"
-        "sys.argv = ['edgemtl', 'data', 'synth', sys.argv[1], '--n-train', '2', '--n-val', '1', '--size', '32x64', '--quiet']\n"
+        "sys.argv = ['edgemtl', 'data', 'synth', sys.argv[1], '--n-train', '2', '--n-val', '1', "
+        "'--size', '32x64', '--quiet']\n"
         "from edgemtl.cli import main\nmain()\n"
     )
     proc = subprocess.run(

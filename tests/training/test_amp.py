@@ -1,4 +1,5 @@
-"""Speed options of the training step: bf16/fp16 autocast, GradScaler state, channels_last, micro-batches."""
+"""Speed options of the training step: bf16/fp16 autocast, GradScaler state, channels_last,
+micro-batches."""
 
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ def test_gradnorm_weight_update_on_a_toy_model() -> None:
 
 
 def test_gradnorm_raises_the_weight_of_the_slower_task() -> None:
-    # Losses (1.5, 4.5) from initial (3, 4.5): ratios (0.5, 1) -> r = (2/3, 4/3); alpha 1, norms 1, w = 1:
+    # Losses (1.5, 4.5) from initial (3, 4.5): ratios (0.5, 1) -> r = (2/3, 4/3);
+    # alpha 1, norms 1, w = 1:
     # target = (2/3, 4/3), G = (1, 1): sign = (+1, -1) -> w = (0.9, 1.1) (sum already 2).
     bal = GradNorm({"a": 1.0, "b": 1.0}, ["a", "b"], alpha=1.0, lr=0.1)
     bal.initial = torch.tensor([3.0, 4.5], dtype=torch.float64)

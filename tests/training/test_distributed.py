@@ -81,7 +81,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> dict[str, Path]:
-    """Epoch 1 under torchrun, then `--resume` under torchrun for epoch 2, tracing each rank's samples."""
+    """Epoch 1 under torchrun, then `--resume` under torchrun for epoch 2, tracing each rank's
+    samples."""
     root = tmp_path_factory.mktemp("ddp-run")
     run, trace = root / "run", root / "trace"
     sets = _sets([*BASE, f"data.root={data_root}", "train.epochs=1"])
@@ -300,7 +301,8 @@ def test_pcgrad_under_ddp_matches_single_process(tmp_path: Path, data_root: Path
 
 # ------------------------------------------------------------ pieces, no torchrun
 def test_rank_batches_of_one_process_are_the_single_process_order() -> None:
-    # 23 samples, batch 5: 4 full batches; resuming at batch 2 leaves batches 2 and 3 of the permutation.
+    # 23 samples, batch 5: 4 full batches; resuming at batch 2 leaves batches 2 and 3 of the
+    # permutation.
     order = epoch_permutation(23, 4, 3).tolist()
     assert rank_batches(23, 5, 4, 3, start_batch=2, rank=0, world_size=1) == [
         order[10:15],
@@ -319,7 +321,8 @@ def test_global_batch_must_split_into_chunks() -> None:
     assert check_batch(8, 2, 2) == 2
     with pytest.raises(
         UserError,
-        match=r"train.batch_size 6 is the global batch: .* processes \(2\) x train.micro_batches \(2\) = 4",
+        match=r"train.batch_size 6 is the global batch: .* processes \(2\) x train.micro_batches "
+        r"\(2\) = 4",
     ):
         check_batch(6, 2, 2)
 

@@ -79,7 +79,8 @@ def test_seg_distillation_kl_with_temperature() -> None:
     assert distill_loss(SEG, student, teacher, target, tau=1.0).item() == pytest.approx(
         0.1308120, abs=1e-6
     )
-    # tau = 2: p_T = softmax((ln 3)/2, 0) = (0.633975, 0.366025); KL = 0.0363408; x tau^2 = 0.1453631
+    # tau = 2: p_T = softmax((ln 3)/2, 0) = (0.633975, 0.366025); KL = 0.0363408;
+    # x tau^2 = 0.1453631
     assert distill_loss(SEG, student, teacher, target, tau=2.0).item() == pytest.approx(
         0.1453631, abs=1e-6
     )

@@ -138,7 +138,8 @@ def test_kd4mtl_teachers_frozen_adaptors_learn(
     teachers = f"{{seg: {tiny_single_task_checkpoint}, depth: {tiny_vanilla_checkpoint}}}"
     recipe, method, model = build(
         keys,
-        f"{{name: kd4mtl, teachers: {teachers}, adaptor: {adaptor}, layers: {layers}, weights: {{depth: 2}}}}",
+        f"{{name: kd4mtl, teachers: {teachers}, adaptor: {adaptor}, layers: {layers}, weights: "
+        "{depth: 2}}",
     )
     frozen = {id(t): t.net for t in method.teachers.values()}
     assert len(frozen) == 2
@@ -275,7 +276,8 @@ def test_dwa_weights_logged_per_epoch(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------- Δm
 def test_delta_m_against_hand_computed_reference(tmp_path: Path) -> None:
-    # seg: miou +25 %, pixel_acc 0 -> +12.5 %; depth: abs_err 0.4 -> 0.5 is -25 %. Δm = (12.5 - 25) / 2 = -6.25.
+    # seg: miou +25 %, pixel_acc 0 -> +12.5 %; depth: abs_err 0.4 -> 0.5 is -25 %.
+    # Δm = (12.5 - 25) / 2 = -6.25.
     (tmp_path / "st-seg").mkdir()
     (tmp_path / "st-seg" / "summary.json").write_text(
         json.dumps(
@@ -365,7 +367,8 @@ def test_training_summary_delta_m_against_recipe_reference(
 
 
 def test_checkpoint_reference_needs_the_training_sides_reader(tiny_checkpoint: Path) -> None:
-    """evaluation/ never imports training: a .pt reference is read by the loader its caller passes."""
+    """evaluation/ never imports training: a .pt reference is read by the loader its caller
+    passes."""
     from edgemtl.training.checkpoint import load_checkpoint
 
     with pytest.raises(UserError, match="reading a checkpoint needs PyTorch"):

@@ -104,7 +104,8 @@ def test_nan_loss_stops_and_keeps_a_loadable_last_checkpoint(tmp_path: Path) -> 
         np.save(path, image)
     with pytest.raises(
         UserError,
-        match=r"training stopped: loss is nan .* at epoch 1, batch 1; last good checkpoint: .*last.pt",
+        match=r"training stopped: loss is nan .* at epoch 1, batch 1; last good checkpoint: "
+        r".*last.pt",
     ):
         overrides = [*TINY_OVERRIDES, f"data.root={root}"]
         run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "run", quiet=True))

@@ -25,7 +25,8 @@ def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any
         if data_root is None:
             raise UserError(f"{ref.path}: the artifact records no dataset: pass --data ROOT")
         raise UserError(
-            f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be read"
+            f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be "
+            "read"
         )
     return record
 

@@ -190,7 +190,8 @@ def run_profile(
             "threads": options.runner.threads,
             "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
-            "end_to_end is host wall time incl. host<->device copies, excl. image pre/post-processing",
+            "end_to_end is host wall time incl. host<->device copies, excl. image "
+            "pre/post-processing",
             "split": options.data.split if options.scores else None,
             "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
@@ -320,7 +321,8 @@ def _timing(
                 }
                 if (compute or wall).noisy:
                     warnings.append(
-                        f"{artifacts[i]['label']} batch {batch}: CV {(compute or wall).cv_percent:.1f} % "
+                        f"{artifacts[i]['label']} batch {batch}: CV "
+                        f"{(compute or wall).cv_percent:.1f} % "
                         "> 5 %: noisy timings (other load? raise --warmup / --iterations)"
                     )
                 if sampler is not None:

@@ -25,7 +25,8 @@ class Vanilla(Method):
 
 
 class SelfDistillation(Method):
-    """`sd` (Eq. 5): sum_t L_t^T + L_t^S + lambda KD_t; `sd_ensemble` (Eq. 6): sum_t L_t(ensemble) + lambda KD_t."""
+    """`sd` (Eq. 5): sum_t L_t^T + L_t^S + lambda KD_t; `sd_ensemble` (Eq. 6): sum_t L_t(ensemble) +
+    lambda KD_t."""
 
     model_heads = (TEACHER, STUDENT)
 
