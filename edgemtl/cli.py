@@ -4,6 +4,9 @@ Each command imports its implementation only when it runs, so `edgemtl profile`
 works on a device without PyTorch and `--help` is instant. A `UserError`
 anywhere below becomes one line on stderr and exit 1 (EDGEMTL_DEBUG=1 shows the
 traceback); usage errors are typer's own (exit 2).
+
+Why this size: the whole command surface (every option and its help text) is
+here, and each command body only maps options onto its implementation.
 """
 
 from __future__ import annotations

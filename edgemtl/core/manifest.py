@@ -6,6 +6,9 @@ a bad file becomes one `UserError` line naming the file and the field. Unknown
 extra keys are kept (a newer writer's additions survive a rewrite).
 
 Torch-free; `onnx` is imported only by the metadata helpers.
+
+Why this size: the schema and its ONNX metadata mirror (`embed_metadata`,
+`manifest_from_metadata`) must change together under one schema_version.
 """
 
 from __future__ import annotations

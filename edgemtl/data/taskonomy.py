@@ -18,6 +18,9 @@ Decoding (docs/datasets.md), channels-last like every Sample:
 With `size`, everything is resized to it: rgb bilinear, every target and the
 mask nearest (on the raw codes, before decoding: the same result, less work),
 so masks stay consistent across tasks. numpy + Pillow only.
+
+Why this size: one on-disk format (layouts, split files, per-domain decoding,
+the reader), whose parts change together when the format does.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ PCGrad: all its parameters; MGDA-UB: the shared representation, which the method
 cuts out of the graph when `needs_representation`). Every balancer returns the
 weights it applied, which the trainer averages per epoch into metrics.jsonl.
 
-Why one module over 300 lines: six short classes with one protocol, and the
-registry (`build_balancer`, `BALANCERS`) belongs next to them.
+Why this size: six short classes with one protocol, and the registry
+(`build_balancer`, `BALANCERS`) belongs next to them.
 """
 
 from __future__ import annotations
