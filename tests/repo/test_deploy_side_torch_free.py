@@ -1,7 +1,7 @@
 """Every module outside edgemtl/training/ imports without PyTorch, and the layers point one way.
 
 The deploy side (core, data, evaluation, deploy, export, the CLI) runs on a
-device with ONNX Runtime or TensorRT and no PyTorch (README.md, "Layout";
+device with ONNX Runtime or TensorRT and no PyTorch (docs/architecture.md;
 docs/deploy.md). The module list is found by walking the folders, so a new
 module is covered the day it is added; the AST check catches what importing
 alone cannot: a lazy `import torch` or training import inside a function.
