@@ -139,12 +139,14 @@ def test_tensorrt_module_typechecks_against_stubs(tmp_path: Path) -> None:
     result = _mypy(module, stubs, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     # and the check is live: a misspelt API call and a wrong argument type are caught
-    broken = tmp_path / "broken_build.py"
-    broken.write_text(
-        module.read_text()
-        .replace("config.set_memory_pool_limit(", "config.set_memory_pool_limt(")
-        .replace("profile.set_shape(input_name,", "profile.set_shape(0,")
+    # (each edit must apply exactly once, whatever the formatter made of the call's layout)
+    text, misspelt = re.subn(
+        r"config\.set_memory_pool_limit\(", "config.set_memory_pool_limt(", module.read_text()
     )
+    text, wrong_type = re.subn(r"profile\.set_shape\(\s*input_name,", "profile.set_shape(0,", text)
+    assert (misspelt, wrong_type) == (1, 1)
+    broken = tmp_path / "broken_build.py"
+    broken.write_text(text)
     result = _mypy(broken, stubs, tmp_path)
     assert result.returncode != 0
     assert "set_memory_pool_limt" in result.stdout and '"set_shape"' in result.stdout
