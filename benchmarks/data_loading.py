@@ -29,9 +29,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the fixture writers the tests use
-
-from data_fixtures import write_folder, write_npy_release, write_taskonomy
+sys.path.insert(0, str(REPO))  # tests.helpers: the fixture writers the tests use
 
 from edgemtl.core.config import AugmentConfig, load_recipe
 from edgemtl.core.io import atomic_write_json
@@ -39,6 +37,7 @@ from edgemtl.data.augment import build_augmenter
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.readers import open_reader
 from edgemtl.data.synthetic import SynthParams, write_dataset
+from tests.helpers.data_fixtures import write_folder, write_npy_release, write_taskonomy
 
 RESULT = REPO / "benchmarks" / "results" / "data_loading.json"
 PAPER_AUGMENT = AugmentConfig(scale=(1.0, 1.2, 1.5), flip=True, jitter=0.0)
@@ -194,7 +193,8 @@ def measure(n: int, steps: int) -> dict[str, Any]:
             readers.append(row)
             print(
                 f"{row['reader']:<42} {row['samples_per_s_1core']:>8.1f} /s  "
-                f"augmented {row['samples_per_s_1core_augmented']:>8.1f} /s  loader {row['loader_samples_per_s_wall']}"
+                f"augmented {row['samples_per_s_1core_augmented']:>8.1f} /s  loader "
+                f"{row['loader_samples_per_s_wall']}"
             )
     train = _train_step_rate(steps)
     synthetic = next(r for r in readers if r["kind"] == "synthetic")
@@ -212,8 +212,9 @@ def measure(n: int, steps: int) -> dict[str, Any]:
         "train_step": train,
         "synthetic_loader_over_train_step": round(ratio, 1),
         "keeps_up": ratio >= 1.0,
-        "note": "samples_per_s_1core: CPU time of read + decode (+ scale-crop/flip) + preprocess per sample on one "
-        "core; loader_*_wall: DataLoader wall clock with 0 and 2 workers on a shared 2-core machine.",
+        "note": "samples_per_s_1core: CPU time of read + decode (+ scale-crop/flip) + preprocess "
+        "per sample on one core; loader_*_wall: DataLoader wall clock with 0 and 2 workers on a "
+        "shared 2-core machine.",
         "numpy": np.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -225,14 +226,16 @@ def measure(n: int, steps: int) -> dict[str, Any]:
 def markdown(result: dict) -> str:
     """The docs table, rendered from the JSON by benchmarks/readme_tables.py."""
     lines = [
-        "| reader | model size | samples/s, 1 core | with scale-crop + flip | DataLoader, 0 / 2 workers (wall) |",
+        "| reader | model size | samples/s, 1 core | with scale-crop + flip "
+        "| DataLoader, 0 / 2 workers (wall) |",
         "|---|---|---|---|---|",
     ]
     for row in result["readers"]:
         size = "x".join(str(v) for v in row["model_size"])
         wall = row["loader_samples_per_s_wall"]
         lines.append(
-            f"| {row['reader']} | {size} | {row['samples_per_s_1core']:.0f} | {row['samples_per_s_1core_augmented']:.0f} "
+            f"| {row['reader']} | {size} | {row['samples_per_s_1core']:.0f} | "
+            f"{row['samples_per_s_1core_augmented']:.0f} "
             f"| {wall.get('0', float('nan')):.0f} / {wall.get('2', float('nan')):.0f} |"
         )
     return "\n".join(lines) + "\n"

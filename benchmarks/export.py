@@ -102,10 +102,12 @@ def markdown(result: dict[str, Any]) -> str:
     """README table: export time, file sizes, parity and ORT CPU latency per head and precision."""
     st = result["settings"]
     lines = [
-        f"Width {st['width']}, {st['size'][0]}x{st['size'][1]}, {st['epochs']}-epoch synthetic checkpoint; "
+        f"Width {st['width']}, {st['size'][0]}x{st['size'][1]}, {st['epochs']}-epoch synthetic "
+        "checkpoint; "
         f"{result['latency_method']}.",
         "",
-        "| head | precision | file MB | parity vs | parity passed | ORT CPU median ms | speed vs FP32 | export s (all precisions) |",
+        "| head | precision | file MB | parity vs | parity passed | ORT CPU median ms "
+        "| speed vs FP32 | export s (all precisions) |",
         "|---|---|---:|---|---|---:|---:|---:|",
     ]
     for head, info in result["heads"].items():
@@ -114,9 +116,12 @@ def markdown(result: dict[str, Any]) -> str:
             parity = info["parity"].get(precision, {})
             lat = info["ort_cpu_latency"].get(precision, {})
             lines.append(
-                f"| {head} | {precision} | {meta['bytes'] / 1e6:.2f} | {parity.get('reference', '-')} "
-                f"| {'yes' if parity.get('passed') else 'no'} | {lat.get('median_ms', float('nan')):.2f} "
-                f"| {info['speedup_vs_fp32'].get(precision, float('nan')):.2f}x | {info['export_total_s']:.1f} |"
+                f"| {head} | {precision} | {meta['bytes'] / 1e6:.2f} | "
+                f"{parity.get('reference', '-')} "
+                f"| {'yes' if parity.get('passed') else 'no'} | "
+                f"{lat.get('median_ms', float('nan')):.2f} "
+                f"| {info['speedup_vs_fp32'].get(precision, float('nan')):.2f}x | "
+                f"{info['export_total_s']:.1f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -186,7 +191,8 @@ def main() -> None:
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "checkpoint_training_s": round(train_s, 1) if args.checkpoint is None else None,
             "latency_method": (
-                f"ONNX Runtime CPU EP, ORT_ENABLE_ALL, intra_op_num_threads={args.threads}, batch 1, "
+                "ONNX Runtime CPU EP, ORT_ENABLE_ALL, "
+                f"intra_op_num_threads={args.threads}, batch 1, "
                 f"{args.warmup} warm-up + {args.iterations} interleaved timed runs, host wall time"
             ),
             "heads": heads,

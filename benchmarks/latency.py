@@ -189,12 +189,14 @@ def markdown(result: dict) -> str:
             f"{result['iterations']} interleaved iterations (p50 / p99 ms)."
         ),
         "",
-        "| setting | size | provider | head | precision | params M | GFLOPs | p50 ms | p99 ms | img/s |",
+        "| setting | size | provider | head | precision | params M | GFLOPs "
+        "| p50 ms | p99 ms | img/s |",
         "|---|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         lines.append(
-            f"| {row['setting']} | {row['size']} | {row['provider']} | {row['head']} | {row['precision']} | "
+            f"| {row['setting']} | {row['size']} | {row['provider']} | {row['head']} | "
+            f"{row['precision']} | "
             f"{row['params'] / 1e6:.3f} | {row['flops'] / 1e9:.3f} | {row['p50_ms']:.2f} | "
             f"{row['p99_ms']:.2f} | {row['images_per_s']:.1f} |"
         )
@@ -202,9 +204,11 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         (
-            f"Runner overhead vs bare `InferenceSession.run` ({o['model']}, {o['pairs']} ABBA pairs): "
+            "Runner overhead vs bare `InferenceSession.run` "
+            f"({o['model']}, {o['pairs']} ABBA pairs): "
             f"{o['overhead_percent_median_pair']:+.2f} % (median pair ratio), "
-            f"{o['overhead_us_median_pair']:+.1f} µs per call; target < {o['target_percent']:.0f} %."
+            f"{o['overhead_us_median_pair']:+.1f} µs per call; "
+            f"target < {o['target_percent']:.0f} %."
         ),
     ]
     return "\n".join(lines) + "\n"

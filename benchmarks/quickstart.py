@@ -68,17 +68,21 @@ def markdown(result: dict) -> str:
     lines = [
         f"`{result['command']}` on a 2-core CPU ({result['cpu']}, {result['threads']} threads): "
         f"{result['wall_time_s']:.0f} s end to end, of which training and per-epoch evaluation "
-        f"{result['train_time_s']:.0f} s ({result['train_images_per_s']:.1f} img/s). Validation split:",
+        f"{result['train_time_s']:.0f} s ({result['train_images_per_s']:.1f} img/s). "
+        "Validation split:",
         "",
-        "| task | metric | teacher | student | ensemble | constant predictor | bound (each head) | met |",
+        "| task | metric | teacher | student | ensemble | constant predictor "
+        "| bound (each head) | met |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
     final, constant = result["final"], result["constant_predictor"]
     for task, metric, bound, _ in CHECKS:
         met = all(c["passed"] for c in result["checks"] if c["task"] == task)
         lines.append(
-            f"| {task} | {metric} | {final['teacher'][task][metric]:.4g} | {final['student'][task][metric]:.4g} "
-            f"| {final['ensemble'][task][metric]:.4g} | {constant[task][metric]:.4g} | {bound} constant | {'yes' if met else 'no'} |"
+            f"| {task} | {metric} | {final['teacher'][task][metric]:.4g} | "
+            f"{final['student'][task][metric]:.4g} "
+            f"| {final['ensemble'][task][metric]:.4g} | {constant[task][metric]:.4g} | {bound} "
+            f"constant | {'yes' if met else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -2,8 +2,9 @@
 
 Each table in README.md and docs/*.md sits between `<!-- bench:NAME -->` (or
 `<!-- bench:SCRIPT:RESULT -->`) and `<!-- /bench -->` and is produced by
-`markdown(result)` in benchmarks/NAME.py from benchmarks/results/NAME.json. `--check` exits 1 when the README is stale
-(tests/test_readme_tables.py runs it).
+`markdown(result)` in benchmarks/NAME.py from benchmarks/results/NAME.json.
+`--check` exits 1 when the README is stale (tests/repo/test_readme_tables.py
+runs it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w:-]+) -->\n)(?P<body>.*?)(<!-- /ben
 
 
 def render(name: str) -> str:
-    """`NAME` renders results/NAME.json with NAME.py; `SCRIPT:RESULT` results/RESULT.json with SCRIPT.py."""
+    """`NAME` renders results/NAME.json with NAME.py; `SCRIPT:RESULT` results/RESULT.json with
+    SCRIPT.py."""
     script, _, result_name = name.partition(":")
     name = result_name or script
     spec = importlib.util.spec_from_file_location(
@@ -58,7 +60,8 @@ def main() -> int:
                 path.write_text(new)
     if args.check and stale:
         print(
-            f"stale benchmark tables in: {', '.join(map(str, stale))} (run python benchmarks/readme_tables.py)"
+            f"stale benchmark tables in: {', '.join(map(str, stale))} (run python "
+            "benchmarks/readme_tables.py)"
         )
         return 1
     return 0

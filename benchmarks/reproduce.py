@@ -277,7 +277,8 @@ def train_one(run: Run, preset: dict[str, Any], runs_dir: Path, threads: int, lo
 def run_grid(
     runs: list[Run], preset: dict[str, Any], runs_dir: Path, jobs: int, log: Path
 ) -> dict[str, float]:
-    """Independent runs first, then the ones that need them; `jobs` runs at a time, one thread each."""
+    """Independent runs first, then the ones that need them; `jobs` runs at a time, one thread
+    each."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     threads = 1 if jobs > 1 else 2
@@ -314,8 +315,8 @@ def _done(runs_dir: Path, key: str, seeds: tuple[int, ...]) -> bool:
 
 
 def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
-    """Per row and seed: final-epoch metrics of the row's head and Δm against that seed's single-task runs.
-    Rows whose runs are not all finished (a partial grid) are left out."""
+    """Per row and seed: final-epoch metrics of the row's head and Δm against that seed's
+    single-task runs. Rows whose runs are not all finished (a partial grid) are left out."""
     from edgemtl.evaluation.metrics import delta_m
 
     rows: dict[str, Any] = {}
@@ -421,9 +422,12 @@ def _cell(values: list[float]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     cfg = result["preset"]
     lines = [
-        f"Synthetic data ({cfg['n_train']} train / {cfg['n_val']} val images at {cfg['size'][0]}x{cfg['size'][1]}), "
-        f"width {cfg['width']}, {cfg['epochs']} epochs × {cfg['n_train'] // cfg['batch']} steps of batch {cfg['batch']} "
-        f"per run, seeds {', '.join(map(str, result['seeds']))}; final-epoch val metrics, mean ± std over seeds. "
+        f"Synthetic data ({cfg['n_train']} train / {cfg['n_val']} val images at "
+        f"{cfg['size'][0]}x{cfg['size'][1]}), "
+        f"width {cfg['width']}, {cfg['epochs']} epochs × {cfg['n_train'] // cfg['batch']} steps "
+        f"of batch {cfg['batch']} "
+        f"per run, seeds {', '.join(map(str, result['seeds']))}; final-epoch val metrics, mean ± "
+        "std over seeds. "
         "Δm (%, higher = better) against the same seed's single-task networks.",
         "",
         "| method | head | " + " | ".join(c[2] for c in COLUMNS) + " | Δm % ↑ |",
@@ -445,12 +449,14 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {v['paper']} | {v['claim']} | - | - | not run |")
         else:
             lines.append(
-                f"| {v['paper']} | {v['claim']} | {v['gap']:+.2f} | {v['margin_2std']:.2f} | {v['verdict']} |"
+                f"| {v['paper']} | {v['claim']} | {v['gap']:+.2f} | {v['margin_2std']:.2f} | "
+                f"{v['verdict']} |"
             )
     if result.get("wall_time_s"):
         lines += [
             "",
-            f"Grid wall time: {result['wall_time_s'] / 3600:.2f} h ({result['jobs']} parallel runs).",
+            f"Grid wall time: {result['wall_time_s'] / 3600:.2f} h "
+            f"({result['jobs']} parallel runs).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -562,7 +568,8 @@ def paper_plan(gpu_tflops: float) -> list[dict[str, Any]]:
 
 
 def one_step_each(plan: list[dict[str, Any]]) -> list[str]:
-    """Run one training step of every planned run on fixtures (tiny synthetic data, untrained teachers)."""
+    """Run one training step of every planned run on fixtures (tiny synthetic data, untrained
+    teachers)."""
     import tempfile
 
     import torch
@@ -642,7 +649,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their times.",
+        help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their "
+        "times.",
     )
     args = parser.parse_args()
     from edgemtl.core.io import atomic_write_json, atomic_write_text
@@ -653,11 +661,14 @@ def main() -> None:
         total = sum(p["gpu_hours_3_seeds"] for p in plan)
         for p in plan:
             print(
-                f"{p['dataset']:10s} {p['run']:16s} {p['recipe']:38s} {p['epochs']} ep, batch {p['batch']}, "
-                f"{p['size'][0]}x{p['size'][1]}, {p['train_gflops_per_image']:8.1f} GFLOP/img -> {p['gpu_hours_3_seeds']:6.1f} GPU h"
+                f"{p['dataset']:10s} {p['run']:16s} {p['recipe']:38s} {p['epochs']} ep, batch "
+                f"{p['batch']}, "
+                f"{p['size'][0]}x{p['size'][1]}, {p['train_gflops_per_image']:8.1f} GFLOP/img -> "
+                f"{p['gpu_hours_3_seeds']:6.1f} GPU h"
             )
         print(
-            f"{len(plan)} runs x 3 seeds: about {total:.0f} GPU hours at {args.gpu_tflops:g} effective TFLOP/s (an estimate)"
+            f"{len(plan)} runs x 3 seeds: about {total:.0f} GPU hours at {args.gpu_tflops:g} "
+            "effective TFLOP/s (an estimate)"
         )
         steps = one_step_each(plan)
         print(f"one training step on fixtures: {len(steps)} runs OK")

@@ -1,4 +1,4 @@
-"""Student-Teacher gap benchmark: how close each Student design gets to its Teacher, and at what cost.
+"""Student-Teacher gap: how close each Student design gets to its Teacher, and at what cost.
 
     python benchmarks/student_gap.py [--jobs 2] [--work ~/student-gap]     # quick-start budget
     python benchmarks/student_gap.py --preset smoke --work /tmp/sg         # the same steps, tiny
@@ -399,7 +399,8 @@ def markdown(result: dict[str, Any]) -> str:
             std = f" ± {h['delta_m_std']:.1f}" if len(block["seeds"]) > 1 else ""
             label = f"**{name}**" if name == DEFAULT else name
             lines.append(
-                f"| {label} | {head} | {len(block['seeds'])} | {h['delta_m_vs_teacher']:+.1f}{std} | "
+                f"| {label} | {head} | {len(block['seeds'])} | "
+                f"{h['delta_m_vs_teacher']:+.1f}{std} | "
                 + " | ".join(terms)
                 + f" | {h['latency_ratio']:.2f} | {h['p50_ms']:.2f} | {h['params'] / 1e6:.3f} | "
                 f"{h['gflops']:.3f} |"

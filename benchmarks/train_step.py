@@ -8,7 +8,8 @@ warm-up steps are excluded. Teachers are untrained checkpoints of the same width
 their cost does not depend on training. Writes benchmarks/results/train_step.json;
 `python benchmarks/readme_tables.py` renders the README table from it.
 
-    python benchmarks/train_step.py [--steps 10] [--width 0.125] [--size 64x128] [--batch 8] [--threads 2]
+    python benchmarks/train_step.py [--steps 10] [--width 0.125] [--size 64x128] [--batch 8] \
+        [--threads 2]
     python benchmarks/train_step.py --rows vanilla,sd --device cuda --out /tmp/train_step_cuda.json
 """
 
@@ -31,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
 TASKS = ["seg", "depth", "normal", "keypoints", "edges"]
 
-#: row name -> (method section, balancer name). "{mt}" / "{st}" name the teacher checkpoints written below.
+#: row name -> (method section, balancer name). "{mt}" / "{st}" name the teacher
+#: checkpoints written below.
 ROWS: dict[str, tuple[dict[str, Any], str]] = {
     "vanilla": ({"name": "vanilla"}, "equal"),
     "sd": ({"name": "sd"}, "equal"),
@@ -216,18 +218,23 @@ def markdown(result: dict[str, Any]) -> str:
     cfg, env = result["config"], result["environment"]
     base = result["rows"][0]["s_per_step_median"]
     lines = [
-        f"width {cfg['width']}, {cfg['size']}, batch {cfg['batch']}, 5 tasks, {cfg['threads']} thread(s), {cfg['device']} "
-        f"({env['cpu']}, load average {env['loadavg']} at start), median wall time of {cfg['steps']} steps after "
+        f"width {cfg['width']}, {cfg['size']}, batch {cfg['batch']}, 5 tasks, {cfg['threads']} "
+        f"thread(s), {cfg['device']} "
+        f"({env['cpu']}, load average {env['loadavg']} at start), median wall time of "
+        f"{cfg['steps']} steps after "
         f"{cfg['warmup']} warm-up:",
         "",
-        "| method | balancer | trains | trained params M | s/step | × vanilla | img/s | peak memory MiB |",
+        "| method | balancer | trains | trained params M | s/step | × vanilla | img/s "
+        "| peak memory MiB |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         label = row["row"].split(" + ")[0]
         lines.append(
-            f"| {label} | {row['balancer']} | {TRAINED[row['method']]} | {row['trained_params_m']:.2f} "
-            f"| {row['s_per_step_median']:.3f} | {row['s_per_step_median'] / base:.2f} | {row['img_per_s']:.1f} "
+            f"| {label} | {row['balancer']} | {TRAINED[row['method']]} | "
+            f"{row['trained_params_m']:.2f} "
+            f"| {row['s_per_step_median']:.3f} | {row['s_per_step_median'] / base:.2f} | "
+            f"{row['img_per_s']:.1f} "
             f"| {row['peak_mem_mib']:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -244,7 +251,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--rows",
-        help=f"Comma-separated subset of rows, the first is the × baseline (default: all of {', '.join(ROWS)}).",
+        help="Comma-separated subset of rows, the first is the × baseline (default: all of "
+        f"{', '.join(ROWS)}).",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -302,7 +310,8 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(
-                f"{name}: {rows[-1]['s_per_step_median']:.3f} s/step, {rows[-1]['peak_mem_mib']:.0f} MiB",
+                f"{name}: {rows[-1]['s_per_step_median']:.3f} s/step, "
+                f"{rows[-1]['peak_mem_mib']:.0f} MiB",
                 file=sys.stderr,
             )
     import torch

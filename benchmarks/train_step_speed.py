@@ -125,7 +125,8 @@ def main() -> None:
         for option in args.options.split(","):
             row = measure(option, args, root)
             print(
-                f"{row['device']:5s} {option:20s} {row['images_per_s']:8.2f} img/s  {row['step_ms']:8.1f} ms/step  "
+                f"{row['device']:5s} {option:20s} {row['images_per_s']:8.2f} img/s  "
+                f"{row['step_ms']:8.1f} ms/step  "
                 f"(warm-up {row['warmup_s']} s)",
                 flush=True,
             )
@@ -156,15 +157,18 @@ def markdown(data: dict) -> str:
         f"torch {data['torch']}, {data['machine']}"
         + (f", {data['gpu']}" if data.get("gpu") else ""),
         "",
-        "| device | option | img/s | ms/step | vs fp32 | batch | size | width | threads | load avg |",
+        "| device | option | img/s | ms/step | vs fp32 | batch | size | width | threads "
+        "| load avg |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = {r["device"]: r["images_per_s"] for r in data["rows"] if r["option"] == "fp32"}
     for r in data["rows"]:
         ratio = f"{r['images_per_s'] / base[r['device']]:.2f}x" if r["device"] in base else "-"
         lines.append(
-            f"| {r['device']} | {r['option']} | {r['images_per_s']} | {r['step_ms']} | {ratio} | {r['batch']} | "
-            f"{r['size'][0]}x{r['size'][1]} | {r['width']} | {r['threads']} | {r.get('load_avg_1min', '-')} |"
+            f"| {r['device']} | {r['option']} | {r['images_per_s']} | {r['step_ms']} | {ratio} | "
+            f"{r['batch']} | "
+            f"{r['size'][0]}x{r['size'][1]} | {r['width']} | {r['threads']} | "
+            f"{r.get('load_avg_1min', '-')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -4,6 +4,9 @@ Each command imports its implementation only when it runs, so `edgemtl profile`
 works on a device without PyTorch and `--help` is instant. A `UserError`
 anywhere below becomes one line on stderr and exit 1 (EDGEMTL_DEBUG=1 shows the
 traceback); usage errors are typer's own (exit 2).
+
+Why this size: the whole command surface (every option and its help text) is
+here, and each command body only maps options onto its implementation.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 
 app = typer.Typer(
     name="edgemtl",
-    help="Train self-distilled multi-task CNNs, export them, and profile them on the target device.",
+    help=(
+        "Train self-distilled multi-task CNNs, export them, and profile them on the target device."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -184,7 +189,8 @@ def export(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where possible."""
+    """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where
+    possible."""
     from edgemtl.export import command
     from edgemtl.export.options import ExportOptions, parse_tolerances
 
@@ -297,12 +303,14 @@ def profile(
         Optional[float],
         typer.Option(
             "--budget-ms",
-            help="Name the most accurate artifact whose p50 latency is at most MS on this device (needs --accuracy and a Teacher FP32 artifact or --reference).",
+            help="Name the most accurate artifact whose p50 latency is at most MS on this "
+            "device (needs --accuracy and a Teacher FP32 artifact or --reference).",
         ),
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Latency, accuracy and power of artifacts on this machine, interleaved under the same conditions."""
+    """Latency, accuracy and power of artifacts on this machine, interleaved under the same
+    conditions."""
     from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
     from edgemtl.deploy.profile import command as pc
     from edgemtl.deploy.profile.timing import TimingConfig
@@ -442,7 +450,8 @@ def data_check(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class histogram."""
+    """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class
+    histogram."""
     from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
     from edgemtl.data.check_command import CheckOptions, check_command
 
@@ -470,7 +479,8 @@ def data_show(
     layout: LayoutOpt = None,
     quiet: Quiet = False,
 ) -> None:
-    """Image and every target side by side (labels colour-mapped with a legend, depth, normals as RGB)."""
+    """Image and every target side by side (labels colour-mapped with a legend, depth, normals as
+    RGB)."""
     from edgemtl.core.options import DatasetFormat
     from edgemtl.data.show import ShowOptions, show_command
 

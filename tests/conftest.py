@@ -1,4 +1,4 @@
-"""Shared fixtures: one tiny trained checkpoint per test session, CLI runner.
+"""Repo-wide fixtures: one tiny trained checkpoint per test session (per kind).
 
 The tiny checkpoint is trained once per session even under pytest-xdist: the
 first worker trains it under a file lock in the session's shared temp root;
@@ -9,42 +9,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-#: Small enough to train in seconds on one core; both heads present.
-TINY_OVERRIDES = [
-    "data.size=[32,64]",
-    "data.synthetic.n_train=32",
-    "data.synthetic.n_val=12",
-    "data.workers=0",
-    "model.width=0.125",
-    "train.epochs=2",
-    "train.batch_size=4",
-    "train.optimizer.lr=0.002",
-    "train.threads=1",
-]
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run `python -m edgemtl ...` in a subprocess (the real CLI, exit codes and all)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "EDGEMTL_DEBUG"}
-    full_env.update({"COLUMNS": "120", **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "edgemtl", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd or REPO,
-        timeout=timeout,
-    )
+from tests.helpers.cli import REPO
+from tests.helpers.tiny_run import TINY_OVERRIDES
 
 
 def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

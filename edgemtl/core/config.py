@@ -3,6 +3,9 @@
 Why pydantic: every unknown key and wrong type must fail with the key path
 (`method.lambda: ...`), and later issues add fields without touching a parser.
 Deploy side: no torch here.
+
+Why this size: the recipe schema is one tree of sections (every key of
+docs/formats.md "Recipes"), and its loader sits beside it to name key paths.
 """
 
 from __future__ import annotations
@@ -380,7 +383,8 @@ class Recipe(Section):
             unknown = [key for key in keys if key not in self.tasks]
             if unknown:
                 raise ValueError(
-                    f"method.{field} names task {unknown[0]!r}, which is not in tasks ({', '.join(self.tasks)})"
+                    f"method.{field} names task {unknown[0]!r}, which is not in tasks "
+                    f"({', '.join(self.tasks)})"
                 )
         return self
 

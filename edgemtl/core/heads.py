@@ -83,7 +83,7 @@ REGISTRY: dict[str, Head] = {
                 "trained",
                 (),
                 True,
-                f"decoder exit: Teacher decoder stages 1-{k}, then a light branch with encoder skips",
+                f"decoder exit: Teacher decoder stages 1-{k}, then a light skip branch",
             )
             for k in EXIT_STAGES
         ),

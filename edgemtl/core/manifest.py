@@ -1,4 +1,4 @@
-"""The export bundle's `manifest.json` (schema_version 2; 1 still reads) and its ONNX metadata mirror.
+"""The export bundle's `manifest.json` (schema_version 2; 1 reads) and its ONNX metadata mirror.
 
 Why typed objects: the manifest is read on devices (profile, export from a bundle)
 that must not guess. Every field a consumer relies on is validated once here and
@@ -6,6 +6,9 @@ a bad file becomes one `UserError` line naming the file and the field. Unknown
 extra keys are kept (a newer writer's additions survive a rewrite).
 
 Torch-free; `onnx` is imported only by the metadata helpers.
+
+Why this size: the schema and its ONNX metadata mirror (`embed_metadata`,
+`manifest_from_metadata`) must change together under one schema_version.
 """
 
 from __future__ import annotations
@@ -241,7 +244,8 @@ def verify_artifact(bundle_dir: str | Path, entry: Artifact) -> Path:
     actual = sha256_file(path)
     if actual != entry.sha256:
         raise UserError(
-            f"{path}: checksum mismatch (manifest sha256 {entry.sha256[:12]}..., file {actual[:12]}...): "
+            f"{path}: checksum mismatch (manifest sha256 {entry.sha256[:12]}..., file "
+            f"{actual[:12]}...): "
             "the file was modified or corrupted; re-export it"
         )
     return path

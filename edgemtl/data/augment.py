@@ -130,13 +130,9 @@ def stores_inverse_depth(dataset_kind: str) -> bool:
 
 
 def build_augmenter(cfg: object, size: tuple[int, int], kind: str = "") -> Augmenter | None:
-    """From a recipe's `data.augment` (AugmentConfig) and dataset kind; None if it changes nothing."""
+    """From a recipe's `data.augment` (AugmentConfig) and dataset kind; None if it changes
+    nothing."""
     if not cfg.enabled():  # type: ignore[attr-defined]
         return None
-    return Augmenter(
-        cfg.scale,
-        cfg.flip,
-        cfg.jitter,
-        size,  # type: ignore[attr-defined]
-        inverse_depth=stores_inverse_depth(kind),
-    )
+    scale, flip, jitter = cfg.scale, cfg.flip, cfg.jitter  # type: ignore[attr-defined]
+    return Augmenter(scale, flip, jitter, size, inverse_depth=stores_inverse_depth(kind))

@@ -129,7 +129,8 @@ def check_command(root: Path, options: CheckOptions) -> dict[str, Any]:
             out.print(f"[yellow]warning:[/] {warning}")
         counts = ", ".join(f"{s} {r['count']}" for s, r in report["splits"].items())
         out.print(
-            f"ok: {report['dataset']} at {report['root']} ({counts}; tasks {', '.join(report['tasks'])})"
+            f"ok: {report['dataset']} at {report['root']} ({counts}; tasks "
+            f"{', '.join(report['tasks'])})"
         )
     if not report["ok"]:
         raise UserError(f"{root}: check failed")

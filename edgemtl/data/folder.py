@@ -95,7 +95,8 @@ def load_folder_spec(root: Path) -> FolderSpec:
     path = root / SPEC_FILE
     if not path.is_file():
         raise UserError(
-            f"{path}: not found (a folder dataset is described by {SPEC_FILE}; see docs/datasets.md)"
+            f"{path}: not found (a folder dataset is described by {SPEC_FILE}; see "
+            "docs/datasets.md)"
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

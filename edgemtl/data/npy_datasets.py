@@ -2,7 +2,7 @@
 
 Both share `{root}/{train,val}/{folder}/{i}.npy`, so both are `NpyLayoutReader`
 with their own folder names, task set and class names. Units and invalid values
-(REFERENCE.md §2):
+(docs/datasets.md, the reader table):
 
 - NYUv2, 288x384: image float [0, 1]; depth metres, 0 = invalid; normal unit
   vectors, zero = invalid; label 13 classes, -1 = ignore.

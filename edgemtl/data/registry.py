@@ -84,7 +84,8 @@ def resolve_root(
         env = record.get("root_env")
         also = f", set the {env} environment variable" if env else ""
         raise UserError(
-            f"dataset {record['kind']}: no root folder given (set data.root{also}, or pass --data ROOT)"
+            f"dataset {record['kind']}: no root folder given (set data.root{also}, or pass --data "
+            "ROOT)"
         )
     path = Path(chosen).expanduser()
     if not path.is_dir():

@@ -18,6 +18,9 @@ Decoding (docs/datasets.md), channels-last like every Sample:
 With `size`, everything is resized to it: rgb bilinear, every target and the
 mask nearest (on the raw codes, before decoding: the same result, less work),
 so masks stay consistent across tasks. numpy + Pillow only.
+
+Why this size: one on-disk format (layouts, split files, per-domain decoding,
+the reader), whose parts change together when the format does.
 """
 
 from __future__ import annotations
@@ -92,7 +95,8 @@ def read_split_file(root: Path, split_file: str | None, split: str) -> tuple[Pat
         if not (root / DEFAULT_SPLIT_FILE).is_file():
             raise UserError(
                 f"taskonomy {root}: no split file: set data.split_file (a CSV of building,split, "
-                f"or a path with {{split}} listing one building per line) or add {DEFAULT_SPLIT_FILE}"
+                "or a path with {split} listing one building per line) or add "
+                f"{DEFAULT_SPLIT_FILE}"
             )
         split_file = DEFAULT_SPLIT_FILE
     templated = "{split}" in split_file
@@ -291,7 +295,8 @@ class TaskonomyReader:
         raw = read_png(files["image"])
         if raw.ndim != 3 or raw.shape[2] < 3 or raw.dtype != np.uint8:
             raise UserError(
-                f"{files['image']}: rgb must be an 8-bit RGB PNG, got {raw.dtype} with shape {raw.shape}"
+                f"{files['image']}: rgb must be an 8-bit RGB PNG, got {raw.dtype} with shape "
+                f"{raw.shape}"
             )
         hw = raw.shape[:2]
         out_hw = self.size or hw

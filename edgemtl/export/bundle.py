@@ -56,8 +56,10 @@ class BundleWriter:
             return "unchanged"
         if old is not None and not self.force:
             raise UserError(
-                f"{self.final / artifact.file}: the bundle already holds a different {artifact.file} "
-                f"(sha256 {old.sha256[:12]}..., new {artifact.sha256[:12]}...): pass --force to replace it"
+                f"{self.final / artifact.file}: the bundle already holds a different "
+                f"{artifact.file} "
+                f"(sha256 {old.sha256[:12]}..., new {artifact.sha256[:12]}...): pass --force to "
+                "replace it"
             )
         self.manifest.artifacts = [a for a in self.manifest.artifacts if a.file != artifact.file]
         self.manifest.artifacts.append(artifact)
@@ -76,7 +78,8 @@ class BundleWriter:
             self.removed.append(art.file)
 
     def commit(self) -> None:
-        """Publish: a new bundle by one folder rename; an existing one file by file, manifest last."""
+        """Publish: a new bundle by one folder rename; an existing one file by file, manifest
+        last."""
         order = {"fp32": 0, "fp16": 1, "int8": 2}
         self.manifest.artifacts.sort(
             key=lambda a: (a.format != "onnx", order.get(a.precision, 9), a.file)
@@ -84,7 +87,8 @@ class BundleWriter:
         if not self.exists:
             if self.final.exists() and any(self.final.iterdir()):
                 raise UserError(
-                    f"{self.final}: folder exists and is not an edgemtl bundle (no {MANIFEST_NAME}); "
+                    f"{self.final}: folder exists and is not an edgemtl bundle (no "
+                    f"{MANIFEST_NAME}); "
                     "choose another --out"
                 )
             write_manifest(self.stage, self.manifest)
@@ -128,7 +132,8 @@ def open_existing(final: Path, fresh: Manifest, force: bool) -> Manifest:
         reasons.append(f"outputs {old.outputs_mode} != {fresh.outputs_mode}")
     if (old.input.height, old.input.width) != (fresh.input.height, fresh.input.width):
         reasons.append(
-            f"input {old.input.height}x{old.input.width} != {fresh.input.height}x{fresh.input.width}"
+            f"input {old.input.height}x{old.input.width} != "
+            f"{fresh.input.height}x{fresh.input.width}"
         )
     if old.source.sha256 and fresh.source.sha256 and old.source.sha256 != fresh.source.sha256:
         reasons.append(

@@ -5,6 +5,9 @@ PyTorch, with the FP32 ONNX as the reference; from a checkpoint the same code
 runs after the torch exporter has produced and gated the FP32 ONNX.
 Every stage writes into the bundle writer's staging folder and returns the
 manifest entry, gate results included; a failed gate raises UserError.
+
+Why this size: the stages (finish, FP16, INT8, engine) share `Context` and the
+proof/gate helpers and run in sequence, so they read as one pipeline here.
 """
 
 from __future__ import annotations
@@ -239,7 +242,8 @@ def build_engine_artifact(
     source = onnx_paths.get(strategy.onnx_precision)
     if source is None:
         raise UserError(
-            f"TensorRT {trt.__version__} builds {precision} from the {strategy.onnx_precision} ONNX, "
+            f"TensorRT {trt.__version__} builds {precision} from the {strategy.onnx_precision} "
+            "ONNX, "
             f"which this bundle lacks: add --{strategy.onnx_precision}"
         )
     name = tb.engine_file(ctx.head, precision)

@@ -1,6 +1,6 @@
 """TensorRT engine build (TensorRT 10.x and 11.x Python API), from a bundle's ONNX files.
 
-Why a pure strategy function: the version rules (REFERENCE.md §4) are the part
+Why a pure strategy function: the version rules (docs/export.md, "TensorRT") are the part
 that goes wrong silently, so they are decided in `choose_strategy` and tested on
 machines without a GPU:
 - TensorRT 10: weakly typed network; FP16 builds from the FP32 ONNX with

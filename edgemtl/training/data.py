@@ -88,7 +88,8 @@ def train_loader(
     rank: int = 0,
     world_size: int = 1,
 ) -> DataLoader:
-    """Loader over this rank's remaining batches of `epoch` (`loader.batch_sampler` lists their indices)."""
+    """Loader over this rank's remaining batches of `epoch` (`loader.batch_sampler` lists their
+    indices)."""
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)  # augmentation draws depend on (seed, epoch, index)
     batches = rank_batches(len(dataset), batch_size, seed, epoch, start_batch, rank, world_size)  # type: ignore[arg-type]

@@ -26,7 +26,8 @@ from edgemtl.training.selection import Selection
 
 
 class Trainer(Protocol):
-    """What this mapping reads and writes of `training.trainer.Trainer` (which imports this module)."""
+    """What this mapping reads and writes of `training.trainer.Trainer` (which imports this
+    module)."""
 
     recipe: Recipe
     specs: list[TaskSpec]

@@ -2,20 +2,26 @@
 
 Why `edgemtl.evaluation.scoring.score_split`: `edgemtl eval` scores checkpoints with it,
 so an ONNX/engine row and the checkpoint's `eval` come from the same
-preprocessing and metric code. Here the infer function wraps a runner.
+preprocessing and metric code. Here the infer function wraps a runner;
+`score_artifacts` is `edgemtl profile`'s accuracy stage (scores and deltas).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.options import DataSource
 from edgemtl.deploy.runtime.base import ModelRef, Runner
 from edgemtl.evaluation.metrics import delta_m
+
+if TYPE_CHECKING:
+    from edgemtl.evaluation.reference import ResolvedReference
 
 
 def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any]:
@@ -25,7 +31,8 @@ def dataset_record(ref: ModelRef, data_root: str | Path | None) -> dict[str, Any
         if data_root is None:
             raise UserError(f"{ref.path}: the artifact records no dataset: pass --data ROOT")
         raise UserError(
-            f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be read"
+            f"{ref.path}: the artifact records no dataset kind, so --data {data_root} cannot be "
+            "read"
         )
     return record
 
@@ -76,8 +83,8 @@ def score_runner(
         ref.input_hw[0],
         ref.input_hw[1],
         tuple(ref.manifest.input.mean),  # type: ignore[arg-type]
-        tuple(ref.manifest.input.std),
-    )  # type: ignore[arg-type]
+        tuple(ref.manifest.input.std),  # type: ignore[arg-type]
+    )
 
     def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         n = images.shape[0]
@@ -107,3 +114,79 @@ def deltas(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     ref_plain = {t: m for t, m in reference.items() if isinstance(m, dict)}
     diff["delta_m"] = delta_m(plain, ref_plain)
     return diff
+
+
+def score_artifacts(
+    refs: list[ModelRef],
+    runners: list[Runner],
+    artifacts: list[dict[str, Any]],
+    data: DataSource,
+    reference: Sequence[str] | None,
+    console: Any,
+) -> ResolvedReference | None:
+    """`profile --accuracy`: score each runner over the split, into its artifact's facts;
+    returns the resolved `--reference` (None without one).
+
+    Fills `heads` ({head: {task: {metric: value}}}) and `samples` of every
+    `artifacts` entry (parallel to `refs` and `runners`); `reference` and
+    `deltas` against `--reference` (`reference`), else for an FP16/INT8
+    artifact against the FP32 ONNX of its bundle. Artifacts that share a dataset
+    record, input size and tasks share one reader.
+    """
+    from edgemtl.core.progress import bar
+
+    readers: dict[str, Any] = {}
+    for ref, runner, facts in zip(refs, runners, artifacts):
+        key = json.dumps(
+            [ref.manifest.dataset, list(ref.input_hw), [t.key for t in ref.tasks]], sort_keys=True
+        )
+        if key not in readers:
+            readers[key] = open_reader(ref, data.root, data.split)
+        reader = readers[key]
+        total = len(reader) if data.limit is None else min(data.limit, len(reader))
+        with bar(console, f"accuracy {ref.label}", total) as advance:
+            facts["heads"] = {ref.head: score_runner(runner, reader, data.limit, progress=advance)}
+        facts["samples"] = total
+    # Deltas: against --reference, else the fp32 artifact of the same head and source.
+    if reference:
+        explicit = _explicit_reference(reference, refs, artifacts)
+        for ref, facts in zip(refs, artifacts):
+            facts["reference"] = explicit.label
+            facts["deltas"] = deltas(facts["heads"][ref.head], explicit.metrics)
+        return explicit
+    for ref, facts in zip(refs, artifacts):
+        mine = facts["heads"][ref.head]
+        for other_ref, other in zip(refs, artifacts):
+            if (
+                other is not facts
+                and other_ref.head == ref.head
+                and other_ref.precision == "fp32"
+                and ref.precision != "fp32"
+                and other_ref.bundle == ref.bundle
+            ):
+                facts["reference"] = other["label"]
+                facts["deltas"] = deltas(mine, other["heads"][other_ref.head])
+                break
+    return None
+
+
+def _explicit_reference(
+    sources: Sequence[str], refs: list[ModelRef], artifacts: list[dict[str, Any]]
+) -> ResolvedReference:
+    """`--reference` resolved with this run's scored artifacts as measured candidates.
+
+    A bundle folder names its FP32 ONNX (else its first artifact) as profiled here.
+    """
+    from edgemtl.evaluation.reference import Measured, resolve_reference
+
+    main: dict[Path, int] = {}
+    for i, ref in enumerate(refs):
+        if ref.bundle is not None:
+            folder = ref.bundle.resolve()
+            if folder not in main or (ref.format == "onnx" and ref.precision == "fp32"):
+                main[folder] = i
+    measured = []
+    for i, (ref, facts) in enumerate(zip(refs, artifacts)):
+        paths = [ref.path.resolve()] + [folder for folder, j in main.items() if j == i]
+        measured.append(Measured(facts["label"], tuple(paths), facts["heads"][ref.head]))
+    return resolve_reference(sources, measured)

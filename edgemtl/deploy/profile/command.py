@@ -1,10 +1,11 @@
 """`edgemtl profile`: latency, accuracy and power of artifacts on this machine.
 
 Flow: resolve paths to artifacts -> load one runner each -> (optional)
-accuracy over a split through the shared scoring loop -> idle power window ->
-timed loops for every batch size, all artifacts interleaved under the same
-conditions with a power sampler running -> one result dict (the `--json`
-document) -> terminal table / Markdown / plot (`edgemtl.deploy.report`).
+accuracy over a split through the shared scoring loop (`accuracy.score_artifacts`)
+-> idle power window -> timed loops for every batch size, all artifacts
+interleaved under the same conditions with a power sampler running
+(`rows.time_rows`) -> one result dict (the `--json` document) -> terminal
+table / Markdown / plot (`edgemtl.deploy.report`).
 Torch-free unless a checkpoint is profiled.
 """
 
@@ -15,21 +16,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import TEACHER
 from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
 from edgemtl.deploy.profile import pareto
-from edgemtl.deploy.profile.stats import latency_stats
-from edgemtl.deploy.profile.timing import TimingConfig, time_interleaved
+from edgemtl.deploy.profile.rows import time_rows
+from edgemtl.deploy.profile.timing import TimingConfig
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
-
-if TYPE_CHECKING:
-    from edgemtl.evaluation.reference import ResolvedReference
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -131,22 +127,6 @@ def _artifact_facts(ref: ModelRef, runner: Runner) -> dict[str, Any]:
     return facts
 
 
-def _input_batch(ref: ModelRef, batch: int, seed: int) -> np.ndarray:
-    h, w = ref.input_hw
-    return np.random.default_rng(seed).standard_normal((batch, 3, h, w), dtype=np.float32)
-
-
-def _power_row(
-    sampler: Any, windows: list[tuple[int, int]], idle: list[float], latency_ms: float, batch: int
-) -> dict[str, Any]:
-    from edgemtl.deploy.profile.power import summarize
-
-    watts = [w for start, end in windows for w in sampler.between(start, end)]
-    summary = summarize(watts, idle, latency_ms, batch, sampler.source)
-    summary.extra = dict(sampler.facts)
-    return summary.to_dict()
-
-
 def run_profile(
     paths: Sequence[str | Path], options: ProfileOptions, console: Any = None
 ) -> dict[str, Any]:
@@ -189,8 +169,25 @@ def run_profile(
         warnings: list[str] = [n for a in artifacts for n in a["notes"]]
         reference = None
         if options.scores:
-            reference = _accuracy(refs, runners, artifacts, options, console)
-        _timing(refs, runners, artifacts, options, console, warnings)
+            from edgemtl.deploy.profile.accuracy import score_artifacts
+
+            reference = score_artifacts(
+                refs, runners, artifacts, options.data, options.reference, console
+            )
+        time_rows(
+            refs,
+            runners,
+            artifacts,
+            batches=options.batches,
+            timing=options.timing,
+            rounds=options.rounds,
+            seed=options.seed,
+            power=options.power,
+            device=options.runner.device,
+            idle_s=options.idle_s,
+            console=console,
+            warnings=warnings,
+        )
     finally:
         for r in runners:
             r.close()
@@ -210,7 +207,8 @@ def run_profile(
             "threads": options.runner.threads,
             "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
-            "end_to_end is host wall time incl. host<->device copies, excl. image pre/post-processing",
+            "end_to_end is host wall time incl. host<->device copies, excl. image "
+            "pre/post-processing",
             "split": options.data.split if options.scores else None,
             "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
@@ -223,141 +221,6 @@ def run_profile(
     }
     result["pareto"] = pareto.analyse(result, options.budget_ms)
     return result
-
-
-def _accuracy(
-    refs: list[ModelRef],
-    runners: list[Runner],
-    artifacts: list[dict[str, Any]],
-    options: ProfileOptions,
-    console: Any,
-) -> ResolvedReference | None:
-    """Score every artifact; deltas against `--reference` (returned) or FP32 siblings (None)."""
-    from edgemtl.core.progress import bar
-    from edgemtl.deploy.profile.accuracy import deltas, open_reader, score_runner
-
-    data = options.data
-    readers: dict[str, Any] = {}
-    for ref, runner, facts in zip(refs, runners, artifacts):
-        key = json.dumps(
-            [ref.manifest.dataset, list(ref.input_hw), [t.key for t in ref.tasks]], sort_keys=True
-        )
-        if key not in readers:
-            readers[key] = open_reader(ref, data.root, data.split)
-        reader = readers[key]
-        total = len(reader) if data.limit is None else min(data.limit, len(reader))
-        with bar(console, f"accuracy {ref.label}", total) as advance:
-            facts["heads"] = {ref.head: score_runner(runner, reader, data.limit, progress=advance)}
-        facts["samples"] = total
-    # Deltas: against --reference, else the fp32 artifact of the same head and source.
-    if options.reference:
-        explicit = _explicit_reference(options.reference, refs, artifacts)
-        for ref, facts in zip(refs, artifacts):
-            facts["reference"] = explicit.label
-            facts["deltas"] = deltas(facts["heads"][ref.head], explicit.metrics)
-        return explicit
-    for ref, facts in zip(refs, artifacts):
-        mine = facts["heads"][ref.head]
-        for other_ref, other in zip(refs, artifacts):
-            if (
-                other is not facts
-                and other_ref.head == ref.head
-                and other_ref.precision == "fp32"
-                and ref.precision != "fp32"
-                and other_ref.bundle == ref.bundle
-            ):
-                facts["reference"] = other["label"]
-                facts["deltas"] = deltas(mine, other["heads"][other_ref.head])
-                break
-    return None
-
-
-def _explicit_reference(
-    sources: Sequence[str], refs: list[ModelRef], artifacts: list[dict[str, Any]]
-) -> ResolvedReference:
-    """`--reference` resolved with this run's scored artifacts as measured candidates.
-
-    A bundle folder names its FP32 ONNX (else its first artifact) as profiled here.
-    """
-    from edgemtl.evaluation.reference import Measured, resolve_reference
-
-    main: dict[Path, int] = {}
-    for i, ref in enumerate(refs):
-        if ref.bundle is not None:
-            folder = ref.bundle.resolve()
-            if folder not in main or (ref.format == "onnx" and ref.precision == "fp32"):
-                main[folder] = i
-    measured = []
-    for i, (ref, facts) in enumerate(zip(refs, artifacts)):
-        paths = [ref.path.resolve()] + [folder for folder, j in main.items() if j == i]
-        measured.append(Measured(facts["label"], tuple(paths), facts["heads"][ref.head]))
-    return resolve_reference(sources, measured)
-
-
-def _timing(
-    refs: list[ModelRef],
-    runners: list[Runner],
-    artifacts: list[dict[str, Any]],
-    options: ProfileOptions,
-    console: Any,
-    warnings: list[str],
-) -> None:
-    from edgemtl.core.progress import bar
-    from edgemtl.deploy.profile.power import open_sampler
-
-    sampler, reason = (
-        open_sampler(options.runner.device) if options.power else (None, "disabled (--no-power)")
-    )
-    idle: list[float] = []
-    if sampler is not None:
-        sampler.start()
-        t0 = time.perf_counter_ns()
-        time.sleep(options.idle_s)
-        idle = sampler.between(t0, time.perf_counter_ns())
-    try:
-        for facts in artifacts:
-            facts["rows"] = []
-        for batch in options.batches:
-            jobs, owners = [], []
-            for i, (ref, runner) in enumerate(zip(refs, runners)):
-                why = runner.check_batch(batch)
-                if why is not None:
-                    artifacts[i]["rows"].append({"batch": batch, "skipped": why})
-                    continue
-                jobs.append((runner, _input_batch(ref, batch, options.seed)))
-                owners.append(i)
-            if not jobs:
-                continue
-            cfg = options.timing
-            total = (cfg.iterations * len(jobs)) if cfg.duration_s is None else 0
-            with bar(console, f"timing batch {batch}", total) as advance:
-                tick = (lambda n, a=advance, t=total: a(n, t)) if total else None
-                results = time_interleaved(jobs, cfg, rounds=options.rounds, on_iteration=tick)
-            for i, res in zip(owners, results):
-                wall = latency_stats(res.wall_ns, batch)
-                compute = latency_stats(res.compute_ns, batch) if res.compute_ns else None
-                row: dict[str, Any] = {
-                    "batch": batch,
-                    "latency": (compute or wall).to_dict(),
-                    "latency_kind": "compute (CUDA events)" if compute else "host wall time",
-                    "end_to_end": wall.to_dict(),
-                    "compute": compute.to_dict() if compute else None,
-                    "warmup_iterations": res.warmup_iterations,
-                    "times_ns": {"wall": res.wall_ns, "compute": res.compute_ns},
-                }
-                if (compute or wall).noisy:
-                    warnings.append(
-                        f"{artifacts[i]['label']} batch {batch}: CV {(compute or wall).cv_percent:.1f} % "
-                        "> 5 %: noisy timings (other load? raise --warmup / --iterations)"
-                    )
-                if sampler is not None:
-                    row["power"] = _power_row(sampler, res.windows, idle, wall.mean_ms, batch)
-                else:
-                    row["power"] = {"measured": False, "reason": reason}
-                artifacts[i]["rows"].append(row)
-    finally:
-        if sampler is not None:
-            sampler.stop()
 
 
 def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[str, Any]:

@@ -29,7 +29,8 @@ _NOT_RAILS = frozenset({"RAM", "SWAP", "IRAM", "LFB"})
 
 @dataclass(frozen=True)
 class TegraSample:
-    """One tegrastats line: rails in mW (instantaneous, running average or None) and the board total."""
+    """One tegrastats line: rails in mW (instantaneous, running average or None) and the board
+    total."""
 
     rails: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     board_mw: float | None = None
@@ -38,7 +39,8 @@ class TegraSample:
 
 
 def parse_line(line: str, t_ns: int = 0) -> TegraSample | None:
-    """The rails of one line, or None when it carries no power figure (e.g. tegrastats without root)."""
+    """The rails of one line, or None when it carries no power figure (e.g. tegrastats without
+    root)."""
     rails: dict[str, tuple[float, float | None]] = {}
     for m in _RAIL.finditer(line):
         if m.group(1):

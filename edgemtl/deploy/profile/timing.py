@@ -89,7 +89,9 @@ def time_interleaved(
     rounds: int = 5,
     on_iteration: Callable[[int], None] | None = None,
 ) -> list[TimingResult]:
-    """Time several (runner, batch) jobs round-robin so drift (heat, clocks, other load) hits all alike.
+    """Time several (runner, batch) jobs round-robin, so drift hits all alike.
+
+    Drift: heat, clocks, other load.
 
     Each job is warmed up, then the timed budget (iterations or duration) is cut
     into `rounds` slices run job after job. `on_iteration(n)` gets the running

@@ -62,7 +62,8 @@ class ModelRef:
         return f"{self.head} {self.precision} {self.format}"
 
     def output_for_task(self) -> dict[str, str]:
-        """task key -> output tensor name (from the artifact's outputs, else the task kind's default)."""
+        """task key -> output tensor name (from the artifact's outputs, else the task kind's
+        default)."""
         by_task: dict[str, str] = {}
         if self.artifact is not None:
             for out in self.artifact.outputs:

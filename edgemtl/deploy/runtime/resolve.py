@@ -24,7 +24,10 @@ from edgemtl.core.manifest import (
 from edgemtl.deploy.runtime.base import ENGINE_SUFFIXES, ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.registry import ref_builder, runner_class
 
-_KINDS = "an ONNX model (.onnx), a TensorRT engine (.trt/.engine/.plan), an export bundle folder or a checkpoint (.pt)"
+_KINDS = (
+    "an ONNX model (.onnx), a TensorRT engine (.trt/.engine/.plan), an export bundle folder "
+    "or a checkpoint (.pt)"
+)
 
 
 def resolve_artifacts(

@@ -123,14 +123,18 @@ def _cuda_version(code: int) -> str:
 def engine_mismatch(
     recorded: dict[str, Any] | None, trt_version: str, gpu: str, compute_capability: str
 ) -> str | None:
-    """Why an engine built with `recorded` ({version, gpu, compute_capability, flags}) cannot run here.
+    """Why an engine built with `recorded` cannot run here.
 
+    `recorded` is the manifest's {version, gpu, compute_capability, flags}.
     TensorRT deserialises only engines of its own version (major.minor.patch;
     same major with the VERSION_COMPATIBLE flag) built for the same GPU
     (compute capability >= 8.0 with a hardware-compatible build). None = runs.
     """
     if not recorded:
-        return "the manifest records no TensorRT version/GPU for this engine: rebuild it with edgemtl export"
+        return (
+            "the manifest records no TensorRT version/GPU for this engine: "
+            "rebuild it with edgemtl export"
+        )
     flags = {str(f).upper() for f in recorded.get("flags", [])}
     built = str(recorded.get("version", ""))
     want = built.split(".")[: 1 if "VERSION_COMPATIBLE" in flags else 3]
@@ -143,7 +147,10 @@ def engine_mismatch(
     built_cc = str(recorded.get("compute_capability", ""))
     if flags & {"HARDWARE_COMPATIBLE", "AMPERE_PLUS"}:
         if _cc(compute_capability) < (8, 0):
-            return f"hardware-compatible engine needs compute capability >= 8.0, this GPU ({gpu}) is {compute_capability}"
+            return (
+                "hardware-compatible engine needs compute capability >= 8.0, "
+                f"this GPU ({gpu}) is {compute_capability}"
+            )
         return None
     if built_cc != compute_capability or str(recorded.get("gpu", "")) != gpu:
         return (

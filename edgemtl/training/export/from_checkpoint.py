@@ -18,7 +18,8 @@ from edgemtl.export.pipeline import Context, finish_onnx, gate, proof, run_onnx
 def export_fp32(
     ctx: Context, ckpt: Checkpoint, simplify: bool, dynamic_batch: bool
 ) -> tuple[Any, dict[str, np.ndarray]]:
-    """Trace the head, check, simplify, gate against torch; returns (artifact, FP32 ONNX outputs)."""
+    """Trace the head, check, simplify, gate against torch; returns (artifact, FP32 ONNX
+    outputs)."""
     import torch
 
     from edgemtl.training.checkpoint import model_from_checkpoint

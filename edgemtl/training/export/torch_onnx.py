@@ -1,10 +1,10 @@
 """Torch side of export: one head module -> a single-file FP32 ONNX (dynamo exporter).
 
-Why these choices (REFERENCE.md §4-5): torch 2.13's dynamo exporter handles
-`max_unpool2d` (the legacy one does not); it writes external data unless told
-`external_data=False`; it prints progress to stdout, which the CLI must not
-show, so stdout/stderr are captured at the file-descriptor level and only
-surfaced inside the error when the export fails.
+Why these choices (docs/export.md, "FP32 ONNX from PyTorch"): torch 2.13's
+dynamo exporter handles `max_unpool2d` (the legacy one does not); it writes
+external data unless told `external_data=False`; it prints progress to stdout,
+which the CLI must not show, so stdout/stderr are captured at the
+file-descriptor level and only surfaced inside the error when the export fails.
 """
 
 from __future__ import annotations

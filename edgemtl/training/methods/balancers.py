@@ -8,8 +8,8 @@ PCGrad: all its parameters; MGDA-UB: the shared representation, which the method
 cuts out of the graph when `needs_representation`). Every balancer returns the
 weights it applied, which the trainer averages per epoch into metrics.jsonl.
 
-Why one module over 300 lines: six short classes with one protocol, and the
-registry (`build_balancer`, `BALANCERS`) belongs next to them.
+Why this size: six short classes with one protocol, and the registry
+(`build_balancer`, `BALANCERS`) belongs next to them.
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ class GradNorm(Balancer):
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
         layer = last_shared_layer(shared_params)
-        # Under torchrun: the global batch's per-task gradients and losses (same weights on every rank).
+        # Under torchrun: the global batch's per-task gradients and losses (same weights
+        # on every rank).
         grads = mean_across_ranks(
             torch.stack([_flat_grads(losses[k], [layer]) for k in self.tasks])
         )
@@ -226,7 +227,8 @@ class GradNorm(Balancer):
     def updated_weights(
         self, w: torch.Tensor, norms: torch.Tensor, values: torch.Tensor
     ) -> torch.Tensor:
-        """One GradNorm step from weights `w`, per-task gradient norms of the unweighted losses, losses."""
+        """One GradNorm step from weights `w`, per-task gradient norms of the unweighted losses,
+        losses."""
         assert self.initial is not None
         grad_norms = w * norms
         ratio = values / self.initial.clamp_min(1e-12)
@@ -350,7 +352,8 @@ class PCGrad(Balancer):
     """PCGrad on the shared parameters; task-specific parameters get the plain sum's gradient."""
 
     name = "pcgrad"
-    #: The trainer leaves the shared gradients to it: it sets them from rank-averaged per-task gradients.
+    #: The trainer leaves the shared gradients to it: it sets them from rank-averaged
+    #: per-task gradients.
     per_task_gradients = True
 
     def __init__(self, weights: dict[str, float], tasks: Sequence[str], seed: int = 0) -> None:

@@ -46,11 +46,13 @@ class FrozenNet:
         own = self.specs.get(spec.key)
         if own is None:
             raise UserError(
-                f"method.teachers.{key}: checkpoint {self.path} has no {spec.key} task (it has: {', '.join(self.specs)})"
+                f"method.teachers.{key}: checkpoint {self.path} has no {spec.key} task (it has: "
+                f"{', '.join(self.specs)})"
             )
         if own.channels != spec.channels or own.class_names != spec.class_names:
             raise UserError(
-                f"method.teachers.{key}: checkpoint {self.path} predicts {own.channels} channels for {spec.key}, "
+                f"method.teachers.{key}: checkpoint {self.path} predicts {own.channels} channels "
+                f"for {spec.key}, "
                 f"this recipe's data has {spec.channels}"
             )
 

@@ -60,7 +60,8 @@ def make_adaptor(kind: str, in_channels: int, out_channels: int) -> nn.Module:
         )
     if in_channels != out_channels:
         raise UserError(
-            f"method.adaptor none: features have {in_channels} channels but the teacher's have {out_channels} "
+            f"method.adaptor none: features have {in_channels} channels but the teacher's have "
+            f"{out_channels} "
             "(use adaptor linear or nonlinear, or teachers of the same width)"
         )
     return nn.Identity()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-#: INTERFACES.md: encoder stage channels before the width multiplier.
+#: Encoder stage channels before the width multiplier (docs/formats.md, "Architecture").
 BASE_CHANNELS: tuple[int, int, int, int] = (64, 128, 256, 512)
 BOTTLENECK_CHANNELS = 1024
 ENCODER_LAYERS: tuple[int, int, int, int] = (2, 2, 3, 4)

@@ -1,4 +1,4 @@
-"""The shared SegNet-style encoder (INTERFACES.md "Architecture")."""
+"""The shared SegNet-style encoder (docs/formats.md, "Architecture"; SD-MTCNN, BMVC 2020)."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ sum. Up-stages are ConvTranspose2d(k=2, s=2)-BN-ReLU (`transpose`) or a 1x1
 conv-BN-ReLU at the coarse scale followed by a bilinear x2 Resize (`resize`:
 ONNX Runtime has no INT8 ConvTranspose kernel; TensorRT runs both). The stages
 are per task, or the first `shared_stages` of them are one neck shared by all
-tasks (4: a shared neck with one output conv per task). Every op is Conv, ConvTranspose, BatchNorm (folded
-on export), Relu, Add or Resize: what ONNX, onnxsim, ONNX Runtime's QDQ
-quantiser and TensorRT 10/11 all handle.
+tasks (4: a shared neck with one output conv per task). Every op is Conv,
+ConvTranspose, BatchNorm (folded on export), Relu, Add or Resize: what ONNX,
+onnxsim, ONNX Runtime's QDQ quantiser and TensorRT 10/11 all handle.
 
 Every head ends in `output` (a conv), so `MultiTaskNet.init_outputs` starts it
 at the constant predictor like any other head.
@@ -54,7 +54,7 @@ class StudentShape:
 
     @classmethod
     def of(cls, config: Any) -> StudentShape:
-        """From a recipe's `model.student` (`core.config.StudentConfig`), a dict, or None (paper)."""
+        """From a recipe's `model.student` (`core.config.StudentConfig`), a dict or None (paper)."""
         if config is None:
             return cls()
         data = dict(config if isinstance(config, dict) else config.model_dump())
@@ -94,7 +94,7 @@ class UpStage(nn.Module):
 
 
 class SkipStage(nn.Module):
-    """Up-stage, + BN(conv1x1(encoder feature)), then conv3x3-BN-ReLU (or ReLU when not smoothing)."""
+    """Up-stage + BN(conv1x1(encoder feature)), then conv3x3-BN-ReLU (ReLU when not smoothing)."""
 
     def __init__(
         self, in_channels: int, out_channels: int, skip_channels: int, mode: str, smooth: bool
