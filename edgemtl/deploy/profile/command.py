@@ -127,6 +127,22 @@ def _artifact_facts(ref: ModelRef, runner: Runner) -> dict[str, Any]:
     return facts
 
 
+def unique_labels(refs: Sequence[ModelRef]) -> list[str]:
+    """Row labels (`head precision format`), made unique by the bundle or file they come from
+    when two artifacts share one (e.g. the Student of two runs): `student fp32 onnx (run-a)`."""
+    labels = [ref.label for ref in refs]
+    for i, ref in enumerate(refs):
+        if labels.count(ref.label) > 1:
+            source = ref.bundle if ref.bundle is not None else ref.path.parent
+            labels[i] = f"{ref.label} ({source.name})"
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if labels.count(label) > 1:
+            labels[i] = f"{label} #{seen[label]}"
+    return labels
+
+
 def run_profile(
     paths: Sequence[str | Path], options: ProfileOptions, console: Any = None
 ) -> dict[str, Any]:
@@ -166,6 +182,8 @@ def run_profile(
             runner.load()
             runners.append(runner)
         artifacts = [_artifact_facts(ref, r) for ref, r in zip(refs, runners)]
+        for facts, label in zip(artifacts, unique_labels(refs)):
+            facts["label"] = label
         warnings: list[str] = [n for a in artifacts for n in a["notes"]]
         reference = None
         if options.scores:
@@ -241,7 +259,9 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     if output.markdown:
         report.write_markdown(result, output.markdown)
     if output.plot:
-        report.write_plot(result, output.plot)
+        from edgemtl.deploy.plot import write_plot
+
+        write_plot(result, output.plot)
     for line in result["warnings"]:
         err.print(f"[yellow]warning:[/] {line}")
     block = result.get("pareto")
