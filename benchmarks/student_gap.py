@@ -149,6 +149,11 @@ def _cli(args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"edgemtl {args[0]} failed ({proc.returncode}): " + " | ".join(tail))
 
 
+def bundle_dir(folder: Path, head: str) -> Path:
+    """Where a run's head is exported: `<run>/bundles/<run>-<head>` (profile labels show it)."""
+    return folder / "bundles" / f"{folder.name}-{head}"
+
+
 def _heads(folder: Path) -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
     return list(summary["final"])
@@ -184,7 +189,7 @@ def train_and_export(run: Run, preset: dict[str, Any], test_root: Path, threads:
             log,
         )
     for head in _heads(folder):
-        bundle = folder / "bundles" / head
+        bundle = bundle_dir(folder, head)
         if not (bundle / "manifest.json").is_file():
             _cli(
                 [
@@ -208,7 +213,7 @@ def profile_run(run: Run, preset: dict[str, Any]) -> None:
     out = run.folder / "profile.json"
     if out.is_file():
         return
-    bundles = [str(run.folder / "bundles" / head) for head in _heads(run.folder)]
+    bundles = [str(bundle_dir(run.folder, head)) for head in _heads(run.folder)]
     _cli(
         [
             "profile",
@@ -334,7 +339,7 @@ def pareto_profile(work: Path, preset: dict[str, Any], test_root: Path) -> Path 
     paper = work / "runs" / "paper-s0"
     if not (exits / "summary.json").is_file() or not (paper / "summary.json").is_file():
         return None
-    student = exits / "bundles" / STUDENT
+    student = bundle_dir(exits, STUDENT)
     log = work / "pareto.log"
     if not (student / f"{STUDENT}.int8.onnx").is_file():
         _cli(["export", str(student), "--int8", "--calib", "64", "--samples", "2", "--quiet"], log)
@@ -345,12 +350,12 @@ def pareto_profile(work: Path, preset: dict[str, Any], test_root: Path) -> Path 
         else "student_gap_pareto_smoke.png"
     )
     if not out.is_file():
-        bundles = [str(exits / "bundles" / h) for h in _heads(exits) if h != "ensemble"]
+        bundles = [str(bundle_dir(exits, h)) for h in _heads(exits) if h != "ensemble"]
         _cli(
             [
                 "profile",
                 *bundles,
-                str(paper / "bundles" / STUDENT),
+                str(bundle_dir(paper, STUDENT)),
                 "--accuracy",
                 "--data",
                 str(test_root),
