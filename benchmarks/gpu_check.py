@@ -153,8 +153,12 @@ def install(log: Path) -> dict[str, Any]:
     needed = [n for n in (*DEVICE_IMAGE, *CARRIED) if n not in OPTIONAL]
     record["missing"] = [n for n in needed if _installed(n) is None]
     done = ", ".join(record["installed"]) or "nothing (all present)"
-    _say(f"== install: {done}; torch {record['torch_after']} untouched", log)
-    if record["torch_before"] != record["torch_after"]:
+    same = record["torch_before"] == record["torch_after"]
+    _say(
+        f"== install: {done}; torch {record['torch_after']} {'untouched' if same else 'CHANGED'}",
+        log,
+    )
+    if not same:
         record["errors"].append(
             f"torch changed: {record['torch_before']} -> {record['torch_after']}"
         )
@@ -175,6 +179,8 @@ def run_section(
         cmd = [sys.executable, str(SECTIONS_PY), name, "--part", str(part)]
         cmd += ["--work", str(work / name), "--device", device] + (["--smoke"] if smoke else [])
     env = {**os.environ, "EDGEMTL_CACHE": str(work / "cache"), "PYTHONUNBUFFERED": "1"}
+    # The checkout imports even if its editable install failed (the failure is recorded).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     status, tail = "ok", ""
     with log.open("a") as fh:
         fh.write(f"\n===== {name}: {' '.join(cmd)}\n")
@@ -213,6 +219,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny settings (seconds on a CPU)")
     parser.add_argument("--cpu-smoke", action="store_true", help="= --smoke --device cpu")
     parser.add_argument("--budget-s", type=float, default=450, help="stop starting sections")
+    parser.add_argument(
+        "--cap", action="append", default=[], metavar="SECTION=S", help="override a section's cap"
+    )
     parser.add_argument("--no-install", action="store_true")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--carried", action="store_true", help="print CARRIED and exit")
@@ -231,6 +240,15 @@ def main() -> int:
     if unknown:
         print(f"--only {args.only}: unknown {', '.join(unknown)}; expected: {', '.join(SECTIONS)}")
         return 1
+    caps = {name: spec[0] for name, spec in SECTIONS.items()}
+    for item in args.cap:
+        name, _, seconds = item.partition("=")
+        if name not in SECTIONS or not seconds.replace(".", "", 1).isdigit():
+            print(
+                f"--cap {item}: expected SECTION=SECONDS with a section of: {', '.join(SECTIONS)}"
+            )
+            return 1
+        caps[name] = float(seconds)
     out.mkdir(parents=True, exist_ok=True)
     path, log = out / "gpu_check.json", out / "gpu_check.log"
     start = time.perf_counter()
@@ -245,10 +263,9 @@ def main() -> int:
         "not_checked": NOT_CHECKED,
         "sections": dict(old.get("sections", {})),
     }
-    if not args.no_install:
-        result["install"] = install(log)
+    result["install"] = old.get("install") if args.no_install else install(log)
     work = args.work or Path(tempfile.mkdtemp(prefix="edgemtl-gpu-check-"))
-    env = run_section("env", SECTIONS["env"][0], "cpu", args.smoke, work, log)
+    env = run_section("env", caps["env"], "cpu", args.smoke, work, log)
     result["sections"]["env"] = env
     facts = env.get("facts", {})
     cuda = bool(facts.get("cuda_available"))
@@ -259,10 +276,12 @@ def main() -> int:
     device = "cpu" if args.device == "cpu" else "cuda" if cuda else None
     result["device"] = device
     for name in [s for s in SECTIONS if s in only and s != "env"]:
-        cap, _, cuda_only = SECTIONS[name]
+        cap, cuda_only = caps[name], SECTIONS[name][2]
         left = args.budget_s - (time.perf_counter() - start)
         reason = None
-        if device is None:
+        if env["status"] != "ok":
+            reason = f"the env section {env['status']} (its error is in the JSON)"
+        elif device is None:
             reason = "needs a CUDA GPU: torch.cuda.is_available() is False here" + (
                 "" if cuda_only else " (--cpu-smoke runs it on the CPU at tiny settings)"
             )

@@ -99,6 +99,16 @@ def test_cpu_smoke_runs_every_section_and_reruns_one(tmp_path: Path) -> None:
     assert again["started"] != result["started"] or again["elapsed_s"] != result["elapsed_s"]
 
 
+def test_a_section_past_its_cap_is_killed_and_recorded(tmp_path: Path) -> None:
+    args = ("--cpu-smoke", "--no-install", "--only", "train", "--cap", "train=3")
+    proc, result = _check(tmp_path, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    train = result["sections"]["train"]
+    assert train["status"] == "timeout" and train["cap_s"] == 3 and train["seconds"] < 10
+    assert "== train: timeout in" in proc.stdout
+    assert result["sections"]["env"]["status"] == "ok"  # the others still ran and were written
+
+
 def test_never_writes_into_committed_results_nor_runs_unknown_sections(tmp_path: Path) -> None:
     results = REPO / "benchmarks" / "results"
     proc, _ = _check(results, "--no-install")
@@ -119,6 +129,21 @@ def test_only_absent_or_older_carried_wheels_are_installed() -> None:
         Path("nosuchdist_xyz-1.0-py3-none-any.whl"),  # absent: installed
     ]
     assert pick(wheels) == wheels[2:]
+
+
+def test_every_carried_wheel_has_a_version_to_pin_here() -> None:
+    """scripts/gpu_wheels.sh pins each carried distribution to this venv's version."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--carried"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = proc.stdout.split()
+    assert names == list(_module().CARRIED) and "pydantic" in names and "onnxsim" in names
+    assert all(md.version(name) for name in names)
+    for script in ("gpu_check.sh", "gpu_wheels.sh"):
+        subprocess.run(["bash", "-n", str(REPO / "scripts" / script)], check=True)
 
 
 def _third_party_imports() -> set[str]:
