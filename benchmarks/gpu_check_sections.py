@@ -6,6 +6,8 @@ A child writes its part JSON (`facts`, `rows`) after every row, so a section
 stopped at its time cap keeps what it measured; the parent merges the part
 into the check's result. Settings: `FULL` (what the H200 run measures) and
 `SMOKE` (tiny, seconds on a CPU: the test suite's run of the same code).
+Why this size: every section is one function over the same `Plan`, and the two
+plans side by side are the place to read what the check measures.
 """
 
 from __future__ import annotations
