@@ -425,6 +425,17 @@ def markdown(result: dict[str, Any]) -> str:
             )
             + ".",
         ]
+    teachers = [
+        f"{name} {block['teacher_delta_m_vs_paper_teacher']:+.2f} %"
+        for name, block in result["configs"].items()
+        if block.get("teacher_delta_m_vs_paper_teacher") is not None
+    ]
+    if teachers:
+        lines += [
+            "",
+            "Each run's Teacher against the paper-Student run's Teacher (Δm, seed mean; exits "
+            "train the first Teacher stages too): " + ", ".join(teachers) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.options import DataSource
 from edgemtl.deploy import plot
 from edgemtl.deploy.profile import pareto
-from edgemtl.deploy.profile.command import ProfileOptions
+from edgemtl.deploy.profile.command import ProfileOptions, unique_labels
 
 TEACHER = {"seg": {"miou": 80.0}, "depth": {"abs_err": 0.5}}
 
@@ -132,3 +132,15 @@ def test_plot_labels_every_point_without_overlap(tmp_path) -> None:  # type: ign
     assert "ms" in ax.get_xlabel() and "↓" in ax.get_xlabel()
     plot.write_plot(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_duplicate_label_names_its_bundle() -> None:
+    labels = ["student fp32 onnx", "student int8 onnx", "student fp32 onnx", "teacher fp32 onnx"]
+    sources = ["exits-student", "exits-student", "paper-student", "exits-teacher"]
+    assert unique_labels(labels, sources) == [
+        "student fp32 onnx (exits-student)",
+        "student int8 onnx",
+        "student fp32 onnx (paper-student)",
+        "teacher fp32 onnx",
+    ]
+    assert unique_labels(["a", "a"], ["same", "same"]) == ["a (same) #1", "a (same) #2"]

@@ -127,20 +127,20 @@ def _artifact_facts(ref: ModelRef, runner: Runner) -> dict[str, Any]:
     return facts
 
 
-def unique_labels(refs: Sequence[ModelRef]) -> list[str]:
-    """Row labels (`head precision format`), made unique by the bundle or file they come from
-    when two artifacts share one (e.g. the Student of two runs): `student fp32 onnx (run-a)`."""
-    labels = [ref.label for ref in refs]
-    for i, ref in enumerate(refs):
-        if labels.count(ref.label) > 1:
-            source = ref.bundle if ref.bundle is not None else ref.path.parent
-            labels[i] = f"{ref.label} ({source.name})"
+def unique_labels(labels: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """Row labels (`head precision format`), made unique by the bundle or folder each comes from
+    when two artifacts share one (e.g. the Student of two runs): `student fp32 onnx (run-a)`.
+    `sources[i]` names where `labels[i]` comes from; still-equal labels get `#1`, `#2`, ..."""
+    out = [
+        f"{label} ({source})" if labels.count(label) > 1 else label
+        for label, source in zip(labels, sources)
+    ]
     seen: dict[str, int] = {}
-    for i, label in enumerate(labels):
+    numbered = []
+    for label in out:
         seen[label] = seen.get(label, 0) + 1
-        if labels.count(label) > 1:
-            labels[i] = f"{label} #{seen[label]}"
-    return labels
+        numbered.append(f"{label} #{seen[label]}" if out.count(label) > 1 else label)
+    return numbered
 
 
 def run_profile(
@@ -182,7 +182,13 @@ def run_profile(
             runner.load()
             runners.append(runner)
         artifacts = [_artifact_facts(ref, r) for ref, r in zip(refs, runners)]
-        for facts, label in zip(artifacts, unique_labels(refs)):
+        for facts, label in zip(
+            artifacts,
+            unique_labels(
+                [r.label for r in refs],
+                [(r.bundle if r.bundle is not None else r.path.parent).name for r in refs],
+            ),
+        ):
             facts["label"] = label
         warnings: list[str] = [n for a in artifacts for n in a["notes"]]
         reference = None
