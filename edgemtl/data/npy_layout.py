@@ -10,7 +10,7 @@ RAM is fine and a Sample never aliases the file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,9 @@ class NpyLayoutReader:
     """Random access to one split; `reader[i]` -> channels-last `Sample`.
 
     `class_names` is carried for callers that label metrics (the layout itself
-    does not store them; e.g. synthetic.json does).
+    does not store them; e.g. synthetic.json does); `units` and `encodings`
+    (task key -> text / `TaskKind.encodings` entry) are what the dataset's
+    release says its targets store (e.g. Cityscapes' disparity).
     """
 
     def __init__(
@@ -54,9 +56,13 @@ class NpyLayoutReader:
         tasks: list[str],
         folders: dict[str, str] | None = None,
         class_names: Sequence[str] = (),
+        units: Mapping[str, str] | None = None,
+        encodings: Mapping[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.class_names: tuple[str, ...] = tuple(class_names)
+        self.units = dict(units or {})
+        self.encodings = dict(encodings or {})
         self.split = split
         self.tasks = list(tasks)
         self.folders = {**DEFAULT_FOLDERS, **(folders or {})}

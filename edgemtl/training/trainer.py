@@ -3,7 +3,9 @@
 Resume is exact: the batch order is a pure function of (seed, epoch), the
 position inside an epoch is saved, and model, optimizer, scheduler and torch
 RNG states travel in `last.pt`. A NaN/Inf loss stops training before the bad
-step is applied, so the last checkpoint stays good.
+step is applied, so the last checkpoint stays good; weights that a step turned
+NaN/Inf stop it at the epoch's end before anything is written, and finite
+divergence is a warning (`divergence`).
 
 The parts live in modules of their own (edgemtl/training/): the optimizer step
 (`step`), optimizer and schedule (`optim`), checkpoint files (`checkpoint`) and
@@ -33,7 +35,7 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_text
 from edgemtl.core.tasks import TaskSpec, make_spec
 from edgemtl.data.preprocess import InputSpec
-from edgemtl.data.registry import SplitReader, dataset_record, open_split, task_units
+from edgemtl.data.registry import SplitReader, dataset_record, declared_target, open_split
 from edgemtl.evaluation.scoring import HeadsBlock
 from edgemtl.training import run_log, run_state
 from edgemtl.training.amp import Precision
@@ -41,6 +43,7 @@ from edgemtl.training.checkpoint import save_checkpoint
 from edgemtl.training.data import PreparedSplit, steps_per_epoch, train_loader
 from edgemtl.training.device import pick_device, prepare_model
 from edgemtl.training.distributed import Dist
+from edgemtl.training.divergence import divergence_warnings, stop_if_non_finite
 from edgemtl.training.methods import Method, StepContext, build_method
 from edgemtl.training.methods.balancers import Balancer, build_balancer
 from edgemtl.training.models.network import MultiTaskNet
@@ -57,9 +60,10 @@ class TrainingInterrupted(Exception):
 
 
 def task_specs_for(recipe: Recipe, reader: SplitReader) -> list[TaskSpec]:
-    """One spec per recipe task; labels kinds take the reader's class names."""
+    """One spec per recipe task; labels kinds take the reader's class names, every task the
+    units and encoding its reader declares."""
     classes = list(reader.class_names)
-    return [make_spec(key, classes, task_units(recipe.data.kind, key)) for key in recipe.tasks]
+    return [make_spec(key, classes, *declared_target(reader, key)) for key in recipe.tasks]
 
 
 class Trainer:
@@ -131,8 +135,12 @@ class Trainer:
         return run_state.checkpoint_payload(self)
 
     def save(self, name: str) -> Path:
-        """Write `run_dir/name` (rank 0 only; every rank gets the path)."""
+        """Write `run_dir/name` (rank 0 only; every rank gets the path).
+
+        Raises `UserError` (nothing written) when the weights are NaN/Inf.
+        """
         path = self.run_dir / name
+        stop_if_non_finite(self.model, self.run_dir / "last.pt", self.position)
         if self.dist.is_main:
             save_checkpoint(path, self.checkpoint_payload())
         return path
@@ -197,7 +205,8 @@ class Trainer:
         self.dist.broadcast_module(self.model, self.extra, self.balancer.module())
         trace = SampleTrace(self.dist.rank)
         data = self.recipe.data
-        augment = build_augmenter(data.augment, data.size, data.kind)
+        encodings = {s.key: s.encoding for s in self.specs if s.encoding}
+        augment = build_augmenter(data.augment, data.size, encodings)
         dataset = PreparedSplit(self.train_reader, self.input_spec, augment=augment, seed=cfg.seed)
         start_time = time.perf_counter()
         images_seen = 0
@@ -229,6 +238,7 @@ class Trainer:
             loss="",
         )
         sums: dict[str, float] = {}
+        totals: list[float] = []  # step losses, for the divergence rule
         images_seen = 0
         loader = train_loader(
             dataset,
@@ -253,6 +263,7 @@ class Trainer:
                 self._stop_non_finite(bad)
             for name, value in logged.items():
                 sums[name] = sums.get(name, 0.0) + value
+            totals.append(logged["total"])
             self.position.batch += 1
             self.position.global_step += 1
             images_seen += images.shape[0] * self.dist.world_size
@@ -263,11 +274,13 @@ class Trainer:
                 self.step_callback(self.position)
         if self.scheduler is not None:
             self.scheduler.step()
+        stop_if_non_finite(self.model, self.run_dir / "last.pt", self.position)
         losses, weights = epoch_means(sums, self.position.batch, self.dist)
         self.balancer.on_epoch_end(epoch_task_losses(losses, self.recipe.tasks))
         block = self.evaluate(progress)
         self.position = Position(epoch=epoch + 1, batch=0, global_step=self.position.global_step)
-        self.log.log_epoch(epoch, block, losses, weights)
+        loss_median, warnings = divergence_warnings(epoch, self.model, totals, self.log.history)
+        self.log.log_epoch(epoch, block, losses, weights, loss_median, warnings)
         self.save("last.pt")
         if self.selection.improves(epoch, block):
             self.save("best.pt")
