@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import HeadName
 from edgemtl.core.io import atomic_write_json, sha256_file
-from edgemtl.core.records import Finite, RGBMean, RGBStd, Side, TaskRecord
+from edgemtl.core.records import Finite, RGBMeanList, RGBStdList, Side, TaskRecord
 
 #: The version written. 2: `head` may name a decoder exit (exit1..exit3) and the optional
 #: `architecture` record says which Student/exits the bundle's graph holds.
@@ -62,9 +62,9 @@ class InputEntry(_Model):
     layout: str = "NCHW, RGB"
     height: Side
     width: Side
-    mean: RGBMean
-    std: RGBStd
-    value_range: tuple[Finite, Finite] = (0.0, 1.0)
+    mean: RGBMeanList
+    std: RGBStdList
+    value_range: Annotated[list[Finite], Field(min_length=2, max_length=2)] = [0.0, 1.0]
     resize: str = "bilinear (half-pixel) to HxW; targets nearest"
 
     @model_validator(mode="before")

@@ -42,9 +42,11 @@ def _positive_finite(value: float) -> float:
 
 Finite = Annotated[float, AfterValidator(_finite)]
 PositiveFinite = Annotated[float, AfterValidator(_positive_finite)]
-#: Per-channel RGB values: exactly three.
+#: Per-channel RGB values: exactly three (tuples in checkpoints, lists in manifests).
 RGBMean = tuple[Finite, Finite, Finite]
 RGBStd = tuple[PositiveFinite, PositiveFinite, PositiveFinite]
+RGBMeanList = Annotated[list[Finite], Field(min_length=3, max_length=3)]
+RGBStdList = Annotated[list[PositiveFinite], Field(min_length=3, max_length=3)]
 #: A positive pixel count (input height, width).
 Side = Annotated[int, Field(gt=0)]
 

@@ -10,6 +10,7 @@ the history in memory. TensorBoard's writer is imported when a fit starts (optio
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,6 +63,11 @@ class RunLog:
         self.history: list[dict[str, Any]] = []
         self.writer: Any = None
 
+    def _say(self, line: str) -> None:
+        """A note or warning on stderr, `--quiet` or not (they are not chatter); writer only."""
+        if self.writes:
+            print(line, file=sys.stderr, flush=True)
+
     @property
     def last(self) -> dict[str, Any] | None:
         return self.history[-1] if self.history else None
@@ -84,10 +90,9 @@ class RunLog:
             if row is not None:
                 rows.append(row)
             elif number == numbered[-1][0]:
-                self.console.print(
+                self._say(
                     f"note: {path}: dropped its torn last line {number} "
-                    "(the run stopped while writing it)",
-                    soft_wrap=True,
+                    "(the run stopped while writing it)"
                 )
             else:
                 raise UserError(
@@ -146,7 +151,7 @@ class RunLog:
         if warnings:
             row["warnings"] = list(warnings)
             for warning in warnings:
-                self.console.print(f"[yellow]warning:[/] {warning}")
+                self._say(f"warning: {warning}")
         self.history.append(row)
         if not self.writes:
             return row

@@ -122,16 +122,23 @@ def _value_at(tree: dict[str, Any], dotted: str) -> Any:
     return tree
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 24 else text[:21] + "..."
+def _change(key: str, before: Any, after: Any) -> str:
+    """One differing key as the error names it: `model.width 0.125 -> 0.25`, `tasks.edges
+    (removed)`; sections and long values by name only."""
+    if before is None or after is None:
+        return f"{key} ({'added' if before is None else 'removed'})"
+    a, b = repr(before), repr(after)
+    if isinstance(before, dict) or isinstance(after, dict) or len(a) + len(b) > 40:
+        return f"{key} (changed)"
+    return f"{key} {a} -> {b}"
 
 
 def _incompatible(ckpt: Checkpoint, recipe: Recipe, exc: BaseException) -> str:
     """The one line for a checkpoint whose state does not fit the resumed run's recipe."""
     before, after = ckpt.recipe.dump(), recipe.dump()
-    # Sections that shape the saved state first (a changed train.epochs is no cause).
-    order = ("model", "tasks", "method", "train.optimizer", "train.balancer", "train.amp")
+    # Sections that shape the saved state first (a changed train.epochs is no cause), and a
+    # section's `name` before its other keys.
+    order = ("model", "tasks", "method.name", "method", "train.optimizer", "train.balancer")
     changed = sorted(
         recipe_changes(before, after),
         key=lambda k: next((i for i, p in enumerate(order) if k.startswith(p)), len(order)),
@@ -142,11 +149,10 @@ def _incompatible(ckpt: Checkpoint, recipe: Recipe, exc: BaseException) -> str:
             f"--resume: {ckpt.path} does not fit the network its own recipe builds ({first[:120]})"
         )
     shown = ", ".join(
-        f"{key} {_short(_value_at(before, key))} -> {_short(_value_at(after, key))}"
-        for key in changed[:3]
+        _change(key, _value_at(before, key), _value_at(after, key)) for key in changed[:2]
     )
-    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
     return (
-        f"--resume: {ckpt.path} was trained with a different recipe ({shown}{more}); "
-        "its state does not fit: resume without those --set overrides, or start a new run"
+        f"--resume: {ckpt.path}: its state does not fit a different recipe ({shown}{more}); "
+        "drop those --set overrides or start a new run"
     )

@@ -3,9 +3,8 @@
 Resume is exact: the batch order is a pure function of (seed, epoch), the
 position inside an epoch is saved, and model, optimizer, scheduler and torch
 RNG states travel in `last.pt`. A NaN/Inf loss stops training before the bad
-step is applied, so the last checkpoint stays good; weights that a step turned
-NaN/Inf stop it at the epoch's end before anything is written, and finite
-divergence is a warning (`divergence`).
+step is applied, so the last checkpoint stays good; NaN/Inf weights and finite
+divergence: `divergence`.
 
 The parts live in modules of their own (edgemtl/training/): the optimizer step
 (`step`), optimizer and schedule (`optim`), checkpoint files (`checkpoint`) and
@@ -32,15 +31,16 @@ from rich.progress import Progress
 from edgemtl.core.checkpoint_schema import Checkpoint, Position
 from edgemtl.core.config import Recipe, dump_yaml
 from edgemtl.core.errors import UserError
-from edgemtl.core.io import atomic_write_text
+from edgemtl.core.io import atomic_write_text, sweep_temporaries
 from edgemtl.core.tasks import TaskSpec, make_spec
+from edgemtl.data.checked import CheckedReader
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.data.registry import SplitReader, dataset_record, declared_target, open_split
 from edgemtl.evaluation.scoring import HeadsBlock
 from edgemtl.training import run_log, run_state
 from edgemtl.training.amp import Precision
 from edgemtl.training.checkpoint import save_checkpoint
-from edgemtl.training.data import PreparedSplit, steps_per_epoch, train_loader
+from edgemtl.training.data import PreparedSplit, one_line_errors, steps_per_epoch, train_loader
 from edgemtl.training.device import pick_device, prepare_model
 from edgemtl.training.distributed import Dist
 from edgemtl.training.divergence import divergence_warnings, stop_if_non_finite
@@ -95,8 +95,8 @@ class Trainer:
         self.record = dataset_record(recipe.data)
         keys = list(recipe.tasks)
         with self.console.status("preparing data") if not self.quiet else contextlib.nullcontext():
-            self.train_reader = open_split(self.record, "train", keys)
-            self.val_reader = open_split(self.record, "val", keys)
+            self.train_reader = CheckedReader(open_split(self.record, "train", keys), keys)
+            self.val_reader = CheckedReader(open_split(self.record, "val", keys), keys)
         size = recipe.data.size
         self.input_spec = InputSpec(size[0], size[1], recipe.data.mean, recipe.data.std)
         self.specs = task_specs_for(recipe, self.train_reader)
@@ -135,10 +135,7 @@ class Trainer:
         return run_state.checkpoint_payload(self)
 
     def save(self, name: str) -> Path:
-        """Write `run_dir/name` (rank 0 only; every rank gets the path).
-
-        Raises `UserError` (nothing written) when the weights are NaN/Inf.
-        """
+        """Write `run_dir/name` (rank 0 only; every rank gets the path); UserError if NaN/Inf."""
         path = self.run_dir / name
         stop_if_non_finite(self.model, self.run_dir / "last.pt", self.position)
         if self.dist.is_main:
@@ -198,6 +195,7 @@ class Trainer:
         cfg = self.recipe.train
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            sweep_temporaries(self.run_dir)  # of killed runs: a half-written last.pt (core/io.py)
             atomic_write_text(self.run_dir / "recipe.yaml", dump_yaml(self.recipe))
         self.log.open_tensorboard(purge_step=self.position.epoch)
         from edgemtl.data.augment import build_augmenter
@@ -251,7 +249,7 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        batches = zip(loader.batch_sampler, loader)  # type: ignore[arg-type]
+        batches = one_line_errors(zip(loader.batch_sampler, loader))  # type: ignore[arg-type]
         for indices, (images, targets) in batches:
             trace.record(epoch, self.position.batch, indices)
             ctx = StepContext(epoch, cfg.epochs, self.position.batch, self.steps_per_epoch)
