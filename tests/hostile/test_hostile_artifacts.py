@@ -51,7 +51,7 @@ def _args(command: str, artifact: Path, work: Path) -> list[str]:
 def _set_tensor(name_part: str, value: float, index: int = 0) -> Callable[[dict], dict]:
     def change(raw: dict) -> dict:
         model = dict(raw["model"])
-        key = next(k for k in model if name_part in k)
+        key = next(k for k in model if name_part in k and model[k].is_floating_point())
         tensor = model[key].clone()
         tensor.view(-1)[index] = value
         model[key] = tensor
@@ -65,7 +65,7 @@ NONFINITE: list[tuple[str, Callable[[dict], dict], str]] = [
     ("nan-conv-weight", _set_tensor("encoder.stages.0.0.0.weight", float("nan")), "field model."),
     ("inf-bn-bias", _set_tensor("encoder.stages.1.0.1.bias", float("inf")), "field model."),
     ("nan-running-var", _set_tensor("running_var", float("nan"), 1), "field model."),
-    ("neginf-student", _set_tensor("student.seg.up.0.weight", float("-inf")), "field model.st"),
+    ("neginf-student", _set_tensor("student.", float("-inf")), "field model.st"),
 ]
 
 
