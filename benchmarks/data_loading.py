@@ -177,7 +177,10 @@ def measure(n: int, steps: int) -> dict[str, Any]:
             spec = InputSpec(*ds["size"])
             plain = PreparedSplit(reader, spec)
             augmented = PreparedSplit(
-                reader, spec, build_augmenter(PAPER_AUGMENT, ds["size"], ds["kind"]), seed=0
+                reader,
+                spec,
+                build_augmenter(PAPER_AUGMENT, ds["size"], getattr(reader, "encodings", {})),
+                seed=0,
             )
             row = {
                 "reader": ds["name"],

@@ -6,7 +6,8 @@ field one of them relies on is validated here once, and a malformed file becomes
 one `UserError` line naming the file and the field ("checkpoint runs/x/best.pt:
 field input.std: ..."), never a KeyError traceback in whichever reader touched it
 first. The fields are those of docs/formats.md "Checkpoint"; `recipe` is validated
-with the recipe model itself (`edgemtl.core.config.Recipe`).
+with the recipe model itself (`edgemtl.core.config.Recipe`); the task and
+input records are the ones manifests use too (`edgemtl.core.records`).
 
 Tensors and state dicts (`model`, `extra`, `optimizer`, `scheduler`, `rng`,
 `amp_scaler`, the balancer's `state`) are opaque here: torch checks them when it
@@ -26,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PrivateAttr,
     StrictInt,
     ValidationError,
@@ -36,7 +36,8 @@ from pydantic import (
 
 from edgemtl.core.config import Recipe, error_location
 from edgemtl.core.errors import UserError
-from edgemtl.core.tasks import TaskSpec, get_kind, kind_names
+from edgemtl.core.records import RGBMean, RGBStd, TaskRecord
+from edgemtl.core.tasks import TaskSpec
 
 FORMAT = "edgemtl-checkpoint"
 #: The newest schema this edgemtl reads and the one it writes. 2 added `recipe.model.student`
@@ -52,44 +53,14 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class TaskRecord(_Record):
-    """One task as the network predicts it (`TaskSpec.to_dict`)."""
-
-    key: str
-    kind: str
-    channels: int = Field(ge=1)
-    class_names: list[str] | None = None
-    units: str = ""
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        if kind not in kind_names():  # registered kinds, a test's toy kind included
-            raise ValueError(
-                f"unknown task kind {kind!r} (expected one of: {', '.join(kind_names())})"
-            )
-        return kind
-
-    @model_validator(mode="after")
-    def _classes_match_channels(self) -> TaskRecord:
-        if self.class_names is not None and len(self.class_names) != self.channels:
-            raise ValueError(f"{len(self.class_names)} class_names for {self.channels} channels")
-        if get_kind(self.kind).labels and self.class_names is None:
-            raise ValueError(f"a {self.kind} task needs class_names")
-        return self
-
-    def spec(self) -> TaskSpec:
-        return TaskSpec.from_dict(self.model_dump())
-
-
 class InputRecord(_Record):
     """The network input (`data.preprocess.InputSpec.to_dict`): N x 3 x H x W, (x - mean) / std."""
 
     name: str = "image"
     shape: list[int | str] = Field(min_length=4, max_length=4)
     dtype: str = "float32"
-    mean: tuple[float, float, float]
-    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+    mean: RGBMean
+    std: RGBStd
 
     @field_validator("shape")
     @classmethod

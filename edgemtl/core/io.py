@@ -1,8 +1,18 @@
-"""Atomic file and folder writes, and checksums.
+"""Atomic file and folder writes, their temporaries, and checksums.
 
 Why: a failure half-way (NaN, Ctrl-C, full disk, failed parity gate) must never
 leave a corrupt checkpoint, bundle or report where a good one stood. Everything
 is written beside its final place and moved in with `os.replace`.
+
+Temporaries and their owners: a process killed mid-write (SIGKILL, power loss)
+cannot clean up, so every temporary is named `.<final name>.tmp-XXXXXXXX[...]`
+and its writer holds an exclusive `flock` on it while it exists. The kernel
+drops that lock when the owner dies, so `sweep_temporaries` (run by each
+command on its output folders before it writes) deletes exactly the
+temporaries no live process owns, however young: two trainings on one cache
+(benchmarks/reproduce.py) never delete each other's work in progress, and
+nothing is judged by its age. Where `fcntl` is missing (non-POSIX), nothing is
+locked and nothing is swept.
 """
 
 from __future__ import annotations
@@ -17,19 +27,114 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX: no locks, no sweeping
+    fcntl = None  # type: ignore[assignment]
+
+#: Marks a temporary's name: `.<final name>` + TEMP_MARK + random (+ suffix).
+TEMP_MARK = ".tmp-"
+
+
+def _same_entry(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file or folder open as `fd` (not swept meanwhile)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _hold(path: Path, fd: int) -> bool:
+    """Take the owner's lock on a temporary just created as `fd`; False if it was swept first."""
+    if fcntl is None:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_EX)  # blocks only while a sweeper deletes it
+    return _same_entry(path, fd)
+
+
+def _owned_file(directory: Path, prefix: str, suffix: str) -> tuple[Path, int]:
+    """A new temporary file `prefix` + TEMP_MARK + random + `suffix`, created and locked."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=prefix + TEMP_MARK, suffix=suffix, dir=directory)
+        if _hold(Path(name), fd):
+            return Path(name), fd
+        os.close(fd)
+
+
+class TempDir:
+    """A temporary folder beside its final place, owned (locked) until `release()`.
+
+    `prefix` + TEMP_MARK + random names it; `path` is where to write.
+    """
+
+    def __init__(self, parent: Path, prefix: str) -> None:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            self.path = Path(tempfile.mkdtemp(prefix=prefix + TEMP_MARK, dir=parent))
+            self._fd: int | None = os.open(self.path, os.O_RDONLY)
+            if _hold(self.path, self._fd):
+                return
+            os.close(self._fd)
+
+    def release(self, remove: bool = True) -> None:
+        """Drop the lock; with `remove`, delete the folder first if it is still there."""
+        if remove and self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def sweep_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Delete the temporaries in `folder` whose owner is gone; return what was deleted.
+
+    A temporary is an entry named `.<final name>` + TEMP_MARK + ... (`name` given:
+    only those of that final name); it is deleted when its owner's lock can be
+    taken, i.e. no live process holds it (module doc). Symlinks are never followed.
+    """
+    folder = Path(folder)
+    if fcntl is None or not folder.is_dir():
+        return []
+    start = f".{name}." if name is not None else "."
+    removed = []
+    for entry in folder.iterdir():
+        if not entry.name.startswith(start) or TEMP_MARK not in entry.name:
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # a symlink, or gone meanwhile
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its owner is alive
+            if not _same_entry(entry, fd):
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    return removed
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so readers see either the old or the new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp, fd = _owned_file(path.parent, f".{path.name}", ".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:  # closing it releases the lock, after the rename
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
-        os.replace(tmp, path)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -52,17 +157,14 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path, fd = _owned_file(path.parent, f".{path.name}", path.suffix or ".tmp")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -73,18 +175,16 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     is discarded and the existing one kept: callers build deterministic content.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    temp = TempDir(final.parent, f".{final.name}")
     try:
-        yield tmp
+        yield temp.path
         try:
-            os.rename(tmp, final)
+            os.rename(temp.path, final)
         except OSError:
             if not final.is_dir():
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        temp.release()
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -7,21 +7,26 @@ extra keys are kept (a newer writer's additions survive a rewrite).
 
 Torch-free; `onnx` is imported only by the metadata helpers.
 
-Why this size: the schema and its ONNX metadata mirror (`embed_metadata`,
-`manifest_from_metadata`) must change together under one schema_version.
+The graph itself is checked against the manifest here too (`check_graph_io`:
+input size, output names), for a bundle and for a lone file's metadata alike.
+
+Why this size: the schema, its ONNX metadata mirror (`embed_metadata`,
+`manifest_from_metadata`) and the graph check must change together under one
+schema_version.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import HeadName
 from edgemtl.core.io import atomic_write_json, sha256_file
+from edgemtl.core.records import Finite, RGBMeanList, RGBStdList, Side, TaskRecord
 
 #: The version written. 2: `head` may name a decoder exit (exit1..exit3) and the optional
 #: `architecture` record says which Student/exits the bundle's graph holds.
@@ -39,14 +44,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class TaskEntry(_Model):
-    """One task as the model outputs it (same fields as `tasks.TaskSpec.to_dict`)."""
-
-    key: str
-    kind: str
-    channels: int
-    class_names: list[str] | None = None
-    units: str = ""
+class TaskEntry(TaskRecord):
+    """One task as the model outputs it: the checkpoint's task record (`core/records.py`)."""
 
 
 class InputEntry(_Model):
@@ -57,14 +56,15 @@ class InputEntry(_Model):
     """
 
     name: str = "image"
-    shape: list[int | str]  # N x 3 x H x W; N is a string ("N", "batch") when dynamic
+    # N x 3 x H x W; N is a string ("N", "batch") when dynamic
+    shape: list[int | str] = Field(min_length=4, max_length=4)
     dtype: str = "float32"
     layout: str = "NCHW, RGB"
-    height: int
-    width: int
-    mean: list[float]
-    std: list[float]
-    value_range: list[float] = Field(default_factory=lambda: [0.0, 1.0])
+    height: Side
+    width: Side
+    mean: RGBMeanList
+    std: RGBStdList
+    value_range: Annotated[list[Finite], Field(min_length=2, max_length=2)] = [0.0, 1.0]
     resize: str = "bilinear (half-pixel) to HxW; targets nearest"
 
     @model_validator(mode="before")
@@ -80,6 +80,19 @@ class InputEntry(_Model):
             data.setdefault("width", data["shape"][3])
         return data
 
+    @model_validator(mode="after")
+    def _shape_matches_size(self) -> InputEntry:
+        _, channels, height, width = self.shape
+        if channels != 3:
+            raise ValueError(f"shape {self.shape}: expected 3 (RGB) channels")
+        if (height, width) != (self.height, self.width):
+            raise ValueError(
+                f"shape {self.shape} disagrees with height x width {self.height}x{self.width}"
+            )
+        if self.value_range[0] >= self.value_range[1]:
+            raise ValueError(f"value_range {list(self.value_range)}: expected [low, high]")
+        return self
+
     def input_spec_dict(self) -> dict[str, Any]:
         """The dict `data.preprocess.InputSpec.from_dict` reads."""
         return {
@@ -92,7 +105,7 @@ class InputEntry(_Model):
 
 
 class OutputEntry(_Model):
-    name: str
+    name: str = Field(min_length=1)
     task: str
     shape: list[int | str]
     dtype: str
@@ -103,9 +116,15 @@ class BatchEntry(_Model):
     """Fixed batch: min == opt == max and dynamic False."""
 
     dynamic: bool = False
-    min: int = 1
-    opt: int = 1
-    max: int = 1
+    min: int = Field(1, ge=1)
+    opt: int = Field(1, ge=1)
+    max: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BatchEntry:
+        if not self.min <= self.opt <= self.max:
+            raise ValueError(f"expected min <= opt <= max, got {self.min}, {self.opt}, {self.max}")
+        return self
 
 
 class Check(_Model):
@@ -142,7 +161,7 @@ class Artifact(_Model):
     format: Format
     precision: Precision
     sha256: str
-    size_bytes: int = 0
+    size_bytes: int = Field(0, ge=0)
     opset: int | None = None
     outputs: list[OutputEntry] = Field(default_factory=list)
     batch: BatchEntry = Field(default_factory=BatchEntry)
@@ -174,15 +193,36 @@ class Manifest(_Model):
     architecture: dict[str, Any] | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if not self.tasks:
+            raise ValueError("tasks: at least one task is needed")
+        for key, task in self.tasks.items():
+            if task.key != key:
+                raise ValueError(f"tasks.{key}.key: is {task.key!r}, expected {key!r}")
+        for i, art in enumerate(self.artifacts):
+            for j, out in enumerate(art.outputs):
+                if out.task not in self.tasks:
+                    raise ValueError(
+                        f"artifacts.{i}.outputs.{j}.task: {out.task!r} is not one of the "
+                        f"tasks ({', '.join(self.tasks)})"
+                    )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
 def _first_error(exc: ValidationError) -> str:
+    """ "field <path>: <what>" of the first error (checks across fields name their path first)."""
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") not in ("missing", "value_error") and "input" in err:
+        got = repr(err["input"])
+        message += f" (got {got if len(got) <= 60 else got[:57] + '...'})"
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"field {where}: {err.get('msg', 'invalid')}{extra}"
+    return f"field {where + ': ' if where else ''}{message}{extra}"
 
 
 def manifest_from_dict(data: Any, origin: str = MANIFEST_NAME) -> Manifest:
@@ -356,3 +396,76 @@ def manifest_from_metadata(onnx_path: str | Path) -> Manifest:
         }
     ]
     return manifest_from_dict(data, origin=f"{path} (metadata_props)")
+
+
+# ---- the graph itself against what the manifest says ---------------------------------------
+
+
+def onnx_graph_io(onnx_path: str | Path) -> tuple[list[tuple[str, list[int | str]]], list[str]]:
+    """([(input name, shape)], [output names]) of an ONNX graph; initializers are not inputs.
+
+    A dimension is its int size, or its symbolic name ("N") when dynamic. Raises
+    `UserError` when the file is not a readable ONNX model.
+    """
+    import onnx
+
+    path = Path(onnx_path)
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # noqa: BLE001 (onnx raises DecodeError / OSError variants)
+        raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    weights = {init.name for init in graph.initializer}
+    inputs = []
+    for value in graph.input:
+        if value.name in weights:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        inputs.append(
+            (value.name, [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims])
+        )
+    return inputs, [value.name for value in graph.output]
+
+
+def check_graph_io(
+    origin: str,
+    manifest: Manifest,
+    artifact: Artifact,
+    inputs: list[tuple[str, list[int | str]]],
+    outputs: list[str],
+) -> None:
+    """Refuse (one `UserError` naming `origin` and the field) a manifest that disagrees
+    with its graph: the one image input N x 3 x H x W at `input.height` x `input.width`,
+    and every output name of the artifact's `outputs` present in the graph.
+
+    `inputs`/`outputs` as `onnx_graph_io` returns them (or a runtime's own view of the
+    graph, e.g. a TensorRT engine's bindings).
+    """
+    if len(inputs) != 1:
+        raise UserError(
+            f"{origin}: field input: the graph has {len(inputs)} inputs, expected one image input"
+        )
+    name, shape = inputs[0]
+    if len(shape) != 4:
+        raise UserError(f"{origin}: field input.shape: the graph's input {name!r} is {shape}")
+    want = (manifest.input.height, manifest.input.width)
+    graph_hw = (shape[2], shape[3])
+    if all(isinstance(d, int) and d > 0 for d in graph_hw) and graph_hw != want:
+        raise UserError(
+            f"{origin}: field input.height/width: {want[0]}x{want[1]} disagrees with the "
+            f"graph's input {graph_hw[0]}x{graph_hw[1]}"
+        )
+    if isinstance(shape[1], int) and shape[1] not in (0, 3):
+        raise UserError(f"{origin}: field input.shape: the graph's input has {shape[1]} channels")
+    index = next((i for i, a in enumerate(manifest.artifacts) if a.file == artifact.file), 0)
+    for j, out in enumerate(artifact.outputs):
+        if out.name not in outputs:
+            raise UserError(
+                f"{origin}: field artifacts.{index}.outputs.{j}.name: {out.name!r} is not an "
+                f"output of {artifact.file} (it has: {', '.join(outputs)[:80]})"
+            )
+
+
+def check_onnx_artifact(origin: str, manifest: Manifest, artifact: Artifact, path: Path) -> None:
+    """`check_graph_io` for an ONNX artifact at `path` (read once, weights included)."""
+    inputs, outputs = onnx_graph_io(path)
+    check_graph_io(origin, manifest, artifact, inputs, outputs)

@@ -8,7 +8,8 @@ Geometry (checked in tests on synthetic scenes whose camera is known):
 - scale-crop by s: a random window of 1/s of each side is resized back to the
   model size (image bilinear, targets nearest). Seen through the crop the scene
   looks s times closer, so metric depth is divided by s (inverse depth, as
-  Cityscapes stores it, is multiplied by s); normals and labels are unchanged.
+  Cityscapes stores it, is multiplied by s: the target's declared encoding
+  decides, `TaskKind.scale_crop`); normals and labels are unchanged.
 - horizontal flip: every map mirrored, and the normals' x component negated
   (camera x points right).
 - photometric jitter j: brightness, contrast and saturation factors drawn from
@@ -17,6 +18,7 @@ Geometry (checked in tests on synthetic scenes whose camera is known):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,13 +73,14 @@ class Augmenter:
         flip: bool,
         jitter: float,
         size: tuple[int, int],
-        inverse_depth: bool = False,
+        encodings: Mapping[str, str] | None = None,
     ) -> None:
         self.scales = tuple(float(s) for s in scales)
         self.flip = flip
         self.jitter = float(jitter)
         self.size = (int(size[0]), int(size[1]))
-        self.inverse_depth = inverse_depth
+        #: task key -> what its target stores (the reader's declaration; absent: the default).
+        self.encodings = dict(encodings or {})
 
     def draw(self, rng: np.random.Generator, height: int, width: int) -> AugmentParams:
         scale = self.scales[int(rng.integers(len(self.scales)))]
@@ -101,8 +104,8 @@ class Augmenter:
         targets: dict[str, np.ndarray] = {}
         for key, value in sample.targets.items():
             value = np.array(resize_nearest(value[rows, cols], out_h, out_w), copy=True)
-            if p.scale != 1.0:  # depth rescales; the kind decides (TaskKind.scale_crop)
-                value = get_kind(key).scale_crop(value, p.scale, self.inverse_depth)
+            if p.scale != 1.0:  # depth rescales; kind and encoding decide (TaskKind.scale_crop)
+                value = get_kind(key).scale_crop(value, p.scale, self.encodings.get(key))
             targets[key] = value
         if p.flip:
             image = image[:, ::-1]
@@ -120,19 +123,12 @@ class Augmenter:
         return self.apply(sample, self.draw(rng, height, width))
 
 
-def stores_inverse_depth(dataset_kind: str) -> bool:
-    """Whether a dataset's depth target is inverse depth, which scale-crop multiplies.
-
-    The one place this is decided: Cityscapes' preprocessed release stores
-    disparity-like inverse depth (data/npy_datasets.py); every other reader metric depth.
-    """
-    return dataset_kind == "cityscapes"
-
-
-def build_augmenter(cfg: object, size: tuple[int, int], kind: str = "") -> Augmenter | None:
-    """From a recipe's `data.augment` (AugmentConfig) and dataset kind; None if it changes
-    nothing."""
+def build_augmenter(
+    cfg: object, size: tuple[int, int], encodings: Mapping[str, str] | None = None
+) -> Augmenter | None:
+    """From a recipe's `data.augment` (AugmentConfig) and the targets' declared encodings
+    (task key -> encoding, `data.registry.declared_target`); None if it changes nothing."""
     if not cfg.enabled():  # type: ignore[attr-defined]
         return None
     scale, flip, jitter = cfg.scale, cfg.flip, cfg.jitter  # type: ignore[attr-defined]
-    return Augmenter(scale, flip, jitter, size, inverse_depth=stores_inverse_depth(kind))
+    return Augmenter(scale, flip, jitter, size, encodings)

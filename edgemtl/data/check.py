@@ -6,7 +6,8 @@ hides broken files. The check looks at each file's on-disk dtype and values
 first, then at the decoded Sample, and stops at the first hard error with a
 one-line UserError naming the file and what was expected. Softer findings
 (non-unit normals, images of several sizes) are warnings in the report.
-numpy only.
+Training runs the same per-sample checks (`check_files`, `check_decoded`) on
+what it reads, through `edgemtl.data.checked.CheckedReader`. numpy only.
 """
 
 from __future__ import annotations
@@ -98,23 +99,25 @@ class _Stats:
         return out
 
 
-def _check_sample(
-    reader: Any,
-    index: int,
-    stats: dict[str, _Stats],
-    shapes: set[str],
-    warnings: list[str],
-    class_names: Sequence[str],
-) -> None:
+def check_files(reader: Any, index: int, keys: Sequence[str]) -> dict[str, Path]:
+    """The raw checks of sample `index`'s files (dtype and finiteness of each .npy, as
+    stored); returns the files (`reader.files`, empty for readers without one).
+
+    `keys`: the task keys to check besides the image. Raises `UserError` naming the file.
+    """
     files: dict[str, Path] = reader.files(index) if hasattr(reader, "files") else {}
     for key, path in files.items():
-        if key not in stats and key != "image":
-            continue
-        if path.suffix == ".npy":
+        if (key == "image" or key in keys) and path.suffix == ".npy":
             _check_npy_raw(None if key == "image" else get_kind(key), path)
-        if stats[key].format == "":
-            stats[key].format = _disk_format(path)
-    sample = reader[index]
+    return files
+
+
+def check_decoded(sample: Any, files: dict[str, Path], class_names: Sequence[str]) -> list[str]:
+    """The checks of one decoded `Sample`: image H x W x 3, finite, in [0, 1]; every target by
+    its kind's `check_target` (seg: class ids in 0..C-1 or -1, with C = len(class_names)).
+
+    Raises `UserError` naming the file at the first hard error; returns the warnings.
+    """
     image_path = files.get("image", Path(f"sample {sample.name}"))
     image = sample.image
     if image.ndim != 3 or image.shape[2] != 3:
@@ -124,12 +127,32 @@ def _check_sample(
     lo, hi = float(image.min()), float(image.max())
     if lo < -IMAGE_TOLERANCE or hi > 1 + IMAGE_TOLERANCE:
         raise UserError(f"{image_path}: image values span [{lo:.4g}, {hi:.4g}]; expected [0, 1]")
+    warnings: list[str] = []
+    for key, target in sample.targets.items():
+        path = files.get(key, Path(f"sample {sample.name} ({key})"))
+        warnings.extend(get_kind(key).check_target(target, class_names, path))
+    return warnings
+
+
+def _check_sample(
+    reader: Any,
+    index: int,
+    stats: dict[str, _Stats],
+    shapes: set[str],
+    warnings: list[str],
+    class_names: Sequence[str],
+) -> None:
+    files = check_files(reader, index, [k for k in stats if k != "image"])
+    for key, path in files.items():
+        if key in stats and stats[key].format == "":
+            stats[key].format = _disk_format(path)
+    sample = reader[index]
+    warnings.extend(check_decoded(sample, files, class_names))
+    image = sample.image
     shapes.add(f"{image.shape[0]}x{image.shape[1]}")
     stats["image"].add(image, np.zeros(image.shape, bool))
     for key, target in sample.targets.items():
-        path = files.get(key, Path(f"sample {sample.name} ({key})"))
         kind = get_kind(key)
-        warnings.extend(kind.check_target(target, class_names, path))
         invalid = ~kind.valid_sample(target, kind.output_channels(class_names or ("?",)))
         stats[key].add(target, invalid)
         hist = stats[key].hist

@@ -60,6 +60,9 @@ class TaskEntry(_Strict):
     classes: list[str] | None = None
     #: Free text for tables and manifests, e.g. "m".
     units: str = ""
+    #: What the values store, one of the kind's encodings (depth: `depth`, or
+    #: `inverse_depth` for disparity); absent: the kind's default.
+    encoding: str | None = None
 
 
 class FolderSpec(_Strict):
@@ -87,6 +90,12 @@ class FolderSpec(_Strict):
                     )
             elif entry.classes is not None:
                 raise ValueError(f"tasks.{key}.classes: only a labels task (seg) has classes")
+            encodings = get_kind(key).encodings
+            if entry.encoding is not None and entry.encoding not in encodings:
+                allowed = ", ".join(encodings) if encodings else f"none for a {key} task"
+                raise ValueError(
+                    f"tasks.{key}.encoding: {entry.encoding!r} is not one of ({allowed})"
+                )
         return self
 
 
@@ -191,6 +200,9 @@ class FolderReader:
         self.class_names: tuple[str, ...] = next(
             (tuple(e.classes) for e in self.spec.tasks.values() if e.classes), ()
         )
+        #: What each task's targets store, as dataset.yaml declares (`data.registry`).
+        self.units = {k: e.units for k, e in self.spec.tasks.items() if e.units}
+        self.encodings = {k: e.encoding for k, e in self.spec.tasks.items() if e.encoding}
         for task in self.tasks:
             if task not in self.spec.tasks:
                 raise UserError(

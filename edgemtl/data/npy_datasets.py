@@ -93,7 +93,14 @@ def _check_tasks(kind: str, tasks: Sequence[str], have: Sequence[str]) -> None:
 
 def open_nyuv2(root: str | Path, split: str, tasks: Sequence[str]) -> NpyLayoutReader:
     _check_tasks("nyuv2", tasks, NYUV2_TASKS)
-    return NpyLayoutReader(root, split, list(tasks), class_names=NYUV2_CLASSES)
+    return NpyLayoutReader(
+        root,
+        split,
+        list(tasks),
+        class_names=NYUV2_CLASSES,
+        units={"depth": "m"},
+        encodings={"depth": "depth"},
+    )
 
 
 def cityscapes_classes(label_folder: str) -> tuple[str, ...]:
@@ -119,4 +126,12 @@ def open_cityscapes(
                 f" (this copy has {', '.join(present)}: set data.label_folder)" if present else ""
             )
             raise UserError(f"{split_dir / folder}: label folder {folder!r} not found{hint}")
-    return NpyLayoutReader(root, split, list(tasks), folders=folders, class_names=classes)
+    return NpyLayoutReader(
+        root,
+        split,
+        list(tasks),
+        folders=folders,
+        class_names=classes,
+        units={"depth": "inverse depth"},
+        encodings={"depth": "inverse_depth"},  # the release stores disparity-like values
+    )

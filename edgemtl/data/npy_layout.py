@@ -10,13 +10,14 @@ RAM is fine and a Sample never aliases the file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.tasks import get_kind, kind_names
+from edgemtl.data.imageio import read_npy
 from edgemtl.data.sample import Sample, normalize_index
 
 IMAGE_FOLDER = "image"
@@ -44,7 +45,9 @@ class NpyLayoutReader:
     """Random access to one split; `reader[i]` -> channels-last `Sample`.
 
     `class_names` is carried for callers that label metrics (the layout itself
-    does not store them; e.g. synthetic.json does).
+    does not store them; e.g. synthetic.json does); `units` and `encodings`
+    (task key -> text / `TaskKind.encodings` entry) are what the dataset's
+    release says its targets store (e.g. Cityscapes' disparity).
     """
 
     def __init__(
@@ -54,9 +57,13 @@ class NpyLayoutReader:
         tasks: list[str],
         folders: dict[str, str] | None = None,
         class_names: Sequence[str] = (),
+        units: Mapping[str, str] | None = None,
+        encodings: Mapping[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.class_names: tuple[str, ...] = tuple(class_names)
+        self.units = dict(units or {})
+        self.encodings = dict(encodings or {})
         self.split = split
         self.tasks = list(tasks)
         self.folders = {**DEFAULT_FOLDERS, **(folders or {})}
@@ -137,10 +144,7 @@ class NpyLayoutReader:
     @staticmethod
     def _load(path: Path, dtype: type, trailing: tuple[int, ...]) -> np.ndarray:
         """Memory-mapped load, copied out as `dtype` with shape H x W + trailing."""
-        try:
-            mapped = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot read as a .npy array ({exc})") from None
+        mapped = read_npy(path)  # a bad, empty or truncated file is a UserError naming it
         arr = mapped
         if arr.ndim == 3 and arr.shape[-1] == 1 and trailing == ():
             arr = arr[..., 0]

@@ -55,7 +55,14 @@ def open_reader(
     if kind == "synthetic":
         from edgemtl.data.npy_layout import NpyLayoutReader
 
-        return NpyLayoutReader(root, split, tasks, class_names=synthetic_class_names(root))
+        return NpyLayoutReader(
+            root,
+            split,
+            tasks,
+            class_names=synthetic_class_names(root),
+            units={"depth": "m (z-depth)"},
+            encodings={"depth": "depth"},
+        )
     raise UserError(f"dataset kind {kind!r} is unknown (expected one of: {', '.join(KINDS)})")
 
 

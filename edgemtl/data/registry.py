@@ -16,19 +16,18 @@ from edgemtl.core.errors import UserError
 from edgemtl.data.readers import open_reader
 from edgemtl.data.sample import Sample
 
-#: Units of each regression target per dataset kind (for manifests and tables).
-DEPTH_UNITS: dict[str, str] = {
-    "synthetic": "m (z-depth)",
-    "nyuv2": "m",
-    "cityscapes": "inverse depth",
-    "taskonomy": "m",
-    "folder": "",
-}
 
+def declared_target(reader: object, task_key: str) -> tuple[str, str | None]:
+    """(units, encoding) the reader declares for a task's targets ("" / None: none declared).
 
-def task_units(dataset_kind: str, task_key: str) -> str:
-    """Units of a task's targets in a dataset of `dataset_kind` ("" when unitless or unknown)."""
-    return {"depth": DEPTH_UNITS.get(dataset_kind, "")}.get(task_key, "")
+    Readers carry `units` and `encodings` mappings (task key -> text / one of the
+    kind's `encodings`, e.g. Cityscapes' depth: "inverse_depth"; a Folder
+    dataset's come from its dataset.yaml). The task spec, and so checkpoints and
+    manifests, carry them on; augmentation and pictures read the encoding.
+    """
+    units = getattr(reader, "units", None) or {}
+    encodings = getattr(reader, "encodings", None) or {}
+    return str(units.get(task_key, "")), encodings.get(task_key)
 
 
 class SplitReader(Protocol):

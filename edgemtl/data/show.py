@@ -11,6 +11,7 @@ predictable: 320 px per panel across. matplotlib Agg, no torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +40,14 @@ def figure_pixels(n_panels: int, height: int, width: int, n_classes: int = 0) ->
     )
 
 
-def _panels(sample: Sample, class_names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+def _panels(
+    sample: Sample, class_names: tuple[str, ...], encodings: Mapping[str, str] | None = None
+) -> list[tuple[str, np.ndarray]]:
     out = [("image", np.clip(sample.image, 0, 1))]
     for key, target in sample.targets.items():
         kind = get_kind(key)
         channels = kind.output_channels(class_names or ("?",))
-        rgb, legend = kind.colourize(target, class_names)
+        rgb, legend = kind.colourize(target, class_names, encoding=(encodings or {}).get(key))
         rgb = np.array(rgb, copy=True)
         rgb[~kind.valid_sample(target, channels)] = 0
         # Labels get the figure-wide class legend; maps name their range in the title.
@@ -54,9 +57,16 @@ def _panels(sample: Sample, class_names: tuple[str, ...]) -> list[tuple[str, np.
 
 
 def render_sample(
-    sample: Sample, class_names: tuple[str, ...], out: Path, title: str = ""
+    sample: Sample,
+    class_names: tuple[str, ...],
+    out: Path,
+    title: str = "",
+    encodings: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
-    """Write the side-by-side PNG; returns its (width, height) in pixels."""
+    """Write the side-by-side PNG; returns its (width, height) in pixels.
+
+    `encodings`: what each target stores, as the reader declares (depth pictures read it).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,7 +74,7 @@ def render_sample(
     from matplotlib.patches import Patch
 
     height, width = sample.image.shape[:2]
-    panels = _panels(sample, class_names)
+    panels = _panels(sample, class_names, encodings)
     n_classes = len(class_names) if any(get_kind(k).labels for k in sample.targets) else 0
     fig_w, fig_h = figure_pixels(len(panels), height, width, n_classes)
     panel_h = round(PANEL_PX * height / width)
@@ -113,6 +123,7 @@ def show_command(root: Path, options: ShowOptions) -> Path:
     """Write one sample's side-by-side PNG; returns its path."""
     from rich.console import Console
 
+    from edgemtl.data.checked import CheckedReader
     from edgemtl.data.readers import detect_kind, kind_tasks, open_reader
 
     index, out, split = options.index, options.out, options.split
@@ -122,7 +133,11 @@ def show_command(root: Path, options: ShowOptions) -> Path:
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: expected a .png path")
     kind = options.format.dataset or detect_kind(root)
-    reader = open_reader(kind, root, split, kind_tasks(kind, root), options.format.reader_options())
+    tasks = kind_tasks(kind, root)
+    # The sample shown passes `data check`'s per-sample checks (a broken file is named).
+    reader = CheckedReader(
+        open_reader(kind, root, split, tasks, options.format.reader_options()), tasks
+    )
     if not -len(reader) <= index < len(reader):
         raise UserError(
             f"--index {index}: split {split!r} of {root} has {len(reader)} samples "
@@ -130,7 +145,8 @@ def show_command(root: Path, options: ShowOptions) -> Path:
         )
     sample = reader[index]
     class_names = tuple(getattr(reader, "class_names", ()) or ())
-    size = render_sample(sample, class_names, out, title=f"{kind} {split} #{index}: {sample.name}")
+    title = f"{kind} {split} #{index}: {sample.name}"
+    size = render_sample(sample, class_names, out, title, getattr(reader, "encodings", None))
     Console(quiet=options.quiet).print(
         f"wrote {out} ({size[0]}x{size[1]} px): {sample.name}, tasks {', '.join(sample.targets)}"
     )

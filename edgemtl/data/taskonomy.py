@@ -197,6 +197,9 @@ class TaskonomyReader:
     """Random access to one split; `reader[i]` -> channels-last Sample (see module doc)."""
 
     class_names: tuple[str, ...] = TASKONOMY_CLASSES
+    #: What its targets store (docs/formats.md "Tasks": encodings).
+    units: dict[str, str] = {"depth": "m"}
+    encodings: dict[str, str] = {"depth": "depth"}
 
     def __init__(
         self,

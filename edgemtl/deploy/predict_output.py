@@ -36,7 +36,8 @@ def write_outputs(
         for key, value in result.items():
             kind = specs[key].kind
             units = getattr(specs[key], "units", "")
-            pixels, legend = render(kind, value, image, class_names.get(key), units)
+            encoding = getattr(specs[key], "encoding", None)
+            pixels, legend = render(kind, value, image, class_names.get(key), units, encoding)
             path = out / f"{stem}.{key}.png"
             _save_png(path, pixels, legend)
             paths.append(path)
@@ -49,15 +50,18 @@ def render(
     image: np.ndarray,
     classes: list[str] | None = None,
     units: str = "",
+    encoding: str | None = None,
 ) -> tuple[np.ndarray, Legend]:
     """H x W x 3 uint8 picture of one task map, and its legend entries (colour or None, text).
 
     Colours and value ranges are the kind's (`TaskKind.colourize`, the same as
-    `edgemtl data show`); `TaskKind.overlay` says whether the picture is blended
-    over the image (seg) or its grey version (keypoints, edges).
+    `edgemtl data show`), read with the target's `encoding` (inverse depth is
+    coloured so that near looks the same as in metric depth); `TaskKind.overlay`
+    says whether the picture is blended over the image (seg) or its grey
+    version (keypoints, edges).
     """
     task_kind = get_kind(kind)
-    rgb, legend = task_kind.colourize(value, classes or (), units)
+    rgb, legend = task_kind.colourize(value, classes or (), units, encoding)
     colours = rgb * np.float32(255)
     if task_kind.overlay is None:
         return colours.astype(np.uint8), legend

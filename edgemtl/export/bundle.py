@@ -10,11 +10,10 @@ the bundle already holds is refused unless `force`. Torch-free.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.io import TempDir, sweep_temporaries
 from edgemtl.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_manifest, write_manifest
 
 
@@ -26,9 +25,12 @@ class BundleWriter:
         self.manifest = manifest
         self.force = force
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(
-            tempfile.mkdtemp(prefix=f".{self.final.name}.staging.", dir=self.final.parent)
-        )
+        # Staging folders and manifest temporaries of killed exports of this bundle go first
+        # (only those no live process owns: core/io.py).
+        sweep_temporaries(self.final.parent, self.final.name)
+        sweep_temporaries(self.final)
+        self._staging = TempDir(self.final.parent, f".{self.final.name}.staging")
+        self.stage = self._staging.path
         self.staged: list[str] = []  # files to move in
         self.removed: list[str] = []  # files of dropped artifacts
         self.status: dict[str, str] = {}  # file -> "new" | "replaced" | "unchanged"
@@ -96,6 +98,7 @@ class BundleWriter:
             if self.final.exists():
                 self.final.rmdir()
             os.rename(self.stage, self.final)
+            self._staging.release(remove=False)
             return
         for name in self.staged:
             src = self.stage / name
@@ -108,7 +111,8 @@ class BundleWriter:
         self.discard()
 
     def discard(self) -> None:
-        shutil.rmtree(self.stage, ignore_errors=True)
+        """Delete the staging folder (whatever it holds) and release it."""
+        self._staging.release()
 
 
 def open_existing(final: Path, fresh: Manifest, force: bool) -> Manifest:

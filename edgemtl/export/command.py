@@ -19,7 +19,13 @@ from rich.console import Console
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import bundle_head
-from edgemtl.core.manifest import MANIFEST_NAME, find_artifact, load_manifest, verify_artifact
+from edgemtl.core.manifest import (
+    MANIFEST_NAME,
+    check_onnx_artifact,
+    find_artifact,
+    load_manifest,
+    verify_artifact,
+)
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter
@@ -115,7 +121,9 @@ def _from_bundle(
             "re-export from the checkpoint"
         )
     for art in manifest.artifacts:
-        verify_artifact(bundle, art)
+        path = verify_artifact(bundle, art)
+        if art.format == "onnx":
+            check_onnx_artifact(str(bundle / MANIFEST_NAME), manifest, art, path)
     fp32 = find_artifact(manifest, "onnx", "fp32")
     if fp32 is None:
         raise UserError(f"{bundle / MANIFEST_NAME}: no fp32 ONNX artifact to derive from")

@@ -5,10 +5,16 @@ loads with `torch.load(weights_only=True)`: no pickled code runs on load. Every
 reader goes through `load_checkpoint`, which validates the file with
 `edgemtl.core.checkpoint_schema` and returns a `Checkpoint`; a bad file is one
 `UserError` line naming it and the field.
+
+Non-finite weights are refused both ways: `save_checkpoint` never writes a file
+holding a NaN/Inf tensor (so a diverged run cannot leave a "last good" checkpoint
+that is not), and `load_checkpoint` refuses one written by anything else, so
+`eval`, `export`, `profile` and `--resume` never report numbers of NaN weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,11 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         **payload,
     }
     checkpoint_from_dict(payload, f"{path} (being written)")
+    bad = first_non_finite(payload, ("model", "extra", "optimizer", "balancer", "amp_scaler"))
+    if bad is not None:
+        raise UserError(
+            f"checkpoint {path}: not written: {bad} holds NaN/Inf values (the run diverged)"
+        )
     with atomic_file(path) as tmp:
         torch.save(payload, tmp)
 
@@ -59,7 +70,40 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise UserError(
             f"checkpoint {path}: not a readable edgemtl checkpoint ({reason[:120]})"
         ) from None
-    return checkpoint_from_dict(raw, str(path))
+    ckpt = checkpoint_from_dict(raw, str(path))
+    bad = first_non_finite({"model": ckpt.model, "extra": ckpt.extra}, ("model", "extra"))
+    if bad is not None:
+        raise UserError(
+            f"checkpoint {path}: field {bad}: NaN/Inf weights (the run diverged); "
+            "use an earlier checkpoint"
+        )
+    return ckpt
+
+
+def _tensors(tree: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(dotted name, tensor) of every tensor in nested dicts / lists / tuples."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}.{i}")
+
+
+def first_non_finite(payload: dict[str, Any], fields: tuple[str, ...]) -> str | None:
+    """Dotted name of the first floating-point tensor under `fields` of `payload` holding
+    NaN or +-Inf (e.g. "model.encoder.stages.0.0.conv.weight"), or None when all are finite.
+
+    Integer and bool tensors (RNG state, step counters) are skipped.
+    """
+    for name in fields:
+        for where, tensor in _tensors(payload.get(name), name):
+            if tensor.is_floating_point() or tensor.is_complex():
+                if not bool(torch.isfinite(tensor).all()):
+                    return where
+    return None
 
 
 def input_spec(ckpt: Checkpoint) -> InputSpec:

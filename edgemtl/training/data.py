@@ -7,12 +7,14 @@ start at any batch.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from edgemtl.core.errors import UserError
 from edgemtl.data.preprocess import InputSpec, prepare_sample
 from edgemtl.data.registry import SplitReader
 
@@ -98,3 +100,22 @@ def train_loader(
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size
+
+
+_T = TypeVar("_T")
+
+
+def one_line_errors(batches: Iterable[_T]) -> Iterator[_T]:
+    """`batches`, with a `UserError` raised in a DataLoader worker re-raised as its own line.
+
+    torch re-raises a worker's exception with the worker's whole traceback in the
+    message ("Caught UserError in DataLoader worker process 0. Original Traceback
+    ..."); the user's line is the part after the last "UserError: ".
+    """
+    try:
+        yield from batches
+    except UserError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        raise UserError(text.rsplit("UserError: ", 1)[-1]) from None

@@ -10,6 +10,7 @@ the history in memory. TensorBoard's writer is imported when a fit starts (optio
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from rich.progress import (
 )
 
 from edgemtl.core.config import Recipe
+from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_json, atomic_write_text
 from edgemtl.core.tasks import TaskSpec
 from edgemtl.data.preprocess import InputSpec
@@ -61,17 +63,42 @@ class RunLog:
         self.history: list[dict[str, Any]] = []
         self.writer: Any = None
 
+    def _say(self, line: str) -> None:
+        """A note or warning on stderr, `--quiet` or not (they are not chatter); writer only."""
+        if self.writes:
+            print(line, file=sys.stderr, flush=True)
+
     @property
     def last(self) -> dict[str, Any] | None:
         return self.history[-1] if self.history else None
 
     def read_back(self, upto_epoch: int) -> None:
-        """Resume: keep the rows of epochs before `upto_epoch`; later ones leave the file too."""
+        """Resume: keep the rows of epochs before `upto_epoch`; later ones leave the file too.
+
+        A torn last line (the run was killed while appending it) is dropped with a
+        note; any other line that is not a metrics row is a `UserError` naming it.
+        """
         path = self.run_dir / METRICS_FILE
         if not path.is_file():
             self.history = []
             return
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+        rows = []
+        for number, line in numbered:
+            row = _metrics_row(line)
+            if row is not None:
+                rows.append(row)
+            elif number == numbered[-1][0]:
+                self._say(
+                    f"note: {path}: dropped its torn last line {number} "
+                    "(the run stopped while writing it)"
+                )
+            else:
+                raise UserError(
+                    f"{path}: line {number} is not a metrics row (expected JSON with an "
+                    "integer epoch); remove it to resume"
+                )
         self.history = [row for row in rows if row["epoch"] < upto_epoch]
         if self.writes:
             atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in self.history))
@@ -102,8 +129,14 @@ class RunLog:
         block: HeadsBlock,
         losses: dict[str, float],
         weights: dict[str, float] | None = None,
+        loss_median: float | None = None,
+        warnings: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Append one metrics.jsonl row (and its TensorBoard scalars); return the row."""
+        """Append one metrics.jsonl row (and its TensorBoard scalars); return the row.
+
+        `loss_median`: the epoch's median step loss; `warnings`: the divergence
+        warnings of this epoch (`edgemtl.training.divergence`), kept only when any.
+        """
         row: dict[str, Any] = {
             "schema_version": METRICS_SCHEMA_VERSION,
             "epoch": epoch,
@@ -113,6 +146,12 @@ class RunLog:
         }
         if weights:
             row["weights"] = weights
+        if loss_median is not None:
+            row["loss_median"] = loss_median
+        if warnings:
+            row["warnings"] = list(warnings)
+            for warning in warnings:
+                self._say(f"warning: {warning}")
         self.history.append(row)
         if not self.writes:
             return row
@@ -143,6 +182,22 @@ class RunLog:
         if epoch is None or epoch >= len(self.history):
             return None
         return self.history[epoch]["heads"]
+
+
+def _metrics_row(line: str) -> dict[str, Any] | None:
+    """One parsed metrics.jsonl row, or None when `line` is not one (torn, foreign)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    epoch = row.get("epoch") if isinstance(row, dict) else None
+    if (
+        not isinstance(epoch, int)
+        or isinstance(epoch, bool)
+        or not isinstance(row.get("heads"), dict)
+    ):
+        return None
+    return row
 
 
 class _Named(Protocol):
@@ -216,6 +271,7 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
         "threads": torch.get_num_threads(),
         "world_size": trainer.dist.world_size,
         "vs_teacher": None,
+        "warnings": [w for row in log.history for w in row.get("warnings", [])],
     }
     if log.writes and last:
         latency = head_latency_ms(trainer.model, trainer.method.eval_heads, recipe.data.size)

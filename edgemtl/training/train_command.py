@@ -149,4 +149,9 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
         f"{summary['train_images_per_s']} img/s "
         f"-> {run_dir}"
     )
+    if summary.get("warnings"):  # each was printed when it arose; this closes the run
+        out_console.print(
+            f"[yellow]warning:[/] the run diverged: {len(summary['warnings'])} divergence "
+            "warning(s) in summary.json"
+        )
     return summary

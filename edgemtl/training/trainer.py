@@ -3,7 +3,8 @@
 Resume is exact: the batch order is a pure function of (seed, epoch), the
 position inside an epoch is saved, and model, optimizer, scheduler and torch
 RNG states travel in `last.pt`. A NaN/Inf loss stops training before the bad
-step is applied, so the last checkpoint stays good.
+step is applied, so the last checkpoint stays good; NaN/Inf weights and finite
+divergence: `divergence`.
 
 The parts live in modules of their own (edgemtl/training/): the optimizer step
 (`step`), optimizer and schedule (`optim`), checkpoint files (`checkpoint`) and
@@ -30,17 +31,19 @@ from rich.progress import Progress
 from edgemtl.core.checkpoint_schema import Checkpoint, Position
 from edgemtl.core.config import Recipe, dump_yaml
 from edgemtl.core.errors import UserError
-from edgemtl.core.io import atomic_write_text
+from edgemtl.core.io import atomic_write_text, sweep_temporaries
 from edgemtl.core.tasks import TaskSpec, make_spec
+from edgemtl.data.checked import CheckedReader
 from edgemtl.data.preprocess import InputSpec
-from edgemtl.data.registry import SplitReader, dataset_record, open_split, task_units
+from edgemtl.data.registry import SplitReader, dataset_record, declared_target, open_split
 from edgemtl.evaluation.scoring import HeadsBlock
 from edgemtl.training import run_log, run_state
 from edgemtl.training.amp import Precision
 from edgemtl.training.checkpoint import save_checkpoint
-from edgemtl.training.data import PreparedSplit, steps_per_epoch, train_loader
+from edgemtl.training.data import PreparedSplit, one_line_errors, steps_per_epoch, train_loader
 from edgemtl.training.device import pick_device, prepare_model
 from edgemtl.training.distributed import Dist
+from edgemtl.training.divergence import divergence_warnings, stop_if_non_finite
 from edgemtl.training.methods import Method, StepContext, build_method
 from edgemtl.training.methods.balancers import Balancer, build_balancer
 from edgemtl.training.models.network import MultiTaskNet
@@ -57,9 +60,10 @@ class TrainingInterrupted(Exception):
 
 
 def task_specs_for(recipe: Recipe, reader: SplitReader) -> list[TaskSpec]:
-    """One spec per recipe task; labels kinds take the reader's class names."""
+    """One spec per recipe task; labels kinds take the reader's class names, every task the
+    units and encoding its reader declares."""
     classes = list(reader.class_names)
-    return [make_spec(key, classes, task_units(recipe.data.kind, key)) for key in recipe.tasks]
+    return [make_spec(key, classes, *declared_target(reader, key)) for key in recipe.tasks]
 
 
 class Trainer:
@@ -91,8 +95,8 @@ class Trainer:
         self.record = dataset_record(recipe.data)
         keys = list(recipe.tasks)
         with self.console.status("preparing data") if not self.quiet else contextlib.nullcontext():
-            self.train_reader = open_split(self.record, "train", keys)
-            self.val_reader = open_split(self.record, "val", keys)
+            self.train_reader = CheckedReader(open_split(self.record, "train", keys), keys)
+            self.val_reader = CheckedReader(open_split(self.record, "val", keys), keys)
         size = recipe.data.size
         self.input_spec = InputSpec(size[0], size[1], recipe.data.mean, recipe.data.std)
         self.specs = task_specs_for(recipe, self.train_reader)
@@ -131,8 +135,9 @@ class Trainer:
         return run_state.checkpoint_payload(self)
 
     def save(self, name: str) -> Path:
-        """Write `run_dir/name` (rank 0 only; every rank gets the path)."""
+        """Write `run_dir/name` (rank 0 only; every rank gets the path); UserError if NaN/Inf."""
         path = self.run_dir / name
+        stop_if_non_finite(self.model, self.run_dir / "last.pt", self.position)
         if self.dist.is_main:
             save_checkpoint(path, self.checkpoint_payload())
         return path
@@ -190,6 +195,7 @@ class Trainer:
         cfg = self.recipe.train
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            sweep_temporaries(self.run_dir)  # of killed runs: a half-written last.pt (core/io.py)
             atomic_write_text(self.run_dir / "recipe.yaml", dump_yaml(self.recipe))
         self.log.open_tensorboard(purge_step=self.position.epoch)
         from edgemtl.data.augment import build_augmenter
@@ -197,7 +203,8 @@ class Trainer:
         self.dist.broadcast_module(self.model, self.extra, self.balancer.module())
         trace = SampleTrace(self.dist.rank)
         data = self.recipe.data
-        augment = build_augmenter(data.augment, data.size, data.kind)
+        encodings = {s.key: s.encoding for s in self.specs if s.encoding}
+        augment = build_augmenter(data.augment, data.size, encodings)
         dataset = PreparedSplit(self.train_reader, self.input_spec, augment=augment, seed=cfg.seed)
         start_time = time.perf_counter()
         images_seen = 0
@@ -229,6 +236,7 @@ class Trainer:
             loss="",
         )
         sums: dict[str, float] = {}
+        totals: list[float] = []  # step losses, for the divergence rule
         images_seen = 0
         loader = train_loader(
             dataset,
@@ -241,7 +249,7 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
-        batches = zip(loader.batch_sampler, loader)  # type: ignore[arg-type]
+        batches = one_line_errors(zip(loader.batch_sampler, loader))  # type: ignore[arg-type]
         for indices, (images, targets) in batches:
             trace.record(epoch, self.position.batch, indices)
             ctx = StepContext(epoch, cfg.epochs, self.position.batch, self.steps_per_epoch)
@@ -253,6 +261,7 @@ class Trainer:
                 self._stop_non_finite(bad)
             for name, value in logged.items():
                 sums[name] = sums.get(name, 0.0) + value
+            totals.append(logged["total"])
             self.position.batch += 1
             self.position.global_step += 1
             images_seen += images.shape[0] * self.dist.world_size
@@ -263,11 +272,13 @@ class Trainer:
                 self.step_callback(self.position)
         if self.scheduler is not None:
             self.scheduler.step()
+        stop_if_non_finite(self.model, self.run_dir / "last.pt", self.position)
         losses, weights = epoch_means(sums, self.position.batch, self.dist)
         self.balancer.on_epoch_end(epoch_task_losses(losses, self.recipe.tasks))
         block = self.evaluate(progress)
         self.position = Position(epoch=epoch + 1, batch=0, global_step=self.position.global_step)
-        self.log.log_epoch(epoch, block, losses, weights)
+        loss_median, warnings = divergence_warnings(epoch, self.model, totals, self.log.history)
+        self.log.log_epoch(epoch, block, losses, weights, loss_median, warnings)
         self.save("last.pt")
         if self.selection.improves(epoch, block):
             self.save("best.pt")

@@ -136,7 +136,7 @@ def test_parity_and_augmentation_rules() -> None:
     assert get_kind("normal").flip(np.ones((1, 1, 3), np.float32)).tolist() == [[[-1.0, 1.0, 1.0]]]
     depth = np.full((1, 1), 3.0, np.float32)
     assert get_kind("depth").scale_crop(depth, 1.5)[0, 0] == pytest.approx(2.0)
-    assert get_kind("depth").scale_crop(depth, 1.5, inverse=True)[0, 0] == pytest.approx(4.5)
+    assert get_kind("depth").scale_crop(depth, 1.5, "inverse_depth")[0, 0] == pytest.approx(4.5)
     assert get_kind("seg").scale_crop(depth, 1.5) is depth
 
 

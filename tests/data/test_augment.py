@@ -159,7 +159,7 @@ def test_inverse_depth_is_multiplied_by_the_scale() -> None:
     p = AugmentParams(scale=1.5, top=0, left=0, crop_h=32, crop_w=43)
     direct = Augmenter((1.5,), False, 0.0, (H0, W0)).apply(sample, p).targets["depth"]
     inverse = (
-        Augmenter((1.5,), False, 0.0, (H0, W0), inverse_depth=True)
+        Augmenter((1.5,), False, 0.0, (H0, W0), {"depth": "inverse_depth"})
         .apply(sample, p)
         .targets["depth"]
     )

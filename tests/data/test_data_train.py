@@ -62,6 +62,7 @@ def test_two_step_train_on_fixture(tmp_path: Path, recipe: str) -> None:
         assert ckpt.tasks["seg"].class_names == ["road", "car", "person"]
     if recipe == "cityscapes":
         assert data["label_folder"] == "label_7" and ckpt.tasks["depth"].units == "inverse depth"
+        assert ckpt.tasks["depth"].encoding == "inverse_depth"  # declared by the reader
     if recipe != "taskonomy":
         return
     # The checkpoint rebuilds its split (resized to the recorded size): eval needs nothing else.

@@ -79,6 +79,9 @@ class TaskSpec:
     channels: int
     class_names: tuple[str, ...] | None = None
     units: str = ""
+    #: What the target stores, as the dataset declared it (one of the kind's `encodings`,
+    #: e.g. "inverse_depth" for Cityscapes' disparity); None: the kind's default.
+    encoding: str | None = None
 
     @property
     def task_kind(self) -> TaskKind:
@@ -89,8 +92,11 @@ class TaskSpec:
         return self.task_kind.output_name(outputs)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict (checkpoints, manifests); `encoding` only when declared."""
         data = asdict(self)
         data["class_names"] = list(self.class_names) if self.class_names is not None else None
+        if data["encoding"] is None:
+            del data["encoding"]
         return data
 
     @classmethod
@@ -102,22 +108,30 @@ class TaskSpec:
             channels=int(data["channels"]),
             class_names=tuple(names) if names is not None else None,
             units=str(data.get("units", "")),
+            encoding=data.get("encoding"),
         )
 
 
 def make_spec(
-    key: str, class_names: list[str] | tuple[str, ...] | None = None, units: str = ""
+    key: str,
+    class_names: list[str] | tuple[str, ...] | None = None,
+    units: str = "",
+    encoding: str | None = None,
 ) -> TaskSpec:
     """The spec of a registered kind (the key is the kind).
 
     A labels kind (seg) takes its channels from `class_names` (ValueError when
-    empty); other kinds ignore `class_names`. An unknown key is a UserError.
+    empty); other kinds ignore `class_names`. `encoding`: what the dataset says
+    its targets store (UserError when the kind has no such encoding). An unknown
+    key is a UserError.
     """
     kind = get_kind(key)
+    if encoding is not None:
+        kind.encoding_of(encoding)
     if kind.labels:
         names = tuple(class_names or ())
-        return TaskSpec(key, key, kind.output_channels(names), names, units)
-    return TaskSpec(key, key, kind.output_channels(), None, units)
+        return TaskSpec(key, key, kind.output_channels(names), names, units, encoding)
+    return TaskSpec(key, key, kind.output_channels(), None, units, encoding)
 
 
 def decode_numpy(spec: TaskSpec, raw: np.ndarray) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""`depth`: one-channel depth map, 0 = invalid (metric depth, or Cityscapes' inverse depth).
+"""`depth`: one-channel depth map, 0 = invalid: metric depth, or inverse depth (disparity).
+
+The target's encoding (`depth` or `inverse_depth`) is declared by the dataset
+(dataset.yaml `encoding`, the readers: Cityscapes stores disparity) and travels
+in the task spec into checkpoints and manifests; augmentation and pictures read
+it, never the dataset kind.
 
 Everything numpy-side about depth: valid pixels, abs/rel error, the mean-depth
 constant predictor, the INT8 abs-error gate and the scale-crop rule.
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
-from edgemtl.core.tasks.kind import MetricInfo, TaskKind, auto_range
+from edgemtl.core.tasks.kind import Legend, MetricInfo, TaskKind, auto_range
 from edgemtl.core.tasks.metric_base import SummableState, TaskMetric, nan_result, pixels, same_shape
 from edgemtl.core.tasks.parity import Gate, Tolerances
 
@@ -91,6 +96,7 @@ class DepthKind(TaskKind):
     colormap_ends = ("blue", "red")
     value_range = None  # metres, inverse depth or dataset units: no one range fits all
     overlay = None
+    encodings = ("depth", "inverse_depth")
 
     def valid(self, target: Any, channels: int) -> Any:
         return valid_depth(target)
@@ -109,10 +115,36 @@ class DepthKind(TaskKind):
             return {"abs_err_rise_percent": (rise, tol.int8_depth_abs_rise, "<=")}
         return {}
 
-    def scale_crop(self, value: np.ndarray, scale: float, inverse: bool = False) -> np.ndarray:
+    def scale_crop(
+        self, value: np.ndarray, scale: float, encoding: str | None = None
+    ) -> np.ndarray:
         """Seen through the crop the scene is `scale` times closer: metric depth / scale,
-        inverse depth * scale (docs/datasets.md "Augmentation")."""
-        return value * np.float32(scale) if inverse else value / np.float32(scale)
+        inverse depth (disparity) * scale (docs/datasets.md "Augmentation")."""
+        if self.encoding_of(encoding) == "inverse_depth":
+            return value * np.float32(scale)
+        return value / np.float32(scale)
+
+    def colourize(
+        self,
+        value: np.ndarray,
+        class_names: Sequence[str] = (),
+        units: str = "",
+        encoding: str | None = None,
+    ) -> tuple[np.ndarray, Legend]:
+        """Near is blue and far is red in either encoding: inverse depth is high when near,
+        so its colour scale runs the other way, and the legend says so."""
+        if self.encoding_of(encoding) != "inverse_depth":
+            return super().colourize(value, class_names, units)
+        from matplotlib import colormaps
+
+        value = np.asarray(value, dtype=np.float32)
+        low, high = self.display_range(value)
+        farness = 1 - np.clip((value - low) / max(high - low, 1e-12), 0, 1)
+        rgb = np.asarray(colormaps[self.colormap](np.nan_to_num(farness))[..., :3], np.float32)
+        unit = f" ({units})" if units else ""
+        return rgb, [
+            (None, f"inverse depth{unit}: {high:.3g} (near, blue) .. {low:.3g} (far, red)")
+        ]
 
     def check_target(
         self, target: np.ndarray, class_names: Sequence[str], where: Path

@@ -107,6 +107,10 @@ class TaskKind:
     value_range: tuple[float, float] | None = (0.0, 1.0)
     #: `predict` overlays: None (picture alone) or (under it: "image" | "grey", colour weight).
     overlay: tuple[str, float] | None = ("grey", 0.6)
+    #: What a dataset may declare its targets of this kind to store (`encoding` in
+    #: dataset.yaml, readers, checkpoints and manifests); the first is the default.
+    #: Empty: the kind has one meaning only.
+    encodings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"<TaskKind {self.name}>"
@@ -201,13 +205,25 @@ class TaskKind:
         """A channels-last target already mirrored left-right; fix what the mirror changes."""
         return value
 
-    def scale_crop(self, value: np.ndarray, scale: float, inverse: bool = False) -> np.ndarray:
+    def scale_crop(
+        self, value: np.ndarray, scale: float, encoding: str | None = None
+    ) -> np.ndarray:
         """A target seen through a crop that makes the scene `scale` times closer.
 
-        `inverse`: the dataset stores the reciprocal quantity (Cityscapes' inverse
-        depth; decided by `data.augment.stores_inverse_depth`). Here unchanged.
+        `encoding`: what the target stores (one of `encodings`; None: the default),
+        as the dataset declares it (e.g. Cityscapes' disparity: `inverse_depth`).
+        Here unchanged.
         """
         return value
+
+    def encoding_of(self, encoding: str | None) -> str | None:
+        """`encoding`, or the kind's default when None (None for a kind without encodings)."""
+        if encoding is None:
+            return self.encodings[0] if self.encodings else None
+        if encoding not in self.encodings:
+            allowed = ", ".join(self.encodings) or "none"
+            raise UserError(f"{self.name}: encoding {encoding!r} is not one of ({allowed})")
+        return encoding
 
     # ---- data check ------------------------------------------------------------------
 
@@ -226,12 +242,17 @@ class TaskKind:
         return self.value_range or auto_range(value)
 
     def colourize(
-        self, value: np.ndarray, class_names: Sequence[str] = (), units: str = ""
+        self,
+        value: np.ndarray,
+        class_names: Sequence[str] = (),
+        units: str = "",
+        encoding: str | None = None,
     ) -> tuple[np.ndarray, Legend]:
         """Channels-last map -> (H×W×3 float32 RGB in [0, 1], legend entries).
 
         The value range is `display_range`: the kind's fixed `value_range` (so
         noise in an empty heatmap stays dark), or the map's own when None.
+        `encoding`: what the map stores (kinds with `encodings` read it).
         """
         from matplotlib import colormaps
 

@@ -189,7 +189,11 @@ class NormalKind(TaskKind):
         return [f"{where}: {count} normals are not unit length (|n| off by > {NORMAL_TOLERANCE})"]
 
     def colourize(
-        self, value: np.ndarray, class_names: Sequence[str] = (), units: str = ""
+        self,
+        value: np.ndarray,
+        class_names: Sequence[str] = (),
+        units: str = "",
+        encoding: str | None = None,
     ) -> tuple[np.ndarray, Legend]:
         """RGB = (xyz + 1) / 2, so each axis has a fixed colour."""
         rgb = ((np.clip(np.asarray(value, dtype=np.float32), -1, 1) + 1) / 2).astype(np.float32)

@@ -171,7 +171,11 @@ class SegKind(TaskKind):
         return []
 
     def colourize(
-        self, value: np.ndarray, class_names: Sequence[str] = (), units: str = ""
+        self,
+        value: np.ndarray,
+        class_names: Sequence[str] = (),
+        units: str = "",
+        encoding: str | None = None,
     ) -> tuple[np.ndarray, Legend]:
         """Labels H×W -> palette colours (ignored pixels black); legend = classes present."""
         labels = np.asarray(value).astype(np.int64)

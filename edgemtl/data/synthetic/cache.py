@@ -11,8 +11,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
-from edgemtl.core.io import atomic_dir, atomic_write_json
+from edgemtl.core.io import TempDir, atomic_dir, atomic_write_json, sweep_temporaries
 from edgemtl.data.sample import Sample
 from edgemtl.data.synthetic.params import CLASS_NAMES, GENERATOR_VERSION, SPLITS, SynthParams
 from edgemtl.data.synthetic.render import render_sample
@@ -102,6 +100,7 @@ def write_dataset(
                 "expected a new or empty folder"
             )
         out.rmdir()
+    sweep_temporaries(out.parent, out.name)  # a killed earlier build's (core/io.py)
     with atomic_dir(out) as tmp:
         _write_into(tmp, params, progress)
     if not _is_complete(out, params):
@@ -147,6 +146,8 @@ def ensure_dataset(params: SynthParams, progress: Callable[[int, int], None] | N
     Safe when several processes call it at once (file lock + atomic rename).
     """
     final = cache_root() / "synthetic" / dataset_key(params)
+    # Builds killed earlier left temp folders; those of live builders are locked and kept.
+    sweep_temporaries(final.parent)
     if _is_complete(final, params):
         return final
     with _locked(final.parent / f".{final.name}.lock"):
@@ -154,7 +155,7 @@ def ensure_dataset(params: SynthParams, progress: Callable[[int, int], None] | N
             return final
         if final.exists():
             # A damaged copy (hand-edited?): move it aside, then rebuild.
-            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.stale.", dir=final.parent))
-            os.replace(final, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
+            trash = TempDir(final.parent, f".{final.name}.stale")
+            os.replace(final, trash.path / "old")
+            trash.release()
         return write_dataset(final, params, progress)

@@ -17,6 +17,7 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.manifest import (
     MANIFEST_NAME,
     Manifest,
+    check_onnx_artifact,
     load_manifest,
     manifest_from_metadata,
     verify_artifact,
@@ -68,6 +69,8 @@ def _single(path: Path, fmt: str) -> ModelRef:
                 verify_artifact(bundle, art)
                 if art.format != fmt:
                     raise UserError(f"{path}: the manifest lists it as {art.format}, not {fmt}")
+                if fmt == "onnx":
+                    check_onnx_artifact(str(bundle / MANIFEST_NAME), manifest, art, path)
                 return ModelRef(
                     path=path,
                     format=fmt,
@@ -88,6 +91,7 @@ def _single(path: Path, fmt: str) -> ModelRef:
         )
     manifest = manifest_from_metadata(path)
     art = manifest.artifacts[0]
+    check_onnx_artifact(f"{path} (metadata_props)", manifest, art, path)
     return ModelRef(
         path=path, format="onnx", manifest=manifest, artifact=art, precision=art.precision
     )
@@ -114,6 +118,8 @@ def _from_bundle(
                 skipped.append(f"{art.file} skipped: {trt_reason}")
                 continue
         path = verify_artifact(bundle, art)
+        if art.format == "onnx":
+            check_onnx_artifact(str(bundle / MANIFEST_NAME), manifest, art, path)
         refs.append(
             ModelRef(
                 path=path,
