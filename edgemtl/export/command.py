@@ -19,7 +19,13 @@ from rich.console import Console
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import bundle_head
-from edgemtl.core.manifest import MANIFEST_NAME, find_artifact, load_manifest, verify_artifact
+from edgemtl.core.manifest import (
+    MANIFEST_NAME,
+    artifact_path,
+    find_artifact,
+    load_manifest,
+    verify_artifact,
+)
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter
@@ -139,7 +145,7 @@ def _from_bundle(
         )
         if trt_note:
             ctx.notes.append(trt_note)
-        fp32_path = bundle / fp32.file
+        fp32_path = artifact_path(bundle, fp32.file)
         with ctx.step("fp32: reference outputs (ONNX Runtime)"):
             reference = run_onnx(ctx, fp32_path)
         present = tuple(a.precision for a in manifest.artifacts if a.format == "onnx")

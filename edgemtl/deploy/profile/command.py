@@ -20,6 +20,7 @@ from typing import Any
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.heads import TEACHER
+from edgemtl.core.manifest import artifact_path
 from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
 from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.rows import time_rows
@@ -118,7 +119,7 @@ def _artifact_facts(ref: ModelRef, runner: Runner) -> dict[str, Any]:
         and ref.artifact is not None
         and ref.artifact.built_from
     ):
-        candidate = ref.bundle / ref.artifact.built_from
+        candidate = artifact_path(ref.bundle, ref.artifact.built_from)
         onnx_path = candidate if candidate.is_file() else None
     if onnx_path is not None:
         facts.update(graph_cost(onnx_path))

@@ -1,0 +1,151 @@
+"""Where commands may write, and which file names an artifact may give: checked once, here.
+
+Why one module: every output path (`--out`, `--json`, `--markdown`, `--plot`,
+`EDGEMTL_CACHE`, the `data synth` folder) is checked the same way before any
+work starts (an existing file where a folder is expected and vice versa, a
+folder that cannot be written, a read-only filesystem, an unsupported suffix),
+and every file name read from an artifact (a manifest's `file`, `built_from`,
+the parity reference) must be a plain name inside its folder before anything
+reads, replaces or deletes it. A recipe's `name` becomes a run folder name
+only through `safe_folder_name`. docs/formats.md "Limits and checks". Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from edgemtl.core.errors import UserError, excerpt
+
+#: Longest file name most filesystems take (bytes, NAME_MAX).
+NAME_MAX = 255
+#: Longest folder name a recipe `name` becomes (the run folder adds a time stamp).
+FOLDER_NAME_MAX = 64
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+# ---- names from artifacts ------------------------------------------------------------
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` is not a plain file name (one path component), or None when it is."""
+    if not isinstance(name, str) or not name:
+        return "expected a non-empty file name"
+    if name in (".", ".."):
+        return "expected a file name, not . or .."
+    if "/" in name or "\\" in name:
+        return "expected a plain file name without a folder part"
+    if "\x00" in name:
+        return "a file name cannot hold a NUL character"
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        return f"longer than {NAME_MAX} bytes"
+    return None
+
+
+def plain_name(name: object, what: str) -> str:
+    """`name` itself when it is a plain file name; else a UserError naming `what`."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise UserError(f"{what}: {excerpt(name)} is not a plain file name ({problem})")
+    return str(name)
+
+
+def inside(folder: str | Path, name: object, what: str) -> Path:
+    """`folder / name` after checking that `name` is a plain name resolving inside `folder`.
+
+    Called on every read, replace or delete of a file an artifact names, so a
+    manifest listing `../x`, `/etc/x` or a symlink out of its bundle reaches
+    nothing outside it. Raises UserError naming `what` (e.g. the manifest field).
+    """
+    folder = Path(folder)
+    path = folder / plain_name(name, what)
+    try:
+        base, real = folder.resolve(), path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise UserError(f"{what}: {path} cannot be resolved ({type(exc).__name__})") from None
+    if real != base and base not in real.parents:
+        raise UserError(f"{what}: {path} resolves to {real}, outside {folder}")
+    return path
+
+
+def safe_folder_name(name: str, default: str = "recipe") -> str:
+    """`name` as a folder name that stays where it is put: ASCII letters, digits and `._+-`,
+    other runs of characters replaced by `-`, no leading/trailing dots or dashes, at most
+    FOLDER_NAME_MAX characters; `default` when nothing is left (`/tmp/x` -> `tmp-x`)."""
+    cleaned = _UNSAFE.sub("-", name).strip(".-")[:FOLDER_NAME_MAX].rstrip(".-")
+    return cleaned or default
+
+
+# ---- output paths --------------------------------------------------------------------
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(".")
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why nothing can be created in the existing `folder`, or None."""
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return f"{folder} is on a read-only filesystem"
+    return f"{folder} is not writable (no permission)"
+
+
+def _probe(path: Path, flag: str) -> tuple[Path, bool]:
+    """(the nearest existing ancestor-or-self of `path`, whether `path` itself exists)."""
+    try:
+        existing = _nearest_existing(path)
+        return existing, existing == path
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long
+        raise UserError(f"{flag} {excerpt(str(path))}: not a usable path ({exc})") from None
+
+
+def check_output_file(path: str | Path, flag: str, suffixes: Sequence[str] | None = None) -> Path:
+    """Check that a file can be written at `path` (created or replaced) before any work.
+
+    `flag` names the option in the error (e.g. "--json"); `suffixes` (lower-case,
+    with the dot) are the ones the writer understands. UserError when `path` is a
+    folder, has another suffix, lies under a file, or its folder cannot be written.
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise UserError(
+            f"{flag} {excerpt(str(path))}: unsupported suffix {path.suffix or '(none)'!r} "
+            f"(expected {', '.join(suffixes)})"
+        )
+    existing, exists = _probe(path, flag)
+    if exists and path.is_dir():
+        raise UserError(f"{flag} {excerpt(str(path))}: is a folder; expected a file path")
+    folder = existing.parent if exists else existing
+    problem = _unwritable(folder)
+    if problem is not None:
+        raise UserError(f"{flag} {excerpt(str(path))}: cannot write there: {problem}")
+    return path
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """Check that `path` is, or can be created as, a folder to write into, before any work.
+
+    UserError when `path` is a file, lies under a file, or the folder (or the
+    nearest existing one above it) cannot be written.
+    """
+    path = Path(path)
+    existing, exists = _probe(path, flag)
+    if exists and not path.is_dir():
+        raise UserError(f"{flag} {excerpt(str(path))}: is a file; expected a folder")
+    problem = _unwritable(existing)
+    if problem is not None:
+        raise UserError(f"{flag} {excerpt(str(path))}: cannot write there: {problem}")
+    return path
