@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 
 app = typer.Typer(
@@ -62,6 +62,15 @@ PROFILE_REFERENCE_HELP = (
 )
 
 
+def _need_torch(what: str) -> None:
+    """One line naming the extra to install when this install has no PyTorch (the device
+    install: docs/deploy.md), instead of a ModuleNotFoundError traceback."""
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError):
+        raise UserError(f"{what} needs PyTorch, which this install lacks: {TRAIN_EXTRA}") from None
+
+
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/synthetic.yaml.")],
@@ -83,6 +92,7 @@ def train(
     from edgemtl.core.config import load_recipe
 
     loaded = load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
+    _need_torch("edgemtl train")
     from edgemtl.training.train_command import TrainOptions, run_training
 
     run_training(TrainOptions(loaded, tuple(set_ or ()), out, resume, device, quiet))
@@ -111,6 +121,8 @@ def eval_(
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
     from edgemtl.core.options import DataSource, OutputFiles
+
+    _need_torch("edgemtl eval")
     from edgemtl.training.evaluate import EvalOptions, eval_command
 
     eval_command(
@@ -211,9 +223,11 @@ def export(
         trt=trt,
         quiet=quiet,
     )
-    # A bundle folder stays torch-free; a checkpoint, or none, goes to the training side.
+    # A bundle folder stays torch-free (so does a missing path: one line says so); a
+    # checkpoint, or none (the newest runs/*/best.pt), goes to the training side.
     run: Callable[[Path | None, ExportOptions], object] = command.export_command
-    if source is None or not source.is_dir():  # None: the newest runs/*/best.pt
+    if source is None or (source.exists() and not source.is_dir()):
+        _need_torch("edgemtl export from a checkpoint")
         from edgemtl.training.export import command as checkpoint_command
 
         run = checkpoint_command.export_command
@@ -505,9 +519,11 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - exceptions that opt in with a user-facing message
-        from edgemtl.training.trainer import TrainingInterrupted
-
-        if isinstance(err, TrainingInterrupted) and not os.environ.get("EDGEMTL_DEBUG"):
+        # Only a run that imported the trainer can be interrupted; importing it here would
+        # import PyTorch, which a device install lacks.
+        trainer = sys.modules.get("edgemtl.training.trainer")
+        interrupted = trainer is not None and isinstance(err, trainer.TrainingInterrupted)
+        if interrupted and not os.environ.get("EDGEMTL_DEBUG"):
             print(f"stopped: {err}", file=sys.stderr)
             sys.exit(130)
         raise

@@ -9,6 +9,8 @@ turn the line into megabytes (docs/formats.md "Limits and checks").
 
 from __future__ import annotations
 
+#: What to install for the commands that need PyTorch (train, eval, export from a checkpoint).
+TRAIN_EXTRA = "pip install 'edgemtl[train]'"
 #: Longest excerpt of user input quoted in a message (characters of its repr).
 EXCERPT_CHARS = 60
 #: Hard cap on a message, whatever built it (characters).

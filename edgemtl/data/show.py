@@ -19,6 +19,7 @@ import numpy as np
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
 from edgemtl.core.options import DatasetFormat
+from edgemtl.core.paths import check_output_file
 from edgemtl.core.tasks import get_kind
 from edgemtl.core.tasks.colours import class_colours
 from edgemtl.data.sample import Sample
@@ -108,6 +109,9 @@ class ShowOptions:
     format: DatasetFormat = field(default_factory=DatasetFormat)
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        check_output_file(self.out, "--out", (".png",))
+
 
 def show_command(root: Path, options: ShowOptions) -> Path:
     """Write one sample's side-by-side PNG; returns its path."""
@@ -119,8 +123,6 @@ def show_command(root: Path, options: ShowOptions) -> Path:
     root = root.expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found")
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out {out}: expected a .png path")
     kind = options.format.dataset or detect_kind(root)
     reader = open_reader(kind, root, split, kind_tasks(kind, root), options.format.reader_options())
     if not -len(reader) <= index < len(reader):

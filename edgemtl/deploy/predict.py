@@ -19,6 +19,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.options import ArtifactChoice
+from edgemtl.core.paths import check_output_dir
 from edgemtl.core.tasks import TaskKind
 from edgemtl.deploy.predict_output import render as render  # public name, re-exported
 from edgemtl.deploy.predict_output import write_outputs
@@ -43,6 +44,9 @@ class PredictOptions:
     select: ArtifactChoice = field(default_factory=ArtifactChoice)
     overlays: bool = True
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        check_output_dir(self.out, "--out")
 
     @property
     def precision(self) -> str | None:

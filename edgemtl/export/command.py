@@ -26,6 +26,7 @@ from edgemtl.core.manifest import (
     load_manifest,
     verify_artifact,
 )
+from edgemtl.core.paths import check_output_dir
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter
@@ -84,6 +85,10 @@ def export_command(
         raise UserError(
             f"--out {out}: exporting from bundle {source} adds to that bundle; copy it first"
         )
+    if source.is_dir():  # export from a bundle writes into it
+        check_output_dir(source, "bundle")
+    elif out is None:
+        check_output_dir(options.export_dir, "export folder (the default --out's parent)")
     if source.is_dir() and options.dynamic_batch:
         raise UserError(
             f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed "

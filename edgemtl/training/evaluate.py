@@ -15,7 +15,7 @@ from rich.console import Console
 from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.heads import ALL, checkpoint_heads, parse_head, require_checkpoint_head
 from edgemtl.core.io import atomic_write_text
-from edgemtl.core.options import DataSource, OutputFiles
+from edgemtl.core.options import TORCH_DEVICES, DataSource, OutputFiles, choice
 from edgemtl.core.tables import heads_table
 from edgemtl.data.registry import open_split
 from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
@@ -40,6 +40,10 @@ class EvalOptions:
     device: str | None = None
     reference: Sequence[str] | None = None
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            choice(self.device, "--device", TORCH_DEVICES)
 
 
 def resolve_heads(ckpt: Checkpoint, head: str) -> list[str]:

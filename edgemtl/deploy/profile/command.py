@@ -18,10 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt
 from edgemtl.core.heads import TEACHER
 from edgemtl.core.manifest import artifact_path
-from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
+from edgemtl.core.options import (
+    ArtifactChoice,
+    DataSource,
+    OutputFiles,
+    at_least_one,
+    non_negative,
+    parse_list,
+    positive,
+)
 from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.rows import time_rows
 from edgemtl.deploy.profile.timing import TimingConfig
@@ -65,11 +73,11 @@ class ProfileOptions:
     budget_ms: float | None = None
 
     def __post_init__(self) -> None:
-        if self.runner.device not in ("cpu", "cuda"):
-            raise UserError(f"--device {self.runner.device!r}: expected cpu or cuda")
         parse_batches(self.batches)
-        if self.budget_ms is not None and not self.budget_ms > 0:
-            raise UserError(f"--budget-ms {self.budget_ms}: expected a positive number of ms")
+        at_least_one(self.rounds, "--rounds")
+        non_negative(self.idle_s, "--idle", " of seconds")
+        if self.budget_ms is not None:
+            positive(self.budget_ms, "--budget-ms", " of ms")
         if self.budget_ms is not None and not self.scores:
             raise UserError(
                 "--budget-ms needs accuracy to compare artifacts: add --accuracy (or --data ROOT)"
@@ -87,11 +95,11 @@ def parse_batches(text: str | Sequence[int]) -> list[int]:
     try:
         values = [int(str(v).strip()) for v in items if str(v).strip()]
     except ValueError:
-        raise UserError(
-            f"--batch {text!r}: expected a comma-separated list of positive integers"
-        ) from None
+        values = []
     if not values or any(v < 1 for v in values):
-        raise UserError(f"--batch {text!r}: expected a comma-separated list of positive integers")
+        raise UserError(
+            f"--batch {excerpt(text)}: expected a comma-separated list of positive integers"
+        )
     return sorted(set(values))
 
 
