@@ -44,6 +44,13 @@ SetOpt = Annotated[
 Device = Annotated[
     Optional[str], typer.Option("--device", help="cpu, cuda or auto (default: cuda if available).")
 ]
+MaxImageMpx = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-image-mpx",
+        help="Largest image read, in megapixels (default 50, or $EDGEMTL_MAX_IMAGE_MPX).",
+    ),
+]
 #: Head names in help texts come from the registry (edgemtl.core.heads).
 HEADS_HELP = choices()
 CKPT_HEAD_HELP = (
@@ -380,10 +387,14 @@ def predict(
     overlays: Annotated[
         bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")
     ] = True,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
     from edgemtl.core.options import ArtifactChoice
+    from edgemtl.data.imageio import set_max_mpx
+
+    set_max_mpx(max_image_mpx)
     from edgemtl.deploy.predict import PredictOptions, predict_command
     from edgemtl.deploy.runtime import RunnerOptions
 
@@ -409,10 +420,14 @@ def data_synth(
     n_val: Annotated[int, typer.Option("--n-val", min=1)] = 128,
     size: Annotated[str, typer.Option("--size", help="HxW, e.g. 64x128.")] = "64x128",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Render synthetic multi-task scenes with exact labels to OUT."""
+    from edgemtl.data.imageio import set_max_mpx
     from edgemtl.data.synth_command import SynthOptions, parse_size, synth_command
+
+    set_max_mpx(max_image_mpx)
 
     synth_command(
         out,
@@ -462,12 +477,16 @@ def data_check(
         Optional[int],
         typer.Option("--limit", min=1, help="Check only the first N samples per split."),
     ] = None,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class
     histogram."""
     from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
     from edgemtl.data.check_command import CheckOptions, check_command
+    from edgemtl.data.imageio import set_max_mpx
+
+    set_max_mpx(max_image_mpx)
 
     check_command(
         root,
@@ -491,12 +510,16 @@ def data_show(
     label_folder: LabelFolderOpt = None,
     split_file: SplitFileOpt = None,
     layout: LayoutOpt = None,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Image and every target side by side (labels colour-mapped with a legend, depth, normals as
     RGB)."""
     from edgemtl.core.options import DatasetFormat
+    from edgemtl.data.imageio import set_max_mpx
     from edgemtl.data.show import ShowOptions, show_command
+
+    set_max_mpx(max_image_mpx)
 
     show_command(
         root,

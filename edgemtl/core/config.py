@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgemtl.core.errors import UserError, excerpt
+from edgemtl.core.errors import UserError, excerpt, short
 from edgemtl.core.heads import EXIT_STAGES, STUDENT, TEACHER, HeadName, available, exit_name
 from edgemtl.core.paths import safe_folder_name
 from edgemtl.core.tasks import kind_names
@@ -429,8 +429,7 @@ def _format_loc(loc: tuple[Any, ...], method_names: set[str]) -> str:
         # Discriminated unions insert the tag ("sd") after "method": drop it.
         if i == 1 and loc[0] == "method" and item in method_names:
             continue
-        text = str(item)
-        parts.append(text if len(text) <= 40 else excerpt(text, 40))
+        parts.append(short(item))
     return ".".join(parts) or "(top level)"
 
 

@@ -29,6 +29,12 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
     return f"{text[: keep // 2 + keep % 2]}...{text[-(keep // 2) :]} ({len(text)} chars)"
 
 
+def short(text: object, limit: int = 40) -> str:
+    """`str(text)` itself when it is short (a key name), else its `excerpt`."""
+    value = str(text)
+    return value if len(value) <= limit else excerpt(value, limit)
+
+
 class UserError(Exception):
     """A problem the user can fix (bad file, key, flag). Message is one line."""
 

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgemtl.core.config import read_yaml_file
-from edgemtl.core.errors import UserError, excerpt
+from edgemtl.core.errors import UserError, short
 from edgemtl.core.tasks import get_kind, kind_names
 from edgemtl.data.imageio import read_npy, read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
@@ -76,7 +76,7 @@ class FolderSpec(_Strict):
         for key, entry in self.tasks.items():
             if key not in kind_names():
                 raise ValueError(
-                    f"tasks.{excerpt(key)}: unknown task kind "
+                    f"tasks.{short(key)}: unknown task kind "
                     f"(expected one of: {', '.join(kind_names())})"
                 )
             if get_kind(key).labels:
@@ -106,7 +106,7 @@ def load_folder_spec(root: Path) -> FolderSpec:
         return FolderSpec.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        loc = ".".join(str(p) if len(str(p)) <= 40 else excerpt(str(p), 40) for p in first["loc"])
+        loc = ".".join(short(p) for p in first["loc"])
         msg = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key"

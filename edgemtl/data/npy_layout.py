@@ -17,6 +17,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.tasks import get_kind, kind_names
+from edgemtl.data.imageio import read_npy
 from edgemtl.data.sample import Sample, normalize_index
 
 IMAGE_FOLDER = "image"
@@ -137,10 +138,7 @@ class NpyLayoutReader:
     @staticmethod
     def _load(path: Path, dtype: type, trailing: tuple[int, ...]) -> np.ndarray:
         """Memory-mapped load, copied out as `dtype` with shape H x W + trailing."""
-        try:
-            mapped = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot read as a .npy array ({exc})") from None
+        mapped = read_npy(path)  # the one decoder: a bad file or one too large is one line
         arr = mapped
         if arr.ndim == 3 and arr.shape[-1] == 1 and trailing == ():
             arr = arr[..., 0]

@@ -12,6 +12,7 @@ from edgemtl.core.errors import UserError, excerpt
 from edgemtl.core.options import at_least_one
 from edgemtl.core.paths import check_output_dir
 from edgemtl.core.progress import bar
+from edgemtl.data.imageio import check_pixels
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class SynthOptions:
                 f"--size {height}x{width}: both sides must be positive multiples of 16 "
                 "(the network pools 4 times)"
             )
+        check_pixels("--size", height, width)  # the image size limit of every reader
 
 
 def parse_size(text: str) -> tuple[int, int]:

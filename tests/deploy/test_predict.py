@@ -67,7 +67,7 @@ def test_command_writes_arrays_and_overlays(bundle: Path, tmp_path: Path) -> Non
 def test_read_image_errors(tmp_path: Path) -> None:
     bad = tmp_path / "x.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(UserError, match="cannot decode as an image"):
         read_image(bad)
     np.save(tmp_path / "g.npy", np.zeros((4, 4)))
     with pytest.raises(UserError, match="H x W x 3"):
