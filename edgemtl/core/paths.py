@@ -24,6 +24,7 @@ NAME_MAX = 255
 #: Longest folder name a recipe `name` becomes (the run folder adds a time stamp).
 FOLDER_NAME_MAX = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_DASHES = re.compile(r"[.-]*-[.-]*")
 
 
 # ---- names from artifacts ------------------------------------------------------------
@@ -72,9 +73,11 @@ def inside(folder: str | Path, name: object, what: str) -> Path:
 
 def safe_folder_name(name: str, default: str = "recipe") -> str:
     """`name` as a folder name that stays where it is put: ASCII letters, digits and `._+-`,
-    other runs of characters replaced by `-`, no leading/trailing dots or dashes, at most
-    FOLDER_NAME_MAX characters; `default` when nothing is left (`/tmp/x` -> `tmp-x`)."""
-    cleaned = _UNSAFE.sub("-", name).strip(".-")[:FOLDER_NAME_MAX].rstrip(".-")
+    other runs of characters replaced by one `-` (dots beside it go too), no leading/trailing
+    dots or dashes, at most FOLDER_NAME_MAX characters; `default` when nothing is left
+    (`/tmp/x` -> `tmp-x`, `a/../b` -> `a-b`)."""
+    cleaned = _DASHES.sub("-", _UNSAFE.sub("-", name)).strip(".-")[:FOLDER_NAME_MAX]
+    cleaned = cleaned.rstrip(".-")
     return cleaned or default
 
 

@@ -178,13 +178,23 @@ def read_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
+        with open(path, "rb") as handle:  # the header first: no data is mapped before the check
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape = read_header(handle)[0]
+        if len(shape) >= 2:
+            check_pixels(path, int(shape[0]), int(shape[1]))
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except UserError:
+        raise
     except (OSError, ValueError, EOFError) as exc:
         raise UserError(
-            f"{path}: cannot read as a .npy array ({exc}); the file may be truncated"
+            f"{path}: cannot read as a .npy array ({str(exc)[:120]}); the file may be truncated"
         ) from None
-    if arr.ndim >= 2:
-        check_pixels(path, int(arr.shape[0]), int(arr.shape[1]))
     if not mmap:
         try:
             arr = np.array(arr)

@@ -11,8 +11,9 @@ import ast
 from tests.helpers.cli import REPO
 
 TESTS = REPO / "tests"
-#: edgemtl's layers, plus `repo` for whole-repository checks (README, Dockerfile, import graph).
-FOLDERS = {"core", "data", "evaluation", "deploy", "export", "training", "cli", "repo"}
+#: edgemtl's layers, plus `repo` for whole-repository checks (README, Dockerfile, import graph)
+#: and `hostile` for the corpus of hostile and malformed inputs across every command.
+FOLDERS = {"core", "data", "evaluation", "deploy", "export", "training", "cli", "repo", "hostile"}
 
 
 def _imported_modules(tree: ast.Module) -> list[tuple[str, int]]:
