@@ -556,7 +556,7 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
             child = {}
             node[key] = child
         if not isinstance(child, dict):
-            where = excerpt(".".join(keys[: depth + 1]))
+            where = short(".".join(keys[: depth + 1]))
             raise UserError(f"--set {excerpt(path)}: {where} is not a section")
         node = child
     node[keys[-1]] = value

@@ -162,6 +162,22 @@ def run(hostile: Hostile, tiny_checkpoint: Path) -> Path:
 
 
 @pytest.fixture
+def recipe(hostile: Hostile) -> Path:
+    """`r.yaml`: the synthetic recipe at the suite's tiny settings, 1 epoch on 4 images, so a
+    case that wrongly trains ends in seconds (and then fails its assertion)."""
+    from edgemtl.core.config import dump_yaml, load_recipe
+    from tests.helpers.cli import REPO
+    from tests.helpers.tiny_run import TINY_OVERRIDES
+
+    tiny = [*TINY_OVERRIDES, "train.epochs=1", "data.synthetic.n_train=4"]
+    tiny += ["data.synthetic.n_val=2", "name=r"]
+    (hostile.folder / "r.yaml").write_text(
+        dump_yaml(load_recipe(REPO / "recipes" / "synthetic.yaml", tiny))
+    )
+    return Path("r.yaml")
+
+
+@pytest.fixture
 def victim(hostile: Hostile) -> Path:
     """`victim.txt`: a file outside every output folder that no command may touch."""
     (hostile.folder / "victim.txt").write_text("keep me\n")
