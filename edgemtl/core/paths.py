@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgemtl.core.errors import UserError, excerpt
+from edgemtl.core.errors import UserError, excerpt, short
 
 #: Longest file name most filesystems take (bytes, NAME_MAX).
 NAME_MAX = 255
@@ -106,35 +106,41 @@ def _unwritable(folder: Path) -> str | None:
     return f"{folder} is not writable (no permission)"
 
 
+def _label(path: Path, flag: str) -> str:
+    """How a message names the output: `--json out/x.json`, or the path alone (a default)."""
+    shown = short(str(path), 120)
+    return f"{flag} {shown}" if flag else shown
+
+
 def _probe(path: Path, flag: str) -> tuple[Path, bool]:
     """(the nearest existing ancestor-or-self of `path`, whether `path` itself exists)."""
     try:
         existing = _nearest_existing(path)
         return existing, existing == path
     except (OSError, ValueError) as exc:  # a NUL byte, a name too long
-        raise UserError(f"{flag} {excerpt(str(path))}: not a usable path ({exc})") from None
+        raise UserError(f"{_label(path, flag)}: not a usable path ({exc})") from None
 
 
 def check_output_file(path: str | Path, flag: str, suffixes: Sequence[str] | None = None) -> Path:
     """Check that a file can be written at `path` (created or replaced) before any work.
 
-    `flag` names the option in the error (e.g. "--json"); `suffixes` (lower-case,
-    with the dot) are the ones the writer understands. UserError when `path` is a
+    `flag` names the option in the error (e.g. "--json"; "" for a default path);
+    `suffixes` (lower-case, with the dot) are the ones the writer understands. UserError when `path` is a
     folder, has another suffix, lies under a file, or its folder cannot be written.
     """
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise UserError(
-            f"{flag} {excerpt(str(path))}: unsupported suffix {path.suffix or '(none)'!r} "
+            f"{_label(path, flag)}: unsupported suffix {path.suffix or '(none)'!r} "
             f"(expected {', '.join(suffixes)})"
         )
     existing, exists = _probe(path, flag)
     if exists and path.is_dir():
-        raise UserError(f"{flag} {excerpt(str(path))}: is a folder; expected a file path")
+        raise UserError(f"{_label(path, flag)}: is a folder; expected a file path")
     folder = existing.parent if exists else existing
     problem = _unwritable(folder)
     if problem is not None:
-        raise UserError(f"{flag} {excerpt(str(path))}: cannot write there: {problem}")
+        raise UserError(f"{_label(path, flag)}: cannot write there: {problem}")
     return path
 
 
@@ -147,8 +153,8 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
     path = Path(path)
     existing, exists = _probe(path, flag)
     if exists and not path.is_dir():
-        raise UserError(f"{flag} {excerpt(str(path))}: is a file; expected a folder")
+        raise UserError(f"{_label(path, flag)}: is a file; expected a folder")
     problem = _unwritable(existing)
     if problem is not None:
-        raise UserError(f"{flag} {excerpt(str(path))}: cannot write there: {problem}")
+        raise UserError(f"{_label(path, flag)}: cannot write there: {problem}")
     return path

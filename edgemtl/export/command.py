@@ -86,9 +86,9 @@ def export_command(
             f"--out {out}: exporting from bundle {source} adds to that bundle; copy it first"
         )
     if source.is_dir():  # export from a bundle writes into it
-        check_output_dir(source, "bundle")
+        check_output_dir(source, "")
     elif out is None:
-        check_output_dir(options.export_dir, "export folder (the default --out's parent)")
+        check_output_dir(options.export_dir, "")
     if source.is_dir() and options.dynamic_batch:
         raise UserError(
             f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed "

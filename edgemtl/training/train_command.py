@@ -50,7 +50,7 @@ class TrainOptions:
         if self.out is not None:
             check_output_dir(self.out, "--out")
         else:  # runs/<recipe>-<time>, or the newest run there
-            check_output_dir(RUNS, "runs folder (the default --out's parent)")
+            check_output_dir(RUNS, "")
 
     @classmethod
     def from_file(

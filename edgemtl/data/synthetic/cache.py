@@ -150,7 +150,7 @@ def ensure_dataset(params: SynthParams, progress: Callable[[int, int], None] | N
     final = cache_root() / "synthetic" / dataset_key(params)
     if _is_complete(final, params):
         return final
-    check_output_dir(cache_root(), "EDGEMTL_CACHE (the synthetic data cache)")
+    check_output_dir(cache_root(), "EDGEMTL_CACHE")
     with _locked(final.parent / f".{final.name}.lock"):
         if _is_complete(final, params):
             return final

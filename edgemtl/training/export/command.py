@@ -60,9 +60,7 @@ def _from_checkpoint(
     head, upsampling = fresh.head, fresh.upsampling
     build_trt, trt_note = trt_plan(opts.trt, head, upsampling)
     suffix = "-decoded" if opts.outputs == "decoded" else ""
-    final = opts.out or check_output_dir(
-        opts.export_dir / f"{path.parent.name}-{head}{suffix}", "bundle folder"
-    )
+    final = opts.out or check_output_dir(opts.export_dir / f"{path.parent.name}-{head}{suffix}", "")
     manifest = open_existing(final, fresh, opts.force)
     writer = BundleWriter(final, manifest, opts.force)
     try:
