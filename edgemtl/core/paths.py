@@ -125,8 +125,9 @@ def check_output_file(path: str | Path, flag: str, suffixes: Sequence[str] | Non
     """Check that a file can be written at `path` (created or replaced) before any work.
 
     `flag` names the option in the error (e.g. "--json"; "" for a default path);
-    `suffixes` (lower-case, with the dot) are the ones the writer understands. UserError when `path` is a
-    folder, has another suffix, lies under a file, or its folder cannot be written.
+    `suffixes` (lower-case, with the dot) are the ones the writer understands. UserError
+    when `path` is a folder, has another suffix, lies under a file, or its folder cannot
+    be written.
     """
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
