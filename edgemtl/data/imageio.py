@@ -109,21 +109,27 @@ def _opened(path: Path) -> Iterator[Any]:
 
     if not path.is_file():
         raise UserError(f"{path}: no such image file")
-    # Pillow's own guard follows ours (it errors at twice this); its warning is ours to give.
-    Image.MAX_IMAGE_PIXELS = max_pixels()
+    limit = max_pixels()
     try:
         with warnings.catch_warnings():
+            # Opening reads the header only; ours is the one guard (Pillow's own would stop
+            # at its own limit with another message), checked before anything is decoded.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                img = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+            with img:
                 width, height = img.size
                 check_pixels(path, height, width)
-                yield img
+                Image.MAX_IMAGE_PIXELS = max(limit, 1)  # decoders that check again agree
+                try:
+                    yield img
+                finally:
+                    Image.MAX_IMAGE_PIXELS = pillow_limit
     except UserError:
         raise
-    except Image.DecompressionBombError:  # Pillow's own guard, above twice its limit
-        raise UserError(
-            f"{path}: declares more pixels than Pillow decodes (a decompression-bomb guard)"
-        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UserError(
             f"{path}: cannot decode as an image ({type(exc).__name__}); the file may be "
@@ -229,7 +235,8 @@ def to_rgb01(arr: Any, origin: Any) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         arr = arr[..., :3] if arr.shape[2] != 1 else arr[..., 0]
-    if arr.ndim not in (2, 3) or arr.shape[0] == 0 or arr.shape[1] == 0:
+    rgb_or_grey = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)
+    if not rgb_or_grey or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise UserError(
             f"{origin}: expected an H x W x 3 RGB (or H x W grey) image, got shape "
             f"{tuple(arr.shape)}"
