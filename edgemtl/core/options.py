@@ -61,7 +61,8 @@ def at_least_one(value: Any, flag: str) -> int:
 def choice(value: Any, flag: str, allowed: Sequence[str]) -> str:
     """`value` when it is one of `allowed`; else a UserError naming `flag` and them."""
     if value not in allowed:
-        raise UserError(f"{flag} {excerpt(value)}: expected {' or '.join(allowed)}")
+        names = ", ".join(allowed[:-1]) + (" or " if len(allowed) > 1 else "") + allowed[-1]
+        raise UserError(f"{flag} {excerpt(value)}: expected {names}")
     return str(value)
 
 

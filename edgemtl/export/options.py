@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgemtl.core.errors import UserError, excerpt
+from edgemtl.core.errors import UserError, excerpt, short
 from edgemtl.core.heads import parse_head
 from edgemtl.core.options import at_least_one, choice, non_negative
 from edgemtl.core.paths import check_output_dir
@@ -77,6 +77,6 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
                 f"--tol {excerpt(item)}: expected NAME=NUMBER, e.g. fp32_max_abs=2e-3"
             ) from None
     for name, value in out.items():
-        non_negative(value, f"--tol {excerpt(name)}")
+        non_negative(value, f"--tol {short(name)}")
     parity.Tolerances.with_overrides(out)  # validates names
     return out
