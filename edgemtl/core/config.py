@@ -356,9 +356,9 @@ class Recipe(Section):
     @classmethod
     def _tasks_known(cls, tasks: Any) -> Any:
         if isinstance(tasks, list):  # `tasks: [seg, depth]` shorthand
-            odd = next((key for key in tasks if not isinstance(key, str)), None)
-            if odd is not None:
-                raise ValueError(f"expected a list of task names, got {excerpt(odd)}")
+            odd = [key for key in tasks if not isinstance(key, str)]
+            if odd:
+                raise ValueError(f"expected a list of task names, got {excerpt(odd[0])}")
             tasks = {key: {} for key in tasks}
         if isinstance(tasks, dict):
             for key, value in list(tasks.items()):
@@ -398,7 +398,7 @@ class Recipe(Section):
             unknown = [key for key in keys if key not in self.tasks]
             if unknown:
                 raise ValueError(
-                    f"method.{field} names task {unknown[0]!r}, which is not in tasks "
+                    f"method.{field} names task {excerpt(unknown[0])}, which is not in tasks "
                     f"({', '.join(self.tasks)})"
                 )
         return self

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt
 from edgemtl.core.heads import HeadName
 from edgemtl.core.io import atomic_write_json, sha256_file
 from edgemtl.core.paths import inside, name_problem
@@ -217,7 +217,7 @@ def manifest_from_dict(data: Any, origin: str = MANIFEST_NAME) -> Manifest:
     version = data.get("schema_version")
     if version not in READS:
         raise UserError(
-            f"{origin}: schema_version is {version!r}, this edgemtl reads "
+            f"{origin}: schema_version is {excerpt(version)}, this edgemtl reads "
             f"{' and '.join(map(str, READS))}"
         )
     try:
@@ -264,7 +264,7 @@ def upsert_artifact(manifest: Manifest, artifact: Artifact) -> None:
 def artifact_path(bundle_dir: str | Path, name: str) -> Path:
     """`bundle_dir / name` for a file the manifest names, checked to stay inside the bundle
     (`edgemtl.core.paths.inside`); every read, replace or delete goes through here."""
-    return inside(bundle_dir, name, f"{Path(bundle_dir) / MANIFEST_NAME}: file {name!r}")
+    return inside(bundle_dir, name, f"{Path(bundle_dir) / MANIFEST_NAME}: file {excerpt(name)}")
 
 
 def verify_artifact(bundle_dir: str | Path, entry: Artifact) -> Path:
