@@ -114,6 +114,8 @@ def _label(path: Path, flag: str) -> str:
 
 def _probe(path: Path, flag: str) -> tuple[Path, bool]:
     """(the nearest existing ancestor-or-self of `path`, whether `path` itself exists)."""
+    if "\x00" in str(path):  # os.path says "does not exist"; opening it would raise
+        raise UserError(f"{_label(path, flag)}: not a usable path (a NUL character)")
     try:
         existing = _nearest_existing(path)
         return existing, existing == path
