@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from edgemtl.core.errors import UserError, excerpt, short
@@ -161,3 +161,35 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
     if problem is not None:
         raise UserError(f"{_label(path, flag)}: cannot write there: {problem}")
     return path
+
+
+def check_not_an_input(
+    path: str | Path,
+    flag: str,
+    files: Iterable[str | Path] = (),
+    folders: Iterable[str | Path] = (),
+    suffixes: Sequence[str] = (),
+) -> Path:
+    """Refuse an output that would overwrite what the command reads: `path` is one of
+    `files`, or an existing file with one of `suffixes` inside one of `folders` (a dataset
+    file under `data show --out`). A new file beside the inputs is fine."""
+    path = Path(path)
+    try:
+        target = path.resolve()
+        same = [f for f in files if Path(f).exists() and Path(f).resolve() == target]
+        under = [
+            d
+            for d in folders
+            if path.is_file()
+            and path.suffix.lower() in suffixes
+            and Path(d).resolve() in target.parents
+        ]
+    except (OSError, RuntimeError, ValueError):
+        return path  # unresolvable paths are the output checks' to judge
+    if same:
+        what = f"is an input of this command ({short(str(same[0]), 80)})"
+    elif under:
+        what = f"would replace a file of {short(str(under[0]), 80)}, which this command reads"
+    else:
+        return path
+    raise UserError(f"{_label(path, flag)}: {what}; choose another path")

@@ -19,9 +19,10 @@ import numpy as np
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
 from edgemtl.core.options import DatasetFormat
-from edgemtl.core.paths import check_output_file
+from edgemtl.core.paths import check_not_an_input, check_output_file
 from edgemtl.core.tasks import get_kind
 from edgemtl.core.tasks.colours import class_colours
+from edgemtl.data.readers import DATASET_SUFFIXES
 from edgemtl.data.sample import Sample
 
 PANEL_PX = 320
@@ -123,6 +124,7 @@ def show_command(root: Path, options: ShowOptions) -> Path:
     root = root.expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found")
+    check_not_an_input(out, "--out", folders=[root], suffixes=DATASET_SUFFIXES)
     kind = options.format.dataset or detect_kind(root)
     reader = open_reader(kind, root, split, kind_tasks(kind, root), options.format.reader_options())
     if not -len(reader) <= index < len(reader):

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.options import ArtifactChoice
-from edgemtl.core.paths import check_output_dir
+from edgemtl.core.paths import check_not_an_input, check_output_dir
 from edgemtl.core.tasks import TaskKind
 from edgemtl.data.imageio import read_rgb, to_rgb01
 from edgemtl.deploy.predict_output import render as render  # public name, re-exported
@@ -183,6 +183,10 @@ def predict_command(
         names = predictor.class_names
         specs = {t.key: t for t in predictor.ref.tasks}
         stems = output_names(files)
+        for stem in stems:  # an output named like an input (a.png beside a.seg.png) is refused
+            pngs = [f"{stem}.{key}.png" for key in specs] if options.overlays else []
+            for name in (f"{stem}.npz", *pngs):
+                check_not_an_input(Path(out) / name, "--out", files)
         with bar(console, f"predict {predictor.ref.label}", len(files)) as advance:
             for i, path in enumerate(files):
                 image = read_image(path)

@@ -218,3 +218,60 @@ def test_a_folder_without_write_permission(hostile, bundle: Path, image: Path) -
         hostile.refuses("profile", "b", *FAST_PROFILE, "--json", "locked/x.json")
     finally:
         os.chmod("locked", 0o755)
+
+
+# ---- an output that would replace an input ------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["run/best.pt", "run/summary.json", "run/recipe.yaml"])
+def test_eval_never_writes_over_the_run(hostile, run: Path, target: str) -> None:
+    hostile.refuses(
+        "eval", "run/best.pt", "--json", target, says=("is an input",), unchanged=[target]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--json", "b/manifest.json"),
+        ("--markdown", "b/student.fp32.onnx"),
+        ("--json", "b/student.fp32.onnx"),
+    ],
+)
+def test_profile_never_writes_over_the_bundle(hostile, bundle: Path, extra: tuple[str, ...]):
+    hostile.refuses("profile", "b", *FAST_PROFILE, *extra, says=("is an input",), unchanged=["b"])
+
+
+def test_predict_never_writes_over_an_input(hostile, bundle: Path, image: Path) -> None:
+    """`a.png`'s seg overlay would be `a.seg.png`, which is itself an input here."""
+    Path("img.seg.png").write_bytes(image.read_bytes())
+    hostile.refuses(
+        "predict",
+        "b",
+        "img.png",
+        "img.seg.png",
+        "--out",
+        ".",
+        says=("--out img.seg.png: is an input",),
+        unchanged=["img.png", "img.seg.png"],
+    )
+    assert not Path("img.npz").exists()
+
+
+def test_data_commands_never_write_over_the_dataset(hostile, nyu: Path) -> None:
+    target = "nyu/train/image/0.npy"
+    hostile.refuses(
+        "data", "check", "nyu", "--dataset", "nyuv2", "--json", target, unchanged=["nyu"]
+    )
+    Path("nyu/preview.png").write_bytes(b"a dataset file")
+    hostile.refuses(
+        "data",
+        "show",
+        "nyu",
+        "--dataset",
+        "nyuv2",
+        "--out",
+        "nyu/preview.png",
+        says=("would replace a file of nyu",),
+        unchanged=["nyu"],
+    )

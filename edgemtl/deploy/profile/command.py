@@ -30,6 +30,7 @@ from edgemtl.core.options import (
     parse_list,
     positive,
 )
+from edgemtl.core.paths import check_not_an_input
 from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.rows import time_rows
 from edgemtl.deploy.profile.timing import TimingConfig
@@ -40,6 +41,8 @@ PROFILE_SCHEMA_VERSION = 1
 
 
 FORMATS = ("onnx", "trt")
+#: Suffixes of the files a bundle folder holds (manifest, models, engines, timing cache).
+BUNDLE_FILES = (".json", ".onnx", ".trt", ".engine", ".plan", ".cache")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -257,8 +260,16 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     from edgemtl.deploy import report
 
     err = Console(stderr=True, quiet=options.quiet)
-    result = run_profile(artifacts, options, console=err)
     output = options.output
+    # The files read: each path given, and a bundle's manifest, models and timing cache.
+    inputs = [Path(a) for a in artifacts]
+    inputs += [f for p in inputs if p.is_dir() for f in p.iterdir() if f.suffix in BUNDLE_FILES]
+    for flag, path in (("--json", output.json), ("--markdown", output.markdown)):
+        if path and path != "-":
+            check_not_an_input(path, flag, inputs)
+    if output.plot:
+        check_not_an_input(output.plot, "--plot", inputs)
+    result = run_profile(artifacts, options, console=err)
     if output.json_to_stdout:
         print(json.dumps(result, indent=2))
     else:
