@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 
 app = typer.Typer(
@@ -44,6 +44,13 @@ SetOpt = Annotated[
 Device = Annotated[
     Optional[str], typer.Option("--device", help="cpu, cuda or auto (default: cuda if available).")
 ]
+MaxImageMpx = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-image-mpx",
+        help="Largest image read, in megapixels (default 50, or $EDGEMTL_MAX_IMAGE_MPX).",
+    ),
+]
 #: Head names in help texts come from the registry (edgemtl.core.heads).
 HEADS_HELP = choices()
 CKPT_HEAD_HELP = (
@@ -60,6 +67,15 @@ PROFILE_REFERENCE_HELP = (
     "(e.g. 'teacher fp32 onnx'), scored on the same images. Default: each "
     "INT8/FP16 row against its bundle's FP32 ONNX."
 )
+
+
+def _need_torch(what: str) -> None:
+    """One line naming the extra to install when this install has no PyTorch (the device
+    install: docs/deploy.md), instead of a ModuleNotFoundError traceback."""
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError):
+        raise UserError(f"{what} needs PyTorch, which this install lacks: {TRAIN_EXTRA}") from None
 
 
 @app.command()
@@ -83,6 +99,7 @@ def train(
     from edgemtl.core.config import load_recipe
 
     loaded = load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
+    _need_torch("edgemtl train")
     from edgemtl.training.train_command import TrainOptions, run_training
 
     run_training(TrainOptions(loaded, tuple(set_ or ()), out, resume, device, quiet))
@@ -111,6 +128,8 @@ def eval_(
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
     from edgemtl.core.options import DataSource, OutputFiles
+
+    _need_torch("edgemtl eval")
     from edgemtl.training.evaluate import EvalOptions, eval_command
 
     eval_command(
@@ -211,9 +230,11 @@ def export(
         trt=trt,
         quiet=quiet,
     )
-    # A bundle folder stays torch-free; a checkpoint, or none, goes to the training side.
+    # A bundle folder stays torch-free (so does a missing path: one line says so); a
+    # checkpoint, or none (the newest runs/*/best.pt), goes to the training side.
     run: Callable[[Path | None, ExportOptions], object] = command.export_command
-    if source is None or not source.is_dir():  # None: the newest runs/*/best.pt
+    if source is None or (source.exists() and not source.is_dir()):
+        _need_torch("edgemtl export from a checkpoint")
         from edgemtl.training.export import command as checkpoint_command
 
         run = checkpoint_command.export_command
@@ -366,10 +387,14 @@ def predict(
     overlays: Annotated[
         bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")
     ] = True,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
     from edgemtl.core.options import ArtifactChoice
+    from edgemtl.data.imageio import set_max_mpx
+
+    set_max_mpx(max_image_mpx)
     from edgemtl.deploy.predict import PredictOptions, predict_command
     from edgemtl.deploy.runtime import RunnerOptions
 
@@ -395,10 +420,14 @@ def data_synth(
     n_val: Annotated[int, typer.Option("--n-val", min=1)] = 128,
     size: Annotated[str, typer.Option("--size", help="HxW, e.g. 64x128.")] = "64x128",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Render synthetic multi-task scenes with exact labels to OUT."""
+    from edgemtl.data.imageio import set_max_mpx
     from edgemtl.data.synth_command import SynthOptions, parse_size, synth_command
+
+    set_max_mpx(max_image_mpx)
 
     synth_command(
         out,
@@ -448,12 +477,16 @@ def data_check(
         Optional[int],
         typer.Option("--limit", min=1, help="Check only the first N samples per split."),
     ] = None,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class
     histogram."""
     from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
     from edgemtl.data.check_command import CheckOptions, check_command
+    from edgemtl.data.imageio import set_max_mpx
+
+    set_max_mpx(max_image_mpx)
 
     check_command(
         root,
@@ -477,12 +510,16 @@ def data_show(
     label_folder: LabelFolderOpt = None,
     split_file: SplitFileOpt = None,
     layout: LayoutOpt = None,
+    max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
     """Image and every target side by side (labels colour-mapped with a legend, depth, normals as
     RGB)."""
     from edgemtl.core.options import DatasetFormat
+    from edgemtl.data.imageio import set_max_mpx
     from edgemtl.data.show import ShowOptions, show_command
+
+    set_max_mpx(max_image_mpx)
 
     show_command(
         root,
@@ -505,9 +542,11 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - exceptions that opt in with a user-facing message
-        from edgemtl.training.trainer import TrainingInterrupted
-
-        if isinstance(err, TrainingInterrupted) and not os.environ.get("EDGEMTL_DEBUG"):
+        # Only a run that imported the trainer can be interrupted; importing it here would
+        # import PyTorch, which a device install lacks.
+        trainer = sys.modules.get("edgemtl.training.trainer")
+        interrupted = trainer is not None and isinstance(err, trainer.TrainingInterrupted)
+        if interrupted and not os.environ.get("EDGEMTL_DEBUG"):
             print(f"stopped: {err}", file=sys.stderr)
             sys.exit(130)
         raise

@@ -18,9 +18,15 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt, short
 from edgemtl.core.heads import EXIT_STAGES, STUDENT, TEACHER, HeadName, available, exit_name
+from edgemtl.core.paths import safe_folder_name
 from edgemtl.core.tasks import kind_names
+
+#: Largest recipe (or dataset.yaml) read, in bytes; the shipped recipes are under 4 KiB.
+MAX_RECIPE_BYTES = 64 * 1024
+#: Longest `--set` assignment, in characters.
+MAX_SET_CHARS = 4096
 
 
 class Section(BaseModel):
@@ -333,6 +339,7 @@ class TrainConfig(Section):
 
 
 class Recipe(Section):
+    #: Also the run folder's name (`runs/<name>-<time>`), so it is made a safe folder name.
     name: str = "recipe"
     data: DataConfig = DataConfig()
     tasks: dict[str, TaskConfig]
@@ -340,16 +347,24 @@ class Recipe(Section):
     method: MethodConfig = Field(default_factory=SDMethod)
     train: TrainConfig = TrainConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        return safe_folder_name(name)
+
     @field_validator("tasks", mode="before")
     @classmethod
     def _tasks_known(cls, tasks: Any) -> Any:
         if isinstance(tasks, list):  # `tasks: [seg, depth]` shorthand
+            odd = [key for key in tasks if not isinstance(key, str)]
+            if odd:
+                raise ValueError(f"expected a list of task names, got {excerpt(odd[0])}")
             tasks = {key: {} for key in tasks}
         if isinstance(tasks, dict):
             for key, value in list(tasks.items()):
                 if key not in kind_names():
                     known = ", ".join(kind_names())
-                    raise ValueError(f"unknown task {key!r} (expected one of: {known})")
+                    raise ValueError(f"unknown task {excerpt(key)} (expected one of: {known})")
                 if value is None:
                     tasks[key] = {}
             if not tasks:
@@ -383,7 +398,7 @@ class Recipe(Section):
             unknown = [key for key in keys if key not in self.tasks]
             if unknown:
                 raise ValueError(
-                    f"method.{field} names task {unknown[0]!r}, which is not in tasks "
+                    f"method.{field} names task {excerpt(unknown[0])}, which is not in tasks "
                     f"({', '.join(self.tasks)})"
                 )
         return self
@@ -414,7 +429,7 @@ def _format_loc(loc: tuple[Any, ...], method_names: set[str]) -> str:
         # Discriminated unions insert the tag ("sd") after "method": drop it.
         if i == 1 and loc[0] == "method" and item in method_names:
             continue
-        parts.append(str(item))
+        parts.append(short(item))
     return ".".join(parts) or "(top level)"
 
 
@@ -441,33 +456,99 @@ def _validation_message(source: str, err: ValidationError) -> str:
             else first.get("input")
         )
         what = (
-            f"unknown method {got!r} (expected one of: {first.get('ctx', {}).get('expected_tags')})"
+            f"unknown method {excerpt(got)} "
+            f"(expected one of: {first.get('ctx', {}).get('expected_tags')})"
         )
     elif kind == "value_error":
         what = str(first["msg"]).removeprefix("Value error, ")
     elif kind == "missing":
         what = "required key is missing"
     else:
-        what = f"{first['msg']} (got {first.get('input')!r})"
+        what = f"{first['msg']} (got {excerpt(first.get('input'))})"
     more = len(err.errors()) - 1
     suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"recipe {source}: {loc}: {what}{suffix}"
 
 
-def set_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply one `a.b.c=value` to a raw recipe dict; the value is parsed as YAML."""
-    if "=" not in assignment:
-        raise UserError(f"--set {assignment!r}: expected key.path=value")
-    path, _, text = assignment.partition("=")
-    keys = [k for k in path.strip().split(".") if k]
-    if not keys:
-        raise UserError(f"--set {assignment!r}: empty key path")
+class _AliasRefused(yaml.MarkedYAMLError):
+    """An anchor (`&a`) or alias (`*a`): refused before anything is expanded."""
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader without anchors and aliases.
+
+    No recipe needs them, and nested aliases expand exponentially (a few hundred
+    bytes became a 39 MB error line at 7 levels, gigabytes at 9), so the first
+    anchor or alias ends parsing.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AliasRefused(
+                problem="anchors and aliases (&name, *name) are not allowed",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> Any:
+    """`text` as plain YAML data (safe tags only, no anchors or aliases).
+
+    Raises ValueError with a short reason ("invalid YAML at line L, column C:
+    ...", or "nested too deeply"); never echoes the input.
+    """
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = str(getattr(exc, "problem", None) or exc.__class__.__name__)[:120]
+        raise ValueError(f"invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ValueError("invalid YAML: nested too deeply") from None
+
+
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """Parse the YAML file at `path` (at most MAX_RECIPE_BYTES); `what` names it in errors
+    ("recipe", "dataset spec"). Every failure is a one-line UserError."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{what} {path}: no such file")
+    if not path.is_file():
+        raise UserError(f"{what} {path}: not a regular file")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_RECIPE_BYTES + 1)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} {path}: cannot read ({exc.__class__.__name__})") from None
+    if len(data) > MAX_RECIPE_BYTES:
         raise UserError(
-            f"--set {path}: value {text!r} is not valid YAML ({exc.__class__.__name__})"
-        ) from None
+            f"{what} {path}: larger than {MAX_RECIPE_BYTES // 1024} KiB, the limit for "
+            "a YAML file edgemtl reads (docs/formats.md)"
+        )
+    try:
+        return parse_yaml(text)
+    except ValueError as exc:
+        raise UserError(f"{what} {path}: {exc}") from None
+
+
+def set_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` to a raw recipe dict; the value is parsed as YAML
+    (`parse_yaml`: no anchors or aliases), the assignment is at most MAX_SET_CHARS."""
+    if len(assignment) > MAX_SET_CHARS:
+        raise UserError(f"--set {excerpt(assignment)}: longer than {MAX_SET_CHARS} characters")
+    if "=" not in assignment:
+        raise UserError(f"--set {excerpt(assignment)}: expected key.path=value")
+    path, _, text = assignment.partition("=")
+    keys = [k.strip() for k in path.strip().split(".") if k.strip()]
+    if not keys:
+        raise UserError(f"--set {excerpt(assignment)}: empty key path")
+    try:
+        value = parse_yaml(text) if text.strip() else None
+    except ValueError as exc:
+        raise UserError(f"--set {excerpt(path)}: value {excerpt(text)}: {exc}") from None
     node = raw
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)
@@ -475,7 +556,8 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
             child = {}
             node[key] = child
         if not isinstance(child, dict):
-            raise UserError(f"--set {path}: {'.'.join(keys[: depth + 1])} is not a section")
+            where = short(".".join(keys[: depth + 1]))
+            raise UserError(f"--set {excerpt(path)}: {where} is not a section")
         node = child
     node[keys[-1]] = value
 
@@ -483,29 +565,26 @@ def set_override(raw: dict[str, Any], assignment: str) -> None:
 def recipe_from_dict(
     raw: dict[str, Any], source: str = "<dict>", overrides: list[str] | tuple[str, ...] = ()
 ) -> Recipe:
-    raw = copy.deepcopy(raw)
+    """Validate a raw recipe dict after applying `overrides` (`set_override`); every
+    problem is a one-line UserError naming `source` and the key path."""
+    try:
+        raw = copy.deepcopy(raw)
+    except RecursionError:
+        raise UserError(f"recipe {source}: nested too deeply") from None
     for assignment in overrides:
         set_override(raw, assignment)
     try:
         return Recipe.model_validate(raw)
     except ValidationError as err:
         raise UserError(_validation_message(source, err)) from None
+    except RecursionError:
+        raise UserError(f"recipe {source}: nested too deeply") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read, override and validate a recipe file; every failure is a one-line UserError."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe {path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise UserError(f"recipe {path}: invalid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"recipe {path}: cannot read ({exc.__class__.__name__})") from None
+    raw = read_yaml_file(path, "recipe")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

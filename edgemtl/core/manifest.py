@@ -21,11 +21,12 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt
 from edgemtl.core.heads import HeadName
 from edgemtl.core.io import atomic_write_json, sha256_file
+from edgemtl.core.paths import inside, name_problem
 from edgemtl.core.records import Finite, RGBMeanList, RGBStdList, Side, TaskRecord
 
 #: The version written. 2: `head` may name a decoder exit (exit1..exit3) and the optional
@@ -42,6 +43,15 @@ Precision = Literal["fp32", "fp16", "int8"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def _file_name(name: str | None) -> str | None:
+    """A file of the bundle: a plain name (no folder part, not `..`), so reading, replacing
+    or deleting it never reaches outside the bundle (`edgemtl.core.paths.inside`)."""
+    problem = name_problem(name) if name is not None else None
+    if problem is not None:
+        raise ValueError(problem)
+    return name
 
 
 class TaskEntry(TaskRecord):
@@ -146,6 +156,11 @@ class Parity(_Model):
     checks: dict[str, dict[str, Check]] = Field(default_factory=dict)  # task -> metric -> check
     metrics: dict[str, Any] | None = None  # INT8: {"reference": {...}, "candidate": {...}}
 
+    @field_validator("reference")
+    @classmethod
+    def _reference_name(cls, reference: str) -> str:
+        return reference if reference == "torch" else _file_name(reference)  # type: ignore[return-value]
+
 
 class TrtInfo(_Model):
     version: str
@@ -154,6 +169,11 @@ class TrtInfo(_Model):
     flags: list[str] = Field(default_factory=list)
     strategy: str = ""
     built_from: str = ""
+
+    @field_validator("built_from")
+    @classmethod
+    def _built_from_name(cls, name: str) -> str:
+        return name and _file_name(name)  # type: ignore[return-value]
 
 
 class Artifact(_Model):
@@ -168,6 +188,11 @@ class Artifact(_Model):
     parity: Parity | None = None
     trt: TrtInfo | None = None
     built_from: str | None = None  # the artifact this one was derived from
+
+    @field_validator("file", "built_from")
+    @classmethod
+    def _plain_file_names(cls, name: str | None) -> str | None:
+        return _file_name(name)
 
 
 class Source(_Model):
@@ -232,7 +257,7 @@ def manifest_from_dict(data: Any, origin: str = MANIFEST_NAME) -> Manifest:
     version = data.get("schema_version")
     if version not in READS:
         raise UserError(
-            f"{origin}: schema_version is {version!r}, this edgemtl reads "
+            f"{origin}: schema_version is {excerpt(version)}, this edgemtl reads "
             f"{' and '.join(map(str, READS))}"
         )
     try:
@@ -276,9 +301,15 @@ def upsert_artifact(manifest: Manifest, artifact: Artifact) -> None:
     manifest.artifacts.append(artifact)
 
 
+def artifact_path(bundle_dir: str | Path, name: str) -> Path:
+    """`bundle_dir / name` for a file the manifest names, checked to stay inside the bundle
+    (`edgemtl.core.paths.inside`); every read, replace or delete goes through here."""
+    return inside(bundle_dir, name, f"{Path(bundle_dir) / MANIFEST_NAME}: file {excerpt(name)}")
+
+
 def verify_artifact(bundle_dir: str | Path, entry: Artifact) -> Path:
     """Return the artifact's path after checking it exists and its sha256 matches."""
-    path = Path(bundle_dir) / entry.file
+    path = artifact_path(bundle_dir, entry.file)
     if not path.is_file():
         raise UserError(f"{path}: listed in {MANIFEST_NAME} but missing from the bundle")
     actual = sha256_file(path)

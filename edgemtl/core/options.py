@@ -4,16 +4,66 @@ Why groups: `eval`, `profile`, `predict`, `export` and the `data` commands take
 the same kinds of flags (where the images come from, where results go, which
 artifact of a bundle); each command's options object holds these groups, the
 CLI builds them from flags, and Python callers build them directly. The
-runtime group is `edgemtl.deploy.runtime.base.RunnerOptions`. Torch-free.
+runtime group is `edgemtl.deploy.runtime.base.RunnerOptions`. Every options object
+checks its values in `__post_init__` with the helpers below (`positive`,
+`non_negative`, `at_least_one`, `choice`) and its output paths with
+`edgemtl.core.paths`, so one flag is judged the same way by every command, before
+any work starts. Torch-free.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt
+from edgemtl.core.paths import check_output_file
+
+#: `--device` of the commands that run PyTorch (train, eval); the runners take cpu or cuda.
+TORCH_DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+#: Suffixes `--plot` writes (matplotlib picks the format from them).
+PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def positive(value: Any, flag: str, unit: str = "") -> float:
+    """`value` as a finite number > 0; else a UserError naming `flag`."""
+    number = _number(value)
+    if number is None or number <= 0:
+        raise UserError(f"{flag} {excerpt(value)}: expected a positive number{unit}")
+    return number
+
+
+def non_negative(value: Any, flag: str, unit: str = "") -> float:
+    """`value` as a finite number >= 0; else a UserError naming `flag`."""
+    number = _number(value)
+    if number is None or number < 0:
+        raise UserError(f"{flag} {excerpt(value)}: expected a number >= 0{unit}")
+    return number
+
+
+def at_least_one(value: Any, flag: str) -> int:
+    """`value` as an integer >= 1 (a count); else a UserError naming `flag`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{flag} {excerpt(value)}: expected a whole number >= 1")
+    return value
+
+
+def choice(value: Any, flag: str, allowed: Sequence[str]) -> str:
+    """`value` when it is one of `allowed`; else a UserError naming `flag` and them."""
+    if value not in allowed:
+        names = ", ".join(allowed[:-1]) + (" or " if len(allowed) > 1 else "") + allowed[-1]
+        raise UserError(f"{flag} {excerpt(value)}: expected {names}")
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -26,8 +76,8 @@ class DataSource:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"--limit {self.limit}: expected a positive number of images")
+        if self.limit is not None:
+            at_least_one(self.limit, "--limit")
 
 
 @dataclass(frozen=True)
@@ -38,6 +88,15 @@ class OutputFiles:
     json: str | None = None
     markdown: str | None = None
     plot: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, before any work: a bad path fails in a second, not after the run.
+        if self.json and not self.json_to_stdout:
+            check_output_file(self.json, "--json")
+        if self.markdown:
+            check_output_file(self.markdown, "--markdown")
+        if self.plot:
+            check_output_file(self.plot, "--plot", PLOT_SUFFIXES)
 
     @property
     def json_to_stdout(self) -> bool:
@@ -88,6 +147,6 @@ def parse_list(
     if allowed is None:
         return values
     values = [v.lower() for v in values]
-    if any(v not in allowed for v in values):
-        raise UserError(f"{flag} {text!r}: expected some of {', '.join(allowed)}")
+    if not values or any(v not in allowed for v in values):
+        raise UserError(f"{flag} {excerpt(text)}: expected some of {', '.join(allowed)}")
     return values

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.tasks import TaskKind, get_kind
-from edgemtl.data.imageio import read_npy
+from edgemtl.data.imageio import describe, read_npy
 from edgemtl.data.readers import detect_kind, kind_tasks, open_reader
 
 CHECK_SCHEMA_VERSION = 1
@@ -30,16 +30,7 @@ IMAGE_TOLERANCE = 1e-3
 
 def _disk_format(path: Path) -> str:
     """On-disk type from the header only: 'float32 .npy', 'PNG I;16', ..."""
-    if path.suffix == ".npy":
-        arr = read_npy(path)
-        return f"{arr.dtype} .npy"
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return f"PNG {img.mode}"
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path}: cannot decode as PNG ({exc.__class__.__name__})") from None
+    return describe(path)
 
 
 def _check_npy_raw(task: TaskKind | None, path: Path) -> None:

@@ -15,6 +15,8 @@ from rich.table import Table
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_write_json
 from edgemtl.core.options import DatasetFormat, OutputFiles
+from edgemtl.core.paths import check_not_an_input
+from edgemtl.data.readers import DATASET_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def check_command(root: Path, options: CheckOptions) -> dict[str, Any]:
     from edgemtl.data.check import check_dataset
 
     quiet = options.quiet
+    if options.output.json and not options.output.json_to_stdout:
+        check_not_an_input(options.output.json, "--json", folders=[root], suffixes=DATASET_SUFFIXES)
     task_list = list(options.tasks) if options.tasks else None
     console = Console(stderr=True, quiet=quiet)
     state: dict[str, Any] = {}

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.config import read_yaml_file
+from edgemtl.core.errors import UserError, short
 from edgemtl.core.tasks import get_kind, kind_names
 from edgemtl.data.imageio import read_npy, read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
@@ -79,7 +79,8 @@ class FolderSpec(_Strict):
         for key, entry in self.tasks.items():
             if key not in kind_names():
                 raise ValueError(
-                    f"tasks.{key}: unknown task kind (expected one of: {', '.join(kind_names())})"
+                    f"tasks.{short(key)}: unknown task kind "
+                    f"(expected one of: {', '.join(kind_names())})"
                 )
             if get_kind(key).labels:
                 if not entry.classes:
@@ -107,17 +108,14 @@ def load_folder_spec(root: Path) -> FolderSpec:
             f"{path}: not found (a folder dataset is described by {SPEC_FILE}; see "
             "docs/datasets.md)"
         )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot parse ({exc.__class__.__name__})") from None
+    raw = read_yaml_file(path, "dataset spec")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping with keys splits, image, tasks")
     try:
         return FolderSpec.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        loc = ".".join(short(p) for p in first["loc"])
         msg = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -15,6 +15,9 @@ from typing import Any
 from edgemtl.core.errors import UserError
 
 KINDS: tuple[str, ...] = ("nyuv2", "cityscapes", "taskonomy", "folder", "synthetic")
+#: Suffixes of the files the readers read (images, arrays, specs, split files): an output
+#: inside a dataset folder never replaces one of these (`edgemtl.core.paths.check_not_an_input`).
+DATASET_SUFFIXES: tuple[str, ...] = (".png", ".npy", ".yaml", ".yml", ".csv", ".txt", ".json")
 
 
 def open_reader(

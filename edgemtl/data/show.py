@@ -20,8 +20,10 @@ import numpy as np
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
 from edgemtl.core.options import DatasetFormat
+from edgemtl.core.paths import check_not_an_input, check_output_file
 from edgemtl.core.tasks import get_kind
 from edgemtl.core.tasks.colours import class_colours
+from edgemtl.data.readers import DATASET_SUFFIXES
 from edgemtl.data.sample import Sample
 
 PANEL_PX = 320
@@ -118,6 +120,9 @@ class ShowOptions:
     format: DatasetFormat = field(default_factory=DatasetFormat)
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        check_output_file(self.out, "--out", (".png",))
+
 
 def show_command(root: Path, options: ShowOptions) -> Path:
     """Write one sample's side-by-side PNG; returns its path."""
@@ -130,8 +135,7 @@ def show_command(root: Path, options: ShowOptions) -> Path:
     root = root.expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found")
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out {out}: expected a .png path")
+    check_not_an_input(out, "--out", folders=[root], suffixes=DATASET_SUFFIXES)
     kind = options.format.dataset or detect_kind(root)
     tasks = kind_tasks(kind, root)
     # The sample shown passes `data check`'s per-sample checks (a broken file is named).

@@ -37,6 +37,7 @@ from edgemtl.core.tasks.normal import unit_vectors
 from edgemtl.data.imageio import read_png
 from edgemtl.data.preprocess import resize_bilinear, resize_nearest
 from edgemtl.data.sample import Sample, normalize_index
+from edgemtl.data.split_files import read_split_file
 
 RGB = "rgb"
 MASK = "mask_valid"
@@ -71,67 +72,6 @@ DEPTH_UNITS_PER_M = 512.0
 DEPTH_MISSING = 65535
 NORMAL_CENTRE = 127.0
 _NAME = re.compile(r"^(point_.+_view_.+)_domain_(.+)$")
-DEFAULT_SPLIT_FILE = "splits.csv"
-
-
-# ------------------------------------------------------------------ split files
-
-
-def _resolve(root: Path, name: str) -> Path:
-    path = Path(name).expanduser()
-    if path.is_absolute():
-        return path
-    return root / path if (root / path).exists() or not path.exists() else path
-
-
-def read_split_file(root: Path, split_file: str | None, split: str) -> tuple[Path, list[str]]:
-    """Buildings of `split` from the split file.
-
-    Accepted forms: a path containing `{split}` (e.g. `splits/{split}.txt`, one
-    building per line); a CSV of `building,split` rows; or Taskonomy's own CSV
-    with a header `id,train,val,test` and 0/1 flags.
-    """
-    if split_file is None:
-        if not (root / DEFAULT_SPLIT_FILE).is_file():
-            raise UserError(
-                f"taskonomy {root}: no split file: set data.split_file (a CSV of building,split, "
-                "or a path with {split} listing one building per line) or add "
-                f"{DEFAULT_SPLIT_FILE}"
-            )
-        split_file = DEFAULT_SPLIT_FILE
-    templated = "{split}" in split_file
-    path = _resolve(root, split_file.replace("{split}", split))
-    if not path.is_file():
-        raise UserError(f"{path}: split file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read split file ({exc.__class__.__name__})") from None
-    rows = [
-        [cell.strip() for cell in line.split(",")]
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if templated:
-        return path, [row[0] for row in rows]
-    if not rows:
-        raise UserError(f"{path}: split file is empty")
-    header = [cell.lower() for cell in rows[0]]
-    if split in header[1:]:  # Taskonomy's flag table: id,train,val,test
-        col = header.index(split)
-        return path, [
-            row[0]
-            for row in rows[1:]
-            if len(row) > col and row[col].lower() in ("1", "true", "yes")
-        ]
-    body = rows[1:] if header[:2] == ["building", "split"] else rows
-    for line_no, row in enumerate(body, start=2 if body is not rows else 1):
-        if len(row) < 2:
-            raise UserError(
-                f"{path}: line {line_no}: expected 'building,split' (or use a path with "
-                "{split} listing one building per line)"
-            )
-    return path, [row[0] for row in body if row[1] == split]
 
 
 # ----------------------------------------------------------------------- reader

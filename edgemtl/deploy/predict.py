@@ -19,7 +19,9 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.options import ArtifactChoice
+from edgemtl.core.paths import check_not_an_input, check_output_dir
 from edgemtl.core.tasks import TaskKind
+from edgemtl.data.imageio import read_rgb, to_rgb01
 from edgemtl.deploy.predict_output import render as render  # public name, re-exported
 from edgemtl.deploy.predict_output import write_outputs
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
@@ -44,6 +46,9 @@ class PredictOptions:
     overlays: bool = True
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        check_output_dir(self.out, "--out")
+
     @property
     def precision(self) -> str | None:
         """The one bundle precision `--precision` asked for (None: `_pick` chooses)."""
@@ -51,39 +56,9 @@ class PredictOptions:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """H x W x 3 float32 RGB in [0, 1] from PNG/JPG (Pillow) or .npy (float [0,1] or uint8)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such image file")
-    if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: not a readable .npy array ({exc})") from None
-        return _as_rgb01(arr, path)
-    try:
-        from PIL import Image
-
-        with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"{path}: not a readable image ({type(exc).__name__}); expected PNG/JPG or .npy"
-        ) from None
-    return rgb.astype(np.float32) / 255.0
-
-
-def _as_rgb01(arr: np.ndarray, origin: Any) -> np.ndarray:
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise UserError(f"{origin}: expected an H x W x 3 RGB image, got shape {tuple(arr.shape)}")
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    arr = arr.astype(np.float32)
-    if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
-        raise UserError(
-            f"{origin}: float images must be in [0, 1] (got {arr.min():.3g}..{arr.max():.3g})"
-        )
-    return arr
+    """H x W x 3 float32 RGB in [0, 1] from PNG/JPG/BMP/WebP (EXIF orientation applied, any
+    bit depth scaled) or .npy: `edgemtl.data.imageio.read_rgb`, the one image decoder."""
+    return read_rgb(path, orient=True)
 
 
 def _pick(refs: list[ModelRef], device: str, precision: str | None) -> ModelRef:
@@ -142,7 +117,7 @@ class Predictor:
         from edgemtl.data.preprocess import preprocess_image
 
         frames = [
-            read_image(im) if isinstance(im, (str, Path)) else _as_rgb01(np.asarray(im), "image")
+            read_image(im) if isinstance(im, (str, Path)) else to_rgb01(im, "image")
             for im in images
         ]
         batch = np.stack([preprocess_image(f, self.spec) for f in frames])
@@ -207,13 +182,16 @@ def predict_command(
     ) as predictor:
         names = predictor.class_names
         specs = {t.key: t for t in predictor.ref.tasks}
+        stems = output_names(files)
+        for stem in stems:  # an output named like an input (a.png beside a.seg.png) is refused
+            pngs = [f"{stem}.{key}.png" for key in specs] if options.overlays else []
+            for name in (f"{stem}.npz", *pngs):
+                check_not_an_input(Path(out) / name, "--out", files)
         with bar(console, f"predict {predictor.ref.label}", len(files)) as advance:
             for i, path in enumerate(files):
                 image = read_image(path)
                 result = predictor.predict(image)
-                paths = write_outputs(
-                    out, _stem(path, files), image, result, specs, names, options.overlays
-                )
+                paths = write_outputs(out, stems[i], image, result, specs, names, options.overlays)
                 written.append({"input": str(path), "outputs": [str(p) for p in paths]})
                 advance(i + 1, len(files))
     Console(quiet=quiet).print(
@@ -237,7 +215,24 @@ def _expand(inputs: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _stem(path: Path, files: list[Path]) -> str:
-    """Output name: the file's stem, made unique when two inputs share one."""
-    same = [f for f in files if f.stem == path.stem]
-    return path.stem if len(same) == 1 else f"{path.parent.name}_{path.stem}"
+def output_names(files: Sequence[Path]) -> list[str]:
+    """One output name per input, never two alike: the stem; for inputs sharing a stem, the
+    stem and suffix (`a_jpg`, `a_png`); then the parent folder too; then a counter."""
+    names = [f.stem for f in files]
+    steps = (
+        lambda f: f"{f.stem}_{f.suffix.lstrip('.')}",
+        lambda f: f"{f.parent.name}_{f.stem}_{f.suffix.lstrip('.')}",
+    )
+    for step in steps:
+        clash = {n for n in names if names.count(n) > 1}
+        names = [step(f) if n in clash else n for f, n in zip(files, names)]
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate in taken:
+            k += 1
+            candidate = f"{name}_{k}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique

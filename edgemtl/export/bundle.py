@@ -14,7 +14,14 @@ from pathlib import Path
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import TempDir, sweep_temporaries
-from edgemtl.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_manifest, write_manifest
+from edgemtl.core.manifest import (
+    MANIFEST_NAME,
+    Artifact,
+    Manifest,
+    artifact_path,
+    load_manifest,
+    write_manifest,
+)
 
 
 class BundleWriter:
@@ -44,7 +51,7 @@ class BundleWriter:
 
     def path(self, name: str) -> Path:
         """Where to write `name` now (the staging folder)."""
-        return self.stage / name
+        return artifact_path(self.stage, name)
 
     def existing(self, file: str) -> Artifact | None:
         return next((a for a in self.manifest.artifacts if a.file == file), None)
@@ -54,7 +61,7 @@ class BundleWriter:
         old = self.existing(artifact.file)
         if old is not None and old.sha256 == artifact.sha256:
             self.status[artifact.file] = "unchanged"
-            (self.stage / artifact.file).unlink(missing_ok=True)
+            self.path(artifact.file).unlink(missing_ok=True)
             return "unchanged"
         if old is not None and not self.force:
             raise UserError(
@@ -101,13 +108,13 @@ class BundleWriter:
             self._staging.release(remove=False)
             return
         for name in self.staged:
-            src = self.stage / name
+            src = self.path(name)
             if src.exists():
-                os.replace(src, self.final / name)
+                os.replace(src, artifact_path(self.final, name))
         write_manifest(self.final, self.manifest)
         listed = {a.file for a in self.manifest.artifacts}
         for name in sorted(set(self.removed) | (self.old_files - listed)):
-            (self.final / name).unlink(missing_ok=True)
+            artifact_path(self.final, name).unlink(missing_ok=True)
         self.discard()
 
     def discard(self) -> None:

@@ -21,11 +21,13 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.heads import bundle_head
 from edgemtl.core.manifest import (
     MANIFEST_NAME,
+    artifact_path,
     check_onnx_artifact,
     find_artifact,
     load_manifest,
     verify_artifact,
 )
+from edgemtl.core.paths import check_output_dir
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.export import parity
 from edgemtl.export.bundle import BundleWriter
@@ -84,6 +86,10 @@ def export_command(
         raise UserError(
             f"--out {out}: exporting from bundle {source} adds to that bundle; copy it first"
         )
+    if source.is_dir():  # export from a bundle writes into it
+        check_output_dir(source, "")
+    elif out is None:
+        check_output_dir(options.export_dir, "")
     if source.is_dir() and options.dynamic_batch:
         raise UserError(
             f"--dynamic-batch: {source} is a bundle, whose batch mode was fixed "
@@ -147,7 +153,7 @@ def _from_bundle(
         )
         if trt_note:
             ctx.notes.append(trt_note)
-        fp32_path = bundle / fp32.file
+        fp32_path = artifact_path(bundle, fp32.file)
         with ctx.step("fp32: reference outputs (ONNX Runtime)"):
             reference = run_onnx(ctx, fp32_path)
         present = tuple(a.precision for a in manifest.artifacts if a.format == "onnx")

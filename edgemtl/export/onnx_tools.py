@@ -37,7 +37,7 @@ def load(path: str | Path) -> onnx.ModelProto:
         return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 (protobuf DecodeError, OSError, onnx's own errors)
         raise UserError(
-            f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})"
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
 
 

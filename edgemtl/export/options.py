@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt, short
 from edgemtl.core.heads import parse_head
+from edgemtl.core.options import at_least_one, choice, non_negative
+from edgemtl.core.paths import check_output_dir
 from edgemtl.export import parity
 
 
@@ -48,13 +50,17 @@ class ExportOptions:
     export_dir: Path = Path("export")
 
     def __post_init__(self) -> None:
-        if self.outputs not in ("raw", "decoded"):
-            raise UserError(f"--outputs {self.outputs}: expected raw or decoded")
+        choice(self.outputs, "--outputs", ("raw", "decoded"))
         if self.head is not None:
             parse_head(self.head)
-        if self.calib < 1 or self.samples < 1 or self.max_batch < 1:
-            raise UserError("--calib, --samples and --max-batch must be at least 1")
-        parity.Tolerances.with_overrides(dict(self.tolerances))  # validates names and values
+        at_least_one(self.calib, "--calib")
+        at_least_one(self.samples, "--samples")
+        at_least_one(self.max_batch, "--max-batch")
+        for name, value in self.tolerances.items():
+            non_negative(value, f"--tol {name}")
+        parity.Tolerances.with_overrides(dict(self.tolerances))  # validates names
+        if self.out is not None:  # where the bundle goes; the default folder is checked
+            check_output_dir(self.out, "--out")  # once the run's name is known
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, float]:
@@ -68,7 +74,9 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
             out[name.strip()] = float(value)
         except ValueError:
             raise UserError(
-                f"--tol {item!r}: expected NAME=NUMBER, e.g. fp32_max_abs=2e-3"
+                f"--tol {excerpt(item)}: expected NAME=NUMBER, e.g. fp32_max_abs=2e-3"
             ) from None
+    for name, value in out.items():
+        non_negative(value, f"--tol {short(name)}")
     parity.Tolerances.with_overrides(out)  # validates names
     return out

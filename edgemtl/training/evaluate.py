@@ -15,7 +15,8 @@ from rich.console import Console
 from edgemtl.core.checkpoint_schema import Checkpoint
 from edgemtl.core.heads import ALL, checkpoint_heads, parse_head, require_checkpoint_head
 from edgemtl.core.io import atomic_write_text
-from edgemtl.core.options import DataSource, OutputFiles
+from edgemtl.core.options import TORCH_DEVICES, DataSource, OutputFiles, choice
+from edgemtl.core.paths import check_not_an_input
 from edgemtl.core.tables import heads_table
 from edgemtl.data.registry import open_split
 from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
@@ -40,6 +41,14 @@ class EvalOptions:
     device: str | None = None
     reference: Sequence[str] | None = None
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            choice(self.device, "--device", TORCH_DEVICES)
+
+
+#: What a run folder holds besides the checkpoint scored (docs/formats.md "Run folder").
+RUN_FILES = ("last.pt", "best.pt", "recipe.yaml", "metrics.jsonl", "summary.json")
 
 
 def resolve_heads(ckpt: Checkpoint, head: str) -> list[str]:
@@ -96,6 +105,9 @@ def evaluate_checkpoint(
 
 def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
     """`edgemtl eval`: score, print a table per head (or the JSON), write `--json`."""
+    if options.output.json and not options.output.json_to_stdout:  # never over the run's files
+        run_files = [checkpoint, *(checkpoint.parent / name for name in RUN_FILES)]
+        check_not_an_input(options.output.json, "--json", run_files)
     console = Console(stderr=True, quiet=options.quiet)
     ref = None
     if options.reference:

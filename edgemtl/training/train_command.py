@@ -17,6 +17,8 @@ from rich.console import Console
 
 from edgemtl.core.config import Recipe, load_recipe, recipe_from_dict
 from edgemtl.core.errors import UserError
+from edgemtl.core.options import TORCH_DEVICES, choice
+from edgemtl.core.paths import check_output_dir
 from edgemtl.core.tables import heads_table
 from edgemtl.training.checkpoint import load_checkpoint
 from edgemtl.training.device import pick_device
@@ -42,6 +44,14 @@ class TrainOptions:
     device: str | None = None
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            choice(self.device, "--device", TORCH_DEVICES)
+        if self.out is not None:
+            check_output_dir(self.out, "--out")
+        else:  # runs/<recipe>-<time>, or the newest run there
+            check_output_dir(RUNS, "")
+
     @classmethod
     def from_file(
         cls, path: str | Path, overrides: list[str] | tuple[str, ...] = (), **options: Any
@@ -50,7 +60,11 @@ class TrainOptions:
         return cls(load_recipe(path, overrides), tuple(overrides), **options)
 
 
-def default_run_dir(recipe: Recipe, root: str | Path = "runs") -> Path:
+#: Where run folders go unless `--out` says otherwise.
+RUNS = Path("runs")
+
+
+def default_run_dir(recipe: Recipe, root: str | Path = RUNS) -> Path:
     """`runs/<recipe>-<YYYYmmdd-HHMMSS>` (suffixed -2, -3 ... when taken)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(root) / f"{recipe.name}-{stamp}"
@@ -61,7 +75,7 @@ def default_run_dir(recipe: Recipe, root: str | Path = "runs") -> Path:
     return path
 
 
-def find_resume_dir(recipe: Recipe, out: Path | None, root: str | Path = "runs") -> Path:
+def find_resume_dir(recipe: Recipe, out: Path | None, root: str | Path = RUNS) -> Path:
     """`out` when it holds a last.pt, else the newest run of `recipe` under `root` that does."""
     if out is not None:
         if not (out / "last.pt").is_file():

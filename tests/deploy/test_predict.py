@@ -67,9 +67,9 @@ def test_command_writes_arrays_and_overlays(bundle: Path, tmp_path: Path) -> Non
 def test_read_image_errors(tmp_path: Path) -> None:
     bad = tmp_path / "x.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(UserError, match="not a readable image"):
+    with pytest.raises(UserError, match="cannot decode as an image"):
         read_image(bad)
-    np.save(tmp_path / "g.npy", np.zeros((4, 4)))
+    np.save(tmp_path / "g.npy", np.zeros((4, 4, 2)))  # grey H x W is fine, 2 channels not
     with pytest.raises(UserError, match="H x W x 3"):
         read_image(tmp_path / "g.npy")
     np.save(tmp_path / "f.npy", np.full((4, 4, 3), 7.0))
@@ -79,3 +79,54 @@ def test_read_image_errors(tmp_path: Path) -> None:
         predict_command(
             tmp_path, [tmp_path / "missing.png"], PredictOptions(out=tmp_path / "o", quiet=True)
         )
+
+
+def test_inputs_sharing_a_stem_keep_their_own_outputs(bundle: Path, tmp_path: Path) -> None:
+    """`a.jpg` and `a.png` (and a folder's `a.png`) must not overwrite each other's files."""
+    from edgemtl.deploy.predict import output_names
+
+    frames = tmp_path / "frames"
+    (frames / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    pictures = {
+        name: (rng.random((16, 32, 3)) * 255).astype(np.uint8)
+        for name in ("a.png", "a.jpg", "sub/a.png")
+    }
+    for name, rgb in pictures.items():
+        Image.fromarray(rgb).save(frames / name, quality=95)
+    inputs = [frames / "a.png", frames / "a.jpg", frames / "sub" / "a.png"]
+    assert output_names(inputs) == ["frames_a_png", "a_jpg", "sub_a_png"]
+    assert output_names([frames / "x.png", frames / "x.png"]) == ["frames_x_png", "frames_x_png_2"]
+    options = PredictOptions(out=tmp_path / "out", runner=RunnerOptions(threads=1), quiet=True)
+    predict_command(bundle, inputs, options)
+    with Predictor(bundle, threads=1) as pred:
+        for stem, name in zip(output_names(inputs), pictures):
+            saved = np.load(tmp_path / "out" / f"{stem}.npz")
+            expected = pred.predict(read_image(frames / name))
+            np.testing.assert_array_equal(saved["seg"], expected["seg"])
+
+
+def test_phone_photo_is_predicted_upright(bundle: Path, tmp_path: Path) -> None:
+    """EXIF orientation 6 (stored turned 90 degrees): the maps come at the upright size and
+    equal those of the upright picture."""
+    upright = (np.random.default_rng(4).random((24, 40, 3)) * 255).astype(np.uint8)
+    stored = np.rot90(upright, k=1)  # what a phone held upright writes with orientation 6
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "phone.png", exif=exif.tobytes())
+    np.testing.assert_array_equal(read_image(tmp_path / "phone.png"), upright / np.float32(255))
+    with Predictor(bundle, threads=1) as pred:
+        turned = pred.predict(tmp_path / "phone.png")
+        straight = pred.predict(upright)
+    assert turned["seg"].shape == (24, 40)
+    np.testing.assert_array_equal(turned["seg"], straight["seg"])
+
+
+def test_sixteen_bit_grey_png_is_scaled_not_clipped(bundle: Path, tmp_path: Path) -> None:
+    ramp = np.linspace(0, 65535, 16 * 32).astype(np.uint16).reshape(16, 32)
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    image = read_image(tmp_path / "grey16.png")
+    np.testing.assert_allclose(image[..., 0], ramp / 65535.0, atol=1e-6)
+    assert (image[..., 0] == image[..., 2]).all() and image.min() == 0 and image.max() == 1
+    assert 0.45 < float(image.mean()) < 0.55  # the old decoder gave 1.0 almost everywhere

@@ -125,3 +125,50 @@ def test_modes_unknown_without_tools() -> None:
     if shutil.which("tegrastats") is None:
         sampler, reason = open_sampler("cpu")
         assert sampler is None and "not a Jetson" in reason
+
+
+def test_thor_negative_gpu_rail_is_kept() -> None:
+    """JetPack 7 on Thor: an idle VDD_GPU below zero is a reading, not noise to drop."""
+    idle, load = (parse_line(x) for x in lines("thor_jp7_negative.txt"))
+    assert idle is not None and load is not None
+    assert idle.rails["VDD_GPU"] == (-392.0, -392.0)
+    assert set(idle.rails) == {"VDD_GPU", "VDD_CPU_SOC_MSS", "VIN_SYS_5V0", "VIN"}
+    assert idle.source == "VIN" and idle.board_mw == 15004 and idle.terms == ("VIN",)
+    assert load.rails["VDD_GPU"] == (18210.0, 4120.0) and load.board_mw == 33650
+
+
+def test_sum_of_rails_keeps_its_terms_line_to_line() -> None:
+    """AGX Orin has no board-input rail: the sum adds the same rails on every line, a negative
+    idle reading included; a line without one of them is left out, never summed differently."""
+    from edgemtl.deploy.profile.tegrastats import board_power
+
+    first, negative, partial = (parse_line(x) for x in lines("agx_orin_jp5_nc_rails.txt"))
+    assert first is not None and negative is not None and partial is not None
+    assert set(first.rails) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "NC", "VDDQ_VDD2_1V8AO"}
+    assert first.board_mw == 2399 + 400 + 4032 + 0 + 301  # -256C temperatures are not rails
+    assert negative.rails["VDD_GPU_SOC"] == (-120.0, 1139.0)
+    assert negative.terms == first.terms
+    source, values = board_power([first, negative, partial])
+    assert source == first.source and source.startswith("sum of ")
+    assert values == [7132.0, -120 + 380 + 4010 + 0 + 298]  # the partial line is left out
+
+
+def test_sampler_keeps_the_first_lines_terms(tmp_path: Path) -> None:
+    """The real TegrastatsSampler on a replayed stream whose last line lacks rails."""
+    import os
+    import time
+
+    from edgemtl.deploy.profile.power import TegrastatsSampler
+
+    script = tmp_path / "tegrastats"
+    replay = "\n".join(f"echo '{ln}'; sleep 0.02" for ln in lines("agx_orin_jp5_nc_rails.txt"))
+    script.write_text(f"#!/bin/sh\n{replay}\nsleep 5\n")
+    os.chmod(script, 0o755)
+    sampler = TegrastatsSampler(interval_ms=20, binary=str(script))
+    sampler.start()
+    deadline = time.time() + 5
+    while sampler.facts.get("lines_skipped", 0) < 1 and time.time() < deadline:
+        time.sleep(0.02)
+    sampler.stop()
+    assert [r.watts for r in sampler.readings] == [7.132, (-120 + 380 + 4010 + 298) / 1000]
+    assert sampler.facts["lines_skipped"] == 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt
 
 #: One gated number: (value, tolerance, op) with op "<=" or ">=".
 Gate = tuple[float, float, str]
@@ -47,7 +47,7 @@ class Tolerances:
         bad = sorted(set(overrides or {}) - known)
         if bad:
             raise UserError(
-                f"unknown tolerance {bad[0]!r}: expected one of {', '.join(sorted(known))}"
+                f"unknown tolerance {excerpt(bad[0])}: expected one of {', '.join(sorted(known))}"
             )
         return replace(cls(), **{k: float(v) for k, v in (overrides or {}).items()})
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.io import TempDir, atomic_dir, atomic_write_json, sweep_temporaries
+from edgemtl.core.paths import check_output_dir
 from edgemtl.data.sample import Sample
 from edgemtl.data.synthetic.params import CLASS_NAMES, GENERATOR_VERSION, SPLITS, SynthParams
 from edgemtl.data.synthetic.render import render_sample
@@ -150,6 +151,7 @@ def ensure_dataset(params: SynthParams, progress: Callable[[int, int], None] | N
     sweep_temporaries(final.parent)
     if _is_complete(final, params):
         return final
+    check_output_dir(cache_root(), "EDGEMTL_CACHE")
     with _locked(final.parent / f".{final.name}.lock"):
         if _is_complete(final, params):
             return final

@@ -18,9 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import UserError, excerpt
 from edgemtl.core.heads import TEACHER
-from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
+from edgemtl.core.manifest import artifact_path
+from edgemtl.core.options import (
+    ArtifactChoice,
+    DataSource,
+    OutputFiles,
+    at_least_one,
+    non_negative,
+    parse_list,
+    positive,
+)
+from edgemtl.core.paths import check_not_an_input
 from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.rows import time_rows
 from edgemtl.deploy.profile.timing import TimingConfig
@@ -31,6 +41,8 @@ PROFILE_SCHEMA_VERSION = 1
 
 
 FORMATS = ("onnx", "trt")
+#: Suffixes of the files a bundle folder holds (manifest, models, engines, timing cache).
+BUNDLE_FILES = (".json", ".onnx", ".trt", ".engine", ".plan", ".cache")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -64,11 +76,11 @@ class ProfileOptions:
     budget_ms: float | None = None
 
     def __post_init__(self) -> None:
-        if self.runner.device not in ("cpu", "cuda"):
-            raise UserError(f"--device {self.runner.device!r}: expected cpu or cuda")
         parse_batches(self.batches)
-        if self.budget_ms is not None and not self.budget_ms > 0:
-            raise UserError(f"--budget-ms {self.budget_ms}: expected a positive number of ms")
+        at_least_one(self.rounds, "--rounds")
+        non_negative(self.idle_s, "--idle", " of seconds")
+        if self.budget_ms is not None:
+            positive(self.budget_ms, "--budget-ms", " of ms")
         if self.budget_ms is not None and not self.scores:
             raise UserError(
                 "--budget-ms needs accuracy to compare artifacts: add --accuracy (or --data ROOT)"
@@ -86,11 +98,11 @@ def parse_batches(text: str | Sequence[int]) -> list[int]:
     try:
         values = [int(str(v).strip()) for v in items if str(v).strip()]
     except ValueError:
-        raise UserError(
-            f"--batch {text!r}: expected a comma-separated list of positive integers"
-        ) from None
+        values = []
     if not values or any(v < 1 for v in values):
-        raise UserError(f"--batch {text!r}: expected a comma-separated list of positive integers")
+        raise UserError(
+            f"--batch {excerpt(text)}: expected a comma-separated list of positive integers"
+        )
     return sorted(set(values))
 
 
@@ -118,7 +130,7 @@ def _artifact_facts(ref: ModelRef, runner: Runner) -> dict[str, Any]:
         and ref.artifact is not None
         and ref.artifact.built_from
     ):
-        candidate = ref.bundle / ref.artifact.built_from
+        candidate = artifact_path(ref.bundle, ref.artifact.built_from)
         onnx_path = candidate if candidate.is_file() else None
     if onnx_path is not None:
         facts.update(graph_cost(onnx_path))
@@ -254,8 +266,16 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     from edgemtl.deploy import report
 
     err = Console(stderr=True, quiet=options.quiet)
-    result = run_profile(artifacts, options, console=err)
     output = options.output
+    # The files read: each path given, and a bundle's manifest, models and timing cache.
+    inputs = [Path(a) for a in artifacts]
+    inputs += [f for p in inputs if p.is_dir() for f in p.iterdir() if f.suffix in BUNDLE_FILES]
+    for flag, path in (("--json", output.json), ("--markdown", output.markdown)):
+        if path and path != "-":
+            check_not_an_input(path, flag, inputs)
+    if output.plot:
+        check_not_an_input(output.plot, "--plot", inputs)
+    result = run_profile(artifacts, options, console=err)
     if output.json_to_stdout:
         print(json.dumps(result, indent=2))
     else:

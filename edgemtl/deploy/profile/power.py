@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgemtl.deploy.profile.jetson_clocks import clocks_state
 from edgemtl.deploy.profile.tegrastats import parse_line
 
 
@@ -82,11 +83,18 @@ class TegrastatsSampler(PowerSampler):
 
     def _run(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
+        terms: tuple[str, ...] = ()
         for line in self.proc.stdout:
             sample = parse_line(line)
-            if sample is not None and sample.board_mw is not None:
-                self.facts.setdefault("rail", sample.source)
-                self._add(sample.board_mw / 1000.0)
+            if sample is not None:
+                if not terms:  # the first line fixes what "board power" adds up
+                    terms = sample.terms
+                    self.facts.setdefault("rail", sample.source)
+                total = sample.total(terms)
+                if total is not None:
+                    self._add(total / 1000.0)
+                else:
+                    self.facts["lines_skipped"] = self.facts.get("lines_skipped", 0) + 1
             if self._stop.is_set():
                 break
 
@@ -169,21 +177,9 @@ def jetson_modes() -> dict[str, str]:
             if "Power Mode" in line and ":" in line:
                 mode = line.split(":", 1)[1].strip()
                 break
-    clocks = "unknown"
     out = _run_quiet(["jetson_clocks", "--show"])
-    if out:
-        pinned = [ln for ln in out.splitlines() if "MinFreq=" in ln and "MaxFreq=" in ln]
-        if pinned:
-            same = all(_field(ln, "MinFreq") == _field(ln, "MaxFreq") for ln in pinned)
-            clocks = "on" if same else "off"
+    clocks = clocks_state(out) if out else "unknown"
     return {"nvpmodel": mode, "jetson_clocks": clocks}
-
-
-def _field(line: str, key: str) -> str:
-    for token in line.split():
-        if token.startswith(key + "="):
-            return token.split("=", 1)[1]
-    return ""
 
 
 @dataclass

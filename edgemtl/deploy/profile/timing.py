@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.options import at_least_one, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,12 @@ class TimingConfig:
     min_iterations: int = 3
 
     def __post_init__(self) -> None:
-        if self.warmup_iterations < 0 or self.warmup_s < 0:
-            raise UserError("--warmup must be >= 0 (iterations and seconds)")
-        if self.duration_s is None and self.iterations < 1:
-            raise UserError(f"--iterations must be >= 1, got {self.iterations}")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise UserError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        non_negative(self.warmup_iterations, "--warmup")
+        non_negative(self.warmup_s, "--warmup-s", " of seconds")
+        if self.duration_s is None:
+            at_least_one(self.iterations, "--iterations")
+        else:
+            positive(self.duration_s, "--duration", " of seconds")
 
 
 @dataclass

@@ -17,12 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.options import at_least_one, choice
 from edgemtl.core.tasks import TaskSpec, decode_numpy
 
 if TYPE_CHECKING:
     from edgemtl.core.manifest import Artifact, Manifest
 
 FORMATS = ("onnx", "trt", "torch")
+#: `--device` of the runners (profile, predict).
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+#: `--provider` (ONNX Runtime execution providers, `onnxruntime_runner.PROVIDERS`).
+PROVIDERS: tuple[str, ...] = ("cpu", "cuda", "tensorrt")
 ENGINE_SUFFIXES = (".trt", ".engine", ".plan")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -101,6 +106,13 @@ class RunnerOptions:
     provider: str | None = None
     threads: int | None = None
     fp16: bool = False
+
+    def __post_init__(self) -> None:
+        choice(self.device, "--device", DEVICES)
+        if self.provider is not None:
+            choice(self.provider, "--provider", PROVIDERS)
+        if self.threads is not None:
+            at_least_one(self.threads, "--threads")
 
 
 class Runner(abc.ABC):

@@ -39,9 +39,8 @@ class OrtRunner(Runner):
 
     def __init__(self, ref: ModelRef, options: RunnerOptions) -> None:
         super().__init__(ref, options)
+        # RunnerOptions checked the name against base.PROVIDERS, the keys of PROVIDERS.
         self.provider = options.provider or ("cuda" if options.device == "cuda" else "cpu")
-        if self.provider not in PROVIDERS:
-            raise UserError(f"--provider {self.provider!r}: expected one of {', '.join(PROVIDERS)}")
         self.threads = options.threads or default_threads()
         self.session: Any = None
         self.input_name = "image"

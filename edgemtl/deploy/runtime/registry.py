@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.deploy.runtime.base import CHECKPOINT_SUFFIXES, ModelRef, Runner
 
 
@@ -72,9 +72,10 @@ def _load(target: str, fmt: str) -> Any:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
+        hint = f": {TRAIN_EXTRA}" if getattr(exc, "name", None) == "torch" else ""
         raise UserError(
             f"artifact format {fmt!r}: cannot load its runner {target} "
-            f"({type(exc).__name__}: {exc})"
+            f"({type(exc).__name__}: {exc}){hint}"
         ) from None
 
 

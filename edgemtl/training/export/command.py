@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from edgemtl.core.checkpoint_manifest import manifest_from_checkpoint
+from edgemtl.core.paths import check_output_dir
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.export import command, parity
 from edgemtl.export.bundle import BundleWriter, open_existing
@@ -59,7 +60,7 @@ def _from_checkpoint(
     head, upsampling = fresh.head, fresh.upsampling
     build_trt, trt_note = trt_plan(opts.trt, head, upsampling)
     suffix = "-decoded" if opts.outputs == "decoded" else ""
-    final = opts.out or opts.export_dir / f"{path.parent.name}-{head}{suffix}"
+    final = opts.out or check_output_dir(opts.export_dir / f"{path.parent.name}-{head}{suffix}", "")
     manifest = open_existing(final, fresh, opts.force)
     writer = BundleWriter(final, manifest, opts.force)
     try:
