@@ -16,8 +16,10 @@ from torch import nn
 from edgemtl.core.checkpoint_schema import Checkpoint, Position
 from edgemtl.core.config import Recipe
 from edgemtl.core.tasks import TaskSpec
+from edgemtl.core.threads import ThreadChoice
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.training.amp import Precision
+from edgemtl.training.device import training_threads
 from edgemtl.training.distributed import Dist
 from edgemtl.training.methods import Method
 from edgemtl.training.methods.balancers import Balancer
@@ -44,6 +46,8 @@ class Trainer(Protocol):
     input_spec: InputSpec
     precision: Precision
     dist: Dist
+    threads: ThreadChoice
+    device: torch.device
 
 
 def checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
@@ -71,6 +75,7 @@ def checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
             "world_size": trainer.dist.world_size,
             "micro_batches": recipe.train.micro_batches,
         },
+        "threads": trainer.threads.to_dict(),
     }
 
 
@@ -91,6 +96,9 @@ def restore(trainer: Trainer, ckpt: Checkpoint) -> None:
     if ckpt.balancer is not None:
         trainer.balancer.load_state_dict(ckpt.balancer.state)
     trainer.position = ckpt.position.model_copy()
+    trainer.threads = training_threads(
+        trainer.recipe.train, trainer.device.type, ckpt.threads, resumed=True
+    )
     torch.set_rng_state(ckpt.rng["torch"])
     trainer.precision.load_state_dict(ckpt.amp_scaler)
     trainer.selection = Selection.from_record(ckpt.select)
