@@ -77,9 +77,7 @@ def test_train_threads_overrides_and_old_checkpoints_keep_torch_default(tmp_path
     run = tmp_path / "run"
     _interrupted_run(run, AUTO)
     _rewrite_record(run / "last.pt", None)  # as written before edgemtl recorded threads
-    resume = TrainOptions.from_file(
-        RECIPE, ["train.epochs=1"], out=run, resume=True, quiet=True
-    )
+    resume = TrainOptions.from_file(RECIPE, ["train.epochs=1"], out=run, resume=True, quiet=True)
     summary = run_training(resume)
     assert summary["thread_choice"]["source"] == "torch default"
     assert summary["threads"] == TORCH_DEFAULT_THREADS
