@@ -1,6 +1,6 @@
 """Render the README's benchmark tables from committed JSON (never typed by hand).
 
-Each table in README.md and docs/*.md sits between `<!-- bench:NAME -->` (or
+Each table in README.md, benchmarks/README.md and docs/*.md sits between `<!-- bench:NAME -->` (or
 `<!-- bench:SCRIPT:RESULT -->`) and `<!-- /bench -->` and is produced by
 `markdown(result)` in benchmarks/NAME.py from benchmarks/results/NAME.json.
 `--check` exits 1 when the README is stale (tests/repo/test_readme_tables.py
@@ -47,7 +47,11 @@ def main() -> int:
     )
     parser.add_argument("files", nargs="*", type=Path)
     args = parser.parse_args()
-    args.files = args.files or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    args.files = args.files or [
+        ROOT / "README.md",
+        ROOT / "benchmarks" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
     stale = []
     for path in args.files:
         if not path.is_file():

@@ -1,4 +1,4 @@
-"""Thread choice: cgroup quotas, /proc parsing and the decision, on fake /proc and cgroup trees."""
+"""CPU facts (cgroup quotas, /proc parsing, on fake trees) and the thread choice made from them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edgemtl.core import threads
-from edgemtl.core.threads import CpuFacts, ThreadChoice
+from edgemtl.core import cpus, threads
+from edgemtl.core.cpus import CpuFacts
+from edgemtl.core.threads import ThreadChoice
 
 # Two CPUs; between the samples cpu0 spends 20 of 20 jiffies busy, cpu1 2 of 20.
 STAT_BEFORE = """cpu  300 0 100 1000 0 0 0 0 0 0
@@ -40,26 +41,25 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_parsers_read_kernel_text() -> None:
-    assert threads.parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
-    assert threads.parse_cfs_quota("150000\n", "100000\n") == 1.5
-    assert threads.parse_cfs_quota("-1\n", "100000\n") is None
-    assert threads.parse_cpu_max("200000 100000\n") == 2.0
-    assert threads.parse_cpu_max("max 100000\n") is None
-    assert threads.parse_pressure(
+    assert cpus.parse_cfs_quota("150000\n", "100000\n") == 1.5
+    assert cpus.parse_cfs_quota("-1\n", "100000\n") is None
+    assert cpus.parse_cpu_max("200000 100000\n") == 2.0
+    assert cpus.parse_cpu_max("max 100000\n") is None
+    assert cpus.parse_pressure(
         "some avg10=12.50 avg60=3.00 avg300=1.00 total=123456\n"
         "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
     ) == (12.5, 123456)
-    assert threads.parse_pressure("") == (None, None)
-    assert threads.parse_loadavg("1.25 0.50 0.10 3/120 999\n") == 1.25
-    assert threads.stall_percent(1_000_000, 1_150_000, 0.2) == pytest.approx(75.0)
+    assert cpus.parse_pressure("") == (None, None)
+    assert cpus.parse_loadavg("1.25 0.50 0.10 3/120 999\n") == 1.25
+    assert cpus.stall_percent(1_000_000, 1_150_000, 0.2) == pytest.approx(75.0)
 
 
 def test_busy_cpus_counts_only_the_process_cpus() -> None:
-    before, after = threads.parse_stat(STAT_BEFORE), threads.parse_stat(STAT_AFTER)
+    before, after = cpus.parse_stat(STAT_BEFORE), cpus.parse_stat(STAT_AFTER)
     assert before == {0: (150, 650), 1: (250, 750)}
-    assert threads.busy_cpus(before, after, {0, 1}) == pytest.approx(22 / 40 * 2)
-    assert threads.busy_cpus(before, after, {0}) == pytest.approx(1.0)
-    assert threads.busy_cpus(before, after, {7}) is None  # no such CPU in the sample
+    assert cpus.busy_cpus(before, after, {0, 1}) == pytest.approx(22 / 40 * 2)
+    assert cpus.busy_cpus(before, after, {0}) == pytest.approx(1.0)
+    assert cpus.busy_cpus(before, after, {7}) is None  # no such CPU in the sample
 
 
 def test_v1_quota_of_a_parent_cgroup_limits_the_process(tmp_path: Path) -> None:
@@ -77,8 +77,8 @@ def test_v1_quota_of_a_parent_cgroup_limits_the_process(tmp_path: Path) -> None:
             "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
         },
     )
-    assert threads.cgroup_quota(root) == 1.5
-    facts = threads.probe(root, cpus={0, 1, 2, 3}, sample_s=0)
+    assert cpus.cgroup_quota(root) == 1.5
+    facts = cpus.probe(root, cpus={0, 1, 2, 3}, sample_s=0)
     assert (facts.cpus, facts.affinity, facts.quota) == (1, 4, 1.5)
     assert threads.choose(facts).threads == 1
 
@@ -93,7 +93,7 @@ def test_v2_quota_and_namespaced_paths(tmp_path: Path) -> None:
             "/sys/fs/cgroup/user.slice/cpu.max": "max 100000\n",
         },
     )
-    assert threads.cgroup_quota(root) == 3.0
+    assert cpus.cgroup_quota(root) == 3.0
     # A container's cgroup namespace mounts its own cgroup as the root: path "/" there.
     inner = _tree(
         tmp_path / "container",
@@ -103,13 +103,13 @@ def test_v2_quota_and_namespaced_paths(tmp_path: Path) -> None:
             "/sys/fs/cgroup/cpu.max": "50000 100000\n",
         },
     )
-    assert threads.cgroup_quota(inner) == 0.5
-    assert threads.probe(inner, cpus={0, 1}, sample_s=0).cpus == 1  # never below one
+    assert cpus.cgroup_quota(inner) == 0.5
+    assert cpus.probe(inner, cpus={0, 1}, sample_s=0).cpus == 1  # never below one
 
 
 def test_no_cgroup_files_means_no_quota(tmp_path: Path) -> None:
-    assert threads.cgroup_quota(tmp_path) is None
-    facts = threads.probe(tmp_path, cpus={0, 1}, sample_s=0)
+    assert cpus.cgroup_quota(tmp_path) is None
+    facts = cpus.probe(tmp_path, cpus={0, 1}, sample_s=0)
     assert facts == CpuFacts(cpus=2, affinity=2)
     assert threads.choose(facts).threads == 2
 
@@ -130,7 +130,7 @@ def test_probe_samples_stat_and_pressure_while_it_sleeps(tmp_path: Path) -> None
             "some avg10=90.00 avg60=0 avg300=0 total=5010000\n"
         )
 
-    facts = threads.probe(root, cpus={0}, sample_s=0.1, sleep=sleep)
+    facts = cpus.probe(root, cpus={0}, sample_s=0.1, sleep=sleep)
     assert facts.busy == 1.0 and facts.busy_source == "stat"
     # 10 ms of stall in the 100 ms sample: the stale avg10=90 from before does not count.
     assert facts.pressure == pytest.approx(10.0, abs=0.5)
@@ -139,7 +139,7 @@ def test_probe_samples_stat_and_pressure_while_it_sleeps(tmp_path: Path) -> None
 
 def test_load_average_is_the_fallback_without_stat(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"/proc/loadavg": "1.20 0.5 0.1 2/100 5\n"})
-    facts = threads.probe(root, cpus={0, 1, 2, 3}, sample_s=0.01, sleep=lambda s: None)
+    facts = cpus.probe(root, cpus={0, 1, 2, 3}, sample_s=0.01, sleep=lambda s: None)
     assert (facts.busy, facts.busy_source) == (1.2, "loadavg")
     assert threads.choose(facts).threads == 3
 
