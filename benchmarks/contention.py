@@ -37,8 +37,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "contention.json"
 README = ROOT / "benchmarks" / "README.md"
-#: Where benchmarks/README.md gets the table the first time a result is written.
-PENDING = "<!-- bench-pending:contention -->"
 TARGET = 0.9
 
 
@@ -144,10 +142,7 @@ def update_readme() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import readme_tables
 
-    text = README.read_text()
-    if PENDING in text:
-        text = text.replace(PENDING, "<!-- bench:contention -->\n<!-- /bench -->")
-    README.write_text(readme_tables.updated(text))
+    README.write_text(readme_tables.updated(README.read_text()))
 
 
 def main() -> int:
