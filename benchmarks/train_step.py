@@ -258,6 +258,9 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--teachers", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from edgemtl.core.threads import passive_openmp
+
+    passive_openmp()  # children inherit it: what `edgemtl train` runs with
     height, width_px = (int(v) for v in args.size.lower().split("x"))
     if args.child:
         row = measure(

@@ -21,6 +21,12 @@ import typer
 
 from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
+from edgemtl.core.threads import passive_openmp
+
+# Before any command imports PyTorch: its OpenMP threads then sleep between parallel
+# regions instead of spinning, which on a shared machine costs the other jobs and us
+# (edgemtl.core.threads). An OMP_WAIT_POLICY the user set is kept.
+passive_openmp()
 
 app = typer.Typer(
     name="edgemtl",
@@ -273,7 +279,7 @@ def profile(
     ] = None,
     threads: Annotated[
         Optional[int],
-        typer.Option("--threads", min=1, help="CPU threads (default: all available; recorded)."),
+        typer.Option("--threads", min=1, help="CPU threads (default: the free CPUs; recorded)."),
     ] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Checkpoints: FP16 autocast.")] = False,
     head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
@@ -378,7 +384,10 @@ def predict(
         Optional[str],
         typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt."),
     ] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads.")] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option("--threads", min=1, help="CPU threads (default: the free CPUs)."),
+    ] = None,
     precision: Annotated[
         Optional[str],
         typer.Option("--precision", help="Bundles: which artifact (fp32, fp16, int8)."),

@@ -6,4 +6,6 @@ bash scripts/setup.sh
 # Lint and format check first, failing fast (settings: [tool.ruff] in pyproject.toml).
 .venv/bin/python -m ruff check edgemtl tests benchmarks
 .venv/bin/python -m ruff format --check edgemtl tests benchmarks
-.venv/bin/python -m pytest -n 2 --durations=25 "$@"
+# One pytest worker per CPU that other processes leave free (edgemtl.core.threads).
+workers=$(.venv/bin/python -m edgemtl.core.threads --count)  # says why on stderr
+.venv/bin/python -m pytest -n "$workers" --durations=25 "$@"

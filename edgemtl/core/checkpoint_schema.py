@@ -126,6 +126,17 @@ class DistributedRecord(_Record):
     micro_batches: int = Field(1, ge=1)
 
 
+class ThreadsRecord(_Record):
+    """The run's thread choice (`edgemtl.core.threads.ThreadChoice.to_dict`); optional: a
+    resumed run reuses it, since the thread count changes results in the last bits."""
+
+    threads: int = Field(ge=1)
+    workers: int = Field(0, ge=0)
+    spin: bool = False
+    source: str = "auto"
+    facts: dict[str, Any] | None = None
+
+
 class Checkpoint(_Record):
     """A validated checkpoint. `path` (not a field) names the file it came from."""
 
@@ -150,6 +161,7 @@ class Checkpoint(_Record):
     rng: dict[str, Opaque] | None = None
     amp_scaler: Opaque = None
     distributed: DistributedRecord | None = None
+    threads: ThreadsRecord | None = None
 
     _path: str = PrivateAttr(default="?")
 

@@ -74,7 +74,9 @@ class DataConfig(Section):
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     synthetic: SyntheticData = SyntheticData()
-    workers: int = Field(2, ge=0)
+    #: DataLoader worker processes; None = chosen per run with the threads
+    #: (edgemtl.core.threads: none on CPU, up to 4 beside a GPU).
+    workers: int | None = Field(None, ge=0)
     #: Cityscapes: label folder (label_7, label_19, label_2, or label = 7 classes).
     label_folder: str = "label_7"
     #: Taskonomy: split file (relative to root unless absolute); default {root}/splits.csv.
@@ -316,6 +318,8 @@ class TrainConfig(Section):
     #: Write last.pt every N optimizer steps as well as at each epoch end (0 = epoch ends only).
     checkpoint_every: int = Field(0, ge=0)
     grad_clip: float | None = Field(None, gt=0)
+    #: PyTorch intra-op threads; None = chosen per run from the free CPUs (edgemtl.core.threads)
+    #: and reused on --resume.
     threads: int | None = Field(None, ge=1)
     #: Chunks per process of each (global) batch: BN statistics and loss means per chunk,
     #: gradients averaged over chunks (gradient accumulation; see docs/deploy.md).

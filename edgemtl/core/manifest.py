@@ -176,6 +176,25 @@ class TrtInfo(_Model):
         return name and _file_name(name)  # type: ignore[return-value]
 
 
+class Speedup(_Model):
+    """How much faster an artifact ran than `reference` (a file of the bundle) where it was
+    exported: ONNX Runtime CPU, `threads` intra-op threads, the two interleaved; `ratio` =
+    the reference's median / this one's (> 1: faster). Optional: measured by `export`."""
+
+    reference: str
+    ratio: float
+    median_ms: float
+    reference_median_ms: float
+    runtime: str = "onnxruntime cpu"
+    threads: int = 1
+    iterations: int = 0
+
+    @field_validator("reference")
+    @classmethod
+    def _plain_reference(cls, name: str) -> str:
+        return _file_name(name) or name
+
+
 class Artifact(_Model):
     file: str
     format: Format
@@ -188,6 +207,7 @@ class Artifact(_Model):
     parity: Parity | None = None
     trt: TrtInfo | None = None
     built_from: str | None = None  # the artifact this one was derived from
+    speedup: Speedup | None = None  # INT8 ONNX: measured against the FP32 ONNX at export
 
     @field_validator("file", "built_from")
     @classmethod

@@ -172,10 +172,13 @@ def _size(n: int) -> str:
 
 
 def print_end(result: dict[str, Any], console: Console) -> None:
-    """The closing table (file, size, precision, parity, status), notes and next commands."""
+    """The closing table (file, size, precision, parity, speed-up where measured, status),
+    notes and next commands."""
     table = Table(title=f"export bundle {result['bundle']}")
-    for col in ("file", "size", "precision", "parity", "status"):
+    table.add_column("file", no_wrap=True)
+    for col in ("size", "precision", "parity", "speed", "status"):
         table.add_column(col)
+    slower = []
     for raw in result["artifacts"]:
         art = Artifact.model_validate(raw)
         if art.parity is None:
@@ -184,14 +187,28 @@ def print_end(result: dict[str, Any], console: Console) -> None:
             verdict = ("pass" if art.parity.passed else "FAIL") + f" vs {art.parity.reference}"
             if art.parity.inputs == "random":
                 verdict += " (random inputs)"
+        speed = ""
+        if art.speedup is not None:
+            speed = f"{art.speedup.ratio:.2f}x"
+            if art.speedup.ratio < 1:
+                slower.append(art)
         table.add_row(
             art.file,
             _size(art.size_bytes),
             art.precision,
             verdict,
+            speed,
             result["status"].get(art.file, "kept"),
         )
     console.print(table)
+    for art in slower:
+        assert art.speedup is not None
+        console.print(
+            f"note: {art.file} ran at {art.speedup.ratio:.2f}x the speed of "
+            f"{art.speedup.reference} here ({art.speedup.median_ms:.2f} vs "
+            f"{art.speedup.reference_median_ms:.2f} ms, ONNX Runtime CPU, "
+            f"{art.speedup.threads} thread(s)): {art.precision} does not pay on this machine"
+        )
     for note in result["notes"]:
         console.print(f"note: {note}")
     bundle = result["bundle"]

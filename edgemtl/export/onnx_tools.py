@@ -16,6 +16,7 @@ import onnx
 
 from edgemtl.core.errors import UserError
 from edgemtl.core.manifest import default_opset
+from edgemtl.core.threads import run_choice
 from edgemtl.deploy.runtime.ort_session import build_session
 
 #: ONNX tensor element type -> numpy dtype name, for the manifest's output records.
@@ -116,13 +117,15 @@ def initializer_arrays(model: onnx.ModelProto) -> list[np.ndarray]:
     return [numpy_helper.to_array(t) for t in model.graph.initializer]
 
 
-def session(path: str | Path, threads: int = 1) -> Any:
+def session(path: str | Path, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session configured as the profiler's (`deploy.runtime.ort_session`).
 
-    One thread by default: parity runs must be deterministic, not fast.
-    Raises UserError naming the file when ORT cannot load it.
+    `threads` None: the run's choice from the free CPUs (`edgemtl.core.threads.run_choice`),
+    spin-waiting only on an idle machine. Raises UserError naming the file when ORT
+    cannot load it.
     """
-    return build_session(path, threads)
+    choice = run_choice()
+    return build_session(path, threads or choice.threads, spin=choice.spin)
 
 
 def run_batches(sess: Any, batches: Iterable[np.ndarray]) -> dict[str, np.ndarray]:

@@ -222,6 +222,11 @@ def derive_int8(
             checks = parity.compare_fp16(ctx.tasks, ctx.mode, reference, outputs, loose)
         art.parity = proof(ctx, fp32_path.name, checks, facts)
     gate(art.file, art.parity)
+    with ctx.step("int8: speed vs fp32 (ONNX Runtime CPU)"):
+        from edgemtl.export.speed import measure_speedup
+
+        batch = np.ascontiguousarray(ctx.samples.batches(ctx.feed)[0], dtype=np.float32)
+        art.speedup = measure_speedup(ctx.writer.path(art.file), fp32_path, batch)
     return art
 
 

@@ -18,6 +18,7 @@ from edgemtl.core.io import atomic_write_text
 from edgemtl.core.options import TORCH_DEVICES, DataSource, OutputFiles, choice
 from edgemtl.core.paths import check_not_an_input
 from edgemtl.core.tables import heads_table
+from edgemtl.core.threads import run_choice
 from edgemtl.data.registry import open_split
 from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
 from edgemtl.training.checkpoint import input_spec, load_checkpoint, model_from_checkpoint
@@ -76,11 +77,12 @@ def evaluate_checkpoint(
     specs = ckpt.task_specs()
     net = model_from_checkpoint(ckpt).to(pick_device(device))
     dev = next(net.parameters()).device
+    torch.set_num_threads(run_choice(dev.type).threads)
     spec = input_spec(ckpt)
     reader = open_split(ckpt.data.to_dict(), split, [s.key for s in specs], root=data_root)
     check_seg_classes(reader, specs, f"checkpoint {path}'s")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def infer(images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         outputs = net(torch.from_numpy(images).to(dev), heads=heads)
         return {h: {k: v.float().cpu().numpy() for k, v in t.items()} for h, t in outputs.items()}

@@ -230,6 +230,7 @@ class Trainer(Protocol):
     dist: _WorldSize
     model: Any  # MultiTaskNet (head_module, parameters)
     method: Any  # Method (eval_heads)
+    threads: Any  # edgemtl.core.threads.ThreadChoice
 
 
 def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[str, Any]:
@@ -269,6 +270,7 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
         "train_images_per_s": round(images_seen / elapsed, 2) if elapsed > 0 else None,
         "device": str(trainer.device),
         "threads": torch.get_num_threads(),
+        "thread_choice": trainer.threads.to_dict(),
         "world_size": trainer.dist.world_size,
         "vs_teacher": None,
         "warnings": [w for row in log.history for w in row.get("warnings", [])],

@@ -17,8 +17,10 @@ from edgemtl.core.checkpoint_schema import Checkpoint, Position
 from edgemtl.core.config import Recipe
 from edgemtl.core.errors import UserError
 from edgemtl.core.tasks import TaskSpec
+from edgemtl.core.threads import ThreadChoice
 from edgemtl.data.preprocess import InputSpec
 from edgemtl.training.amp import Precision
+from edgemtl.training.device import training_threads
 from edgemtl.training.distributed import Dist
 from edgemtl.training.methods import Method
 from edgemtl.training.methods.balancers import Balancer
@@ -45,6 +47,8 @@ class Trainer(Protocol):
     input_spec: InputSpec
     precision: Precision
     dist: Dist
+    threads: ThreadChoice
+    device: torch.device
 
 
 def checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
@@ -72,6 +76,7 @@ def checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
             "world_size": trainer.dist.world_size,
             "micro_batches": recipe.train.micro_batches,
         },
+        "threads": trainer.threads.to_dict(),
     }
 
 
@@ -98,6 +103,9 @@ def restore(trainer: Trainer, ckpt: Checkpoint) -> None:
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise UserError(_incompatible(ckpt, trainer.recipe, exc)) from None
     trainer.position = ckpt.position.model_copy()
+    trainer.threads = training_threads(
+        trainer.recipe.train, trainer.device.type, ckpt.threads, resumed=True
+    )
     torch.set_rng_state(ckpt.rng["torch"])
     trainer.selection = Selection.from_record(ckpt.select)
     trainer.log.read_back(upto_epoch=trainer.position.epoch)

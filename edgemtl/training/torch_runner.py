@@ -80,8 +80,9 @@ class TorchRunner(Runner):
         self.torch = torch
         if self.options.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: this PyTorch sees no CUDA GPU")
-        if self.options.threads:
-            torch.set_num_threads(self.options.threads)
+        from edgemtl.core.threads import run_choice
+
+        torch.set_num_threads(self.options.threads or run_choice(self.options.device).threads)
         from edgemtl.training.checkpoint import model_from_checkpoint
 
         net = model_from_checkpoint(_load(self.ref.path))

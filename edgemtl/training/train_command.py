@@ -120,7 +120,7 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
             trainer.restore(ckpt)
             console.print(
                 f"resuming {run_dir} at epoch {trainer.position.epoch + 1}, "
-                f"batch {trainer.position.batch}"
+                f"batch {trainer.position.batch}, {trainer.threads.describe()}"
             )
         else:
             run_dir = Path(dist.broadcast_object(str(options.out or default_run_dir(recipe))))
@@ -135,7 +135,8 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
             procs = f" x {dist.world_size} processes" if dist.active else ""
             console.print(
                 f"training [bold]{recipe.name}[/] ({recipe.method.name}, heads: "
-                f"{', '.join(trainer.method.eval_heads)}) on {trainer.device}{procs} -> {run_dir}"
+                f"{', '.join(trainer.method.eval_heads)}) on {trainer.device}{procs}, "
+                f"{trainer.threads.describe()} -> {run_dir}"
             )
         summary = trainer.fit()
     finally:

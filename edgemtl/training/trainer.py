@@ -41,7 +41,7 @@ from edgemtl.training import run_log, run_state
 from edgemtl.training.amp import Precision
 from edgemtl.training.checkpoint import save_checkpoint
 from edgemtl.training.data import PreparedSplit, one_line_errors, steps_per_epoch, train_loader
-from edgemtl.training.device import pick_device, prepare_model
+from edgemtl.training.device import pick_device, prepare_model, training_threads
 from edgemtl.training.distributed import Dist
 from edgemtl.training.divergence import divergence_warnings, stop_if_non_finite
 from edgemtl.training.methods import Method, StepContext, build_method
@@ -89,8 +89,7 @@ class Trainer:
         self.console = console or Console(stderr=True, quiet=self.quiet)
         self.step_callback = step_callback
         cfg = recipe.train
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        self.threads = training_threads(cfg, self.device.type)
         torch.manual_seed(cfg.seed)
         self.record = dataset_record(recipe.data)
         keys = list(recipe.tasks)
@@ -147,7 +146,7 @@ class Trainer:
         run_state.restore(self, ckpt)
 
     # -------------------------------------------------------------- evaluate
-    @torch.no_grad()
+    @torch.inference_mode()
     def infer(self, images: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         """Every evaluated head's outputs for a preprocessed N x 3 x H x W float32 batch."""
         x = torch.from_numpy(images).to(self.device)
@@ -244,7 +243,7 @@ class Trainer:
             cfg.seed,
             epoch,
             self.position.batch,
-            self.recipe.data.workers,
+            self.workers,
             pin_memory=self.device.type == "cuda",
             rank=self.dist.rank,
             world_size=self.dist.world_size,
@@ -285,6 +284,12 @@ class Trainer:
             self.save("last.pt")  # best.pt must carry the selection that chose it; last.pt too
         progress.update(bar, description=f"epoch {epoch + 1}/{cfg.epochs} ✓")
         return images_seen
+
+    @property
+    def workers(self) -> int:
+        """DataLoader workers: `data.workers`, else the run's thread choice."""
+        workers = self.recipe.data.workers
+        return self.threads.workers if workers is None else workers
 
     def _stop_non_finite(self, bad: NonFinite) -> None:
         """Keep a last.pt when none exists and the weights are still finite, then stop all ranks."""

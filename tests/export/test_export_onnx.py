@@ -115,6 +115,121 @@ def test_int8_is_symmetric_per_channel_qdq_and_runs(tmp_path: Path) -> None:
         int8.quantize_int8(src, tmp_path / "x.onnx", [])
 
 
+def _transpose_graph() -> onnx.ModelProto:
+    """image -> conv -> relu -> {ConvTranspose(k2, s2) -> relu -> conv: "up" (2H x 2W);
+    1x1 conv: "side"}: the paper Student's up-stage next to a quantizable branch."""
+    rng = np.random.default_rng(2)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(rng.standard_normal((8, 4, 2, 2)).astype(np.float32) * 0.3, "wt"),
+        numpy_helper.from_array(rng.standard_normal((2, 4, 3, 3)).astype(np.float32) * 0.3, "wo"),
+        numpy_helper.from_array(rng.standard_normal((2, 8, 1, 1)).astype(np.float32) * 0.3, "ws"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("ConvTranspose", ["r1", "wt"], ["t1"], strides=[2, 2], name="up1"),
+        helper.make_node("Relu", ["t1"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "wo"], ["up"], pads=[1, 1, 1, 1], name="out"),
+        helper.make_node("Conv", ["r1", "ws"], ["side"], name="side"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "up",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, H, W])],
+        [
+            helper.make_tensor_value_info("up", TensorProto.FLOAT, [1, 2, 2 * H, 2 * W]),
+            helper.make_tensor_value_info("side", TensorProto.FLOAT, [1, 2, H, W]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_int8_leaves_conv_transpose_and_what_only_it_feeds_float(tmp_path: Path) -> None:
+    model = _transpose_graph()
+    # ConvTranspose has no INT8 kernel in ONNX Runtime's CPU provider; relu2 and out see
+    # nothing but its float output; conv1, relu1 and side stay quantized.
+    assert int8.float_nodes(model) == ["up1", "relu2", "out"]
+    src, dst = tmp_path / "up.fp32.onnx", tmp_path / "up.int8.onnx"
+    onnx_tools.save(model, src)
+    quantized = int8.quantize_int8(src, dst, _inputs(6))
+    inits = {t.name for t in quantized.graph.initializer}
+    dq_out = {o for n in quantized.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+
+    def weight_is_int8(name: str) -> bool:
+        node = next(n for n in quantized.graph.node if n.name == name)
+        return node.input[1] in dq_out and node.input[1] not in inits
+
+    assert [weight_is_int8(n) for n in ("conv1", "side", "up1", "out")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert int8.qdq_summary(quantized)["float_no_int8_kernel"] == {"ConvTranspose": 1}
+    xs = _inputs(2, seed=4)
+    ref = onnx_tools.run_batches(onnx_tools.session(src), xs)
+    got = onnx_tools.run_batches(onnx_tools.session(dst), xs)
+    assert got["up"].shape == (2, 2, 2 * H, 2 * W)
+    scale = float(np.abs(ref["up"]).max())
+    assert float(np.abs(got["up"] - ref["up"]).max()) < 0.1 * scale  # only conv1 quantized
+
+
+def test_nodes_without_names_get_one() -> None:
+    model = _transpose_graph()
+    for node in model.graph.node:
+        node.name = ""
+    model.graph.node[1].name = "ConvTranspose_2"  # a clash the generated names must avoid
+    int8.name_nodes(model)
+    names = [n.name for n in model.graph.node]
+    assert len(set(names)) == len(names) and all(names)
+    assert int8.float_nodes(model) == [names[2], names[3], names[4]]
+
+
+def test_end_table_shows_the_speed_up_and_says_when_int8_does_not_pay() -> None:
+    from rich.console import Console
+
+    from edgemtl.core.manifest import Artifact, Speedup
+    from edgemtl.export.derive import print_end
+
+    def artifact(precision: str, speedup: Speedup | None) -> dict:
+        art = Artifact(
+            file=f"student.{precision}.onnx",
+            format="onnx",
+            precision=precision,  # type: ignore[arg-type]
+            sha256="0" * 64,
+            size_bytes=1000,
+            speedup=speedup,
+        )
+        return art.model_dump(mode="json")
+
+    slow = Speedup(
+        reference="student.fp32.onnx",
+        ratio=0.82,
+        median_ms=4.1,
+        reference_median_ms=3.36,
+        threads=1,
+        iterations=40,
+    )
+    result = {
+        "bundle": "export/x-student",
+        "head": "student",
+        "artifacts": [artifact("fp32", None), artifact("int8", slow)],
+        "status": {},
+        "notes": [],
+    }
+    console = Console(width=80, record=True)
+    print_end(result, console)
+    text = console.export_text()
+    assert "speed" in text and "0.82x" in text
+    assert "student.int8.onnx ran at 0.82x the speed of student.fp32.onnx" in text
+    assert "int8 does not pay on this machine" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+
+
 def test_simplify_failure_keeps_the_original() -> None:
     model = _toy_graph()
     model.graph.node.append(

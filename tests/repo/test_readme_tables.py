@@ -28,3 +28,11 @@ def test_every_table_block_has_its_json_and_content() -> None:
         assert (REPO / "benchmarks" / "results" / f"{result or script}.json").is_file(), name
         body = text.split(f"<!-- bench:{name} -->", 1)[1].split("<!-- /bench -->", 1)[0]
         assert "|" in body, f"table {name} is empty"
+
+
+def test_pending_tables_name_a_benchmark_script() -> None:
+    # A pending marker becomes a table once its JSON is committed: its script must exist.
+    for path in (REPO / "benchmarks" / "README.md", REPO / "README.md"):
+        for name in re.findall(r"<!-- bench-pending:([\w:-]+) -->", path.read_text()):
+            script = REPO / "benchmarks" / f"{name.partition(':')[0]}.py"
+            assert "def markdown(" in script.read_text(), f"{path}: {name}"

@@ -62,18 +62,20 @@ class NormalMetric(SummableState):
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
         """Add one batch of (N,3,H,W) predictions and targets."""
-        pred = np.asarray(pred, dtype=np.float64)
-        target = np.asarray(target, dtype=np.float64)
+        pred, target = np.asarray(pred), np.asarray(target)
         same_shape("normal", pred, target)
         if pred.ndim != 4 or pred.shape[1] != 3:
             raise UserError(f"normal metric: expected (N,3,H,W) arrays, got shape {pred.shape}")
-        g_norm = np.linalg.norm(target, axis=1)
         valid = valid_normal(target)
-        g = np.moveaxis(target, 1, -1)[valid] / g_norm[valid][:, None]
-        p = np.moveaxis(pred, 1, -1)[valid]
-        p_norm = np.linalg.norm(p, axis=1)
-        p = p / np.where(p_norm > 0, p_norm, 1.0)[:, None]
-        cos = np.clip((p * g).sum(axis=1), -1.0, 1.0)
+        # Component planes of the valid pixels, in float64: the same arithmetic, in the same
+        # order, as norms over the channel axis, at a fraction of the gathers.
+        g = [target[:, c][valid].astype(np.float64) for c in range(3)]
+        p = [pred[:, c][valid].astype(np.float64) for c in range(3)]
+        g_norm = np.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2])
+        p_norm = np.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2])
+        p_norm = np.where(p_norm > 0, p_norm, 1.0)
+        dot = (p[0] / p_norm) * (g[0] / g_norm) + (p[1] / p_norm) * (g[1] / g_norm)
+        cos = np.clip(dot + (p[2] / p_norm) * (g[2] / g_norm), -1.0, 1.0)
         angle = np.degrees(np.arccos(cos))
         self._state["angle_sum"] += angle.sum()
         self._state["cos_sum"] += cos.sum()

@@ -31,8 +31,10 @@ from edgemtl.core.options import (
     positive,
 )
 from edgemtl.core.paths import check_not_an_input
+from edgemtl.core.threads import run_choice
 from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.rows import time_rows
+from edgemtl.deploy.profile.siblings import flag_slower
 from edgemtl.deploy.profile.timing import TimingConfig
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
@@ -224,6 +226,7 @@ def run_profile(
             console=console,
             warnings=warnings,
         )
+        flag_slower(artifacts, warnings)
     finally:
         for r in runners:
             r.close()
@@ -241,6 +244,7 @@ def run_profile(
             "duration_s": options.timing.duration_s,
             "interleaved_rounds": options.rounds,
             "threads": options.runner.threads,
+            "thread_choice": run_choice().to_dict(),
             "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
             "end_to_end is host wall time incl. host<->device copies, excl. image "

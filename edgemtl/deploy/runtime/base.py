@@ -98,7 +98,8 @@ class RunnerOptions:
     """Backend choices the user makes on the command line.
 
     device: "cpu" or "cuda"; provider (ONNX Runtime): "cpu", "cuda" or
-    "tensorrt"; threads: CPU intra-op threads (None = all cores, recorded);
+    "tensorrt"; threads: CPU intra-op threads (None = the free CPUs,
+    `edgemtl.core.threads.run_choice`; recorded);
     fp16: autocast for the torch runner.
     """
 

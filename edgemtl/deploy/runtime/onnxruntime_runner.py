@@ -3,18 +3,20 @@
 Why explicit threads and ORT_ENABLE_ALL: timings must be reproducible and
 comparable between artifacts, so the session is configured the same way for
 each (`ort_session.build_session`, shared with export's parity runs) and the
-thread count is recorded rather than left to ORT's default.
+thread count is recorded rather than left to ORT's default: `--threads`, else
+one choice per run from the free CPUs (`edgemtl.core.threads.run_choice`),
+spin-waiting only when nobody else was using them.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 from typing import Any
 
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.threads import run_choice
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.ort_session import build_session, import_onnxruntime
 
@@ -26,14 +28,6 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def default_threads() -> int:
-    """All CPUs this process may use (affinity-aware where the OS tells)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
-
-
 class OrtRunner(Runner):
     backend = "onnxruntime"
 
@@ -41,7 +35,9 @@ class OrtRunner(Runner):
         super().__init__(ref, options)
         # RunnerOptions checked the name against base.PROVIDERS, the keys of PROVIDERS.
         self.provider = options.provider or ("cuda" if options.device == "cuda" else "cpu")
-        self.threads = options.threads or default_threads()
+        choice = run_choice()
+        self.threads = options.threads or choice.threads
+        self.spin = choice.spin
         self.session: Any = None
         self.input_name = "image"
         self._output_names: list[str] = []
@@ -61,7 +57,7 @@ class OrtRunner(Runner):
                 f"{self.provider}"
             )
         providers = [p for p in wanted if p in available]
-        self.session = build_session(self.ref.path, self.threads, providers)
+        self.session = build_session(self.ref.path, self.threads, providers, self.spin)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise UserError(
@@ -98,6 +94,7 @@ class OrtRunner(Runner):
             "device": "cpu" if providers[0] == "CPUExecutionProvider" else "cuda",
             "cpu": platform.processor() or platform.machine(),
             "threads": self.threads,
+            "spin_wait": self.spin,
             "graph_optimization": "ORT_ENABLE_ALL",
             "copies_included": providers[0] != "CPUExecutionProvider",
         }

@@ -30,11 +30,16 @@ def import_onnxruntime() -> Any:
     return ort
 
 
-def build_session(path: str | Path, threads: int, providers: Sequence[str] = CPU_ONLY) -> Any:
+def build_session(
+    path: str | Path, threads: int, providers: Sequence[str] = CPU_ONLY, spin: bool = False
+) -> Any:
     """An `onnxruntime.InferenceSession` for the model file at `path`.
 
     threads: intra-op CPU threads (>= 1; recorded by callers, never ORT's default).
     providers: execution providers in priority order, all present in this ORT build.
+    spin: let idle intra-op threads spin-wait (`session.intra_op.allow_spinning`):
+    a little lower latency on CPUs nobody else needs, a core burnt per thread on
+    a busy machine (callers pass `edgemtl.core.threads.ThreadChoice.spin`).
     Raises UserError naming the file when ORT cannot load it (not ONNX, bad graph).
     """
     ort = import_onnxruntime()
@@ -42,6 +47,7 @@ def build_session(path: str | Path, threads: int, providers: Sequence[str] = CPU
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     try:

@@ -22,10 +22,11 @@ def export_fp32(
     outputs)."""
     import torch
 
+    from edgemtl.core.threads import run_choice
     from edgemtl.training.checkpoint import model_from_checkpoint
     from edgemtl.training.export.torch_onnx import export_head, run_torch
 
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    torch.set_num_threads(min(4, run_choice().threads))  # the parity reference run
     module = model_from_checkpoint(ckpt).head_module(ctx.head, ctx.mode).eval()
     names = list(module.output_names)
     raw = ctx.writer.path(f"{ctx.head}.fp32.raw.onnx")

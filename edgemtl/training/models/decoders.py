@@ -138,13 +138,24 @@ class StudentHead(nn.Module):
         self.up = nn.Sequential(*layers)
         self.output = nn.Conv2d(in_channels, out_channels, 3, padding=1)
 
+    def head_input(self, enc: EncoderOutput) -> torch.Tensor:
+        """The bottleneck, in channels_last memory while training.
+
+        Why: oneDNN runs this head's few-channel, full-resolution convolutions
+        several times faster in channels_last than in NCHW on CPU (the Student's
+        share of an Eq. 5 step, benchmarks/README.md "Training step"). Evaluation
+        and export keep NCHW, so their numbers and graphs do not change.
+        """
+        x = enc.bottleneck
+        return x.contiguous(memory_format=torch.channels_last) if self.training else x
+
     def features(self, enc: EncoderOutput) -> list[torch.Tensor]:
         """The four up-stages' outputs (1/8 .. full scale), for feature distillation."""
-        out, x = [], enc.bottleneck
+        out, x = [], self.head_input(enc)
         for index in range(0, len(self.up), 3):  # ConvTranspose, BN, ReLU per stage
             x = self.up[index + 2](self.up[index + 1](self.up[index](x)))
             out.append(x)
         return out
 
     def forward(self, enc: EncoderOutput) -> torch.Tensor:
-        return self.output(self.up(enc.bottleneck))
+        return self.output(self.up(self.head_input(enc)))
