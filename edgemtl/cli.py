@@ -307,14 +307,34 @@ def profile(
             "device (needs --accuracy and a Teacher FP32 artifact or --reference).",
         ),
     ] = None,
+    all_formats: Annotated[
+        bool,
+        typer.Option(
+            "--all-formats",
+            help="From a checkpoint, run folder or bundle: export the missing FP32/FP16/INT8 "
+            "ONNX (and TensorRT engines where possible) and profile every format in one table.",
+        ),
+    ] = False,
+    frame: Annotated[
+        Optional[str],
+        typer.Option(
+            "--frame",
+            metavar="HxW|input|off",
+            help="Per-frame cost (decode, preprocess, infer, postprocess) on a JPEG frame of "
+            "this size; default: the model's input size.",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Latency, accuracy and power of artifacts on this machine, interleaved under the same
     conditions."""
     from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
     from edgemtl.deploy.profile import command as pc
+    from edgemtl.deploy.profile.frame import parse_frame
     from edgemtl.deploy.profile.timing import TimingConfig
     from edgemtl.deploy.runtime import RunnerOptions
+
+    frame_size = parse_frame(frame)
 
     pc.profile_command(
         artifacts,
@@ -341,6 +361,9 @@ def profile(
             output=OutputFiles(json=json_path, markdown=markdown, plot=plot),
             quiet=quiet,
             budget_ms=budget_ms,
+            frame_pipeline=frame_size is not False,
+            frame_size=frame_size or None,
+            all_formats=all_formats,
         ),
     )
 
@@ -366,6 +389,14 @@ def predict(
     overlays: Annotated[
         bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")
     ] = True,
+    resize: Annotated[
+        str,
+        typer.Option(
+            "--resize",
+            help="Fit a frame to the model input: stretch (as training did; a warning when the "
+            "aspect ratio differs) or letterbox (keeps the shape).",
+        ),
+    ] = "stretch",
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
@@ -382,6 +413,7 @@ def predict(
             select=ArtifactChoice(head=head, precisions=[precision] if precision else None),
             overlays=overlays,
             quiet=quiet,
+            resize=resize,
         ),
     )
 

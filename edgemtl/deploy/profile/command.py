@@ -62,6 +62,12 @@ class ProfileOptions:
     quiet: bool = False
     #: Name the most accurate artifact whose p50 latency is at most this (ms); see `pareto`.
     budget_ms: float | None = None
+    #: Per-frame stages (`frame`): on by default, on a frame of `frame_size` (None: the
+    #: model's input size).
+    frame_pipeline: bool = True
+    frame_size: tuple[int, int] | None = None
+    #: Export what is missing and profile every format and precision (`all_formats`).
+    all_formats: bool = False
 
     def __post_init__(self) -> None:
         if self.runner.device not in ("cpu", "cuda"):
@@ -156,6 +162,10 @@ def run_profile(
         raise UserError("profile: give at least one artifact (.onnx, .trt, bundle folder or .pt)")
     refs: list[ModelRef] = []
     select = options.select
+    if options.all_formats:
+        from edgemtl.deploy.profile.all_formats import expand
+
+        paths = expand(paths, select.head, console)
     for p in paths:
         refs.extend(
             resolve_artifacts(
@@ -206,6 +216,16 @@ def run_profile(
             console=console,
             warnings=warnings,
         )
+        if options.frame_pipeline:
+            from edgemtl.deploy.profile.frame import time_frames
+
+            iterations = options.timing.iterations if options.timing.duration_s is None else 20
+            with console.status("timing the per-frame pipeline"):
+                blocks = time_frames(
+                    refs, runners, options.frame_size, iterations, rounds=options.rounds
+                )
+            for facts, block in zip(artifacts, blocks):
+                facts["frame_pipeline"] = block
     finally:
         for r in runners:
             r.close()
@@ -226,7 +246,11 @@ def run_profile(
             "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
             "end_to_end is host wall time incl. host<->device copies, excl. image "
-            "pre/post-processing",
+            "pre/post-processing (those are in each artifact's frame_pipeline)",
+            "frame_pipeline": None
+            if not options.frame_pipeline
+            else "per frame at batch 1: decode a JPEG file, preprocess (resize, normalise), "
+            "infer, postprocess (decode outputs, resize to the frame); median ms per stage",
             "split": options.data.split if options.scores else None,
             "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
