@@ -2,7 +2,10 @@
 
 Why: a failure half-way (NaN, Ctrl-C, full disk, failed parity gate) must never
 leave a corrupt checkpoint, bundle or report where a good one stood. Everything
-is written beside its final place and moved in with `os.replace`.
+is written beside its final place and moved in with `os.replace`. The temporary
+files and folders are private while written (`tempfile` makes them 0600 /
+0700); what is moved in gets the modes a plain `open()` / `mkdir` would have
+given it under the process umask (usually 0644 / 0755).
 """
 
 from __future__ import annotations
@@ -18,6 +21,29 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then put it back
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new file under the umask: 0o666 & ~umask (0o644 with the usual 022)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new folder under the umask: 0o777 & ~umask (0o755 with the usual 022)."""
+    return 0o777 & ~_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so readers see either the old or the new file."""
     path = Path(path)
@@ -28,7 +54,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -59,6 +85,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())  # mkstemp makes 0600
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -77,6 +104,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, dir_mode())  # mkdtemp makes 0700
         try:
             os.rename(tmp, final)
         except OSError:

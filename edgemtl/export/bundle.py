@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.io import dir_mode
 from edgemtl.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_manifest, write_manifest
 
 
@@ -92,7 +93,7 @@ class BundleWriter:
                     "choose another --out"
                 )
             write_manifest(self.stage, self.manifest)
-            os.chmod(self.stage, 0o755)  # mkdtemp made it private; a bundle is meant to be shared
+            os.chmod(self.stage, dir_mode())  # mkdtemp made it private; a bundle is shared
             if self.final.exists():
                 self.final.rmdir()
             os.rename(self.stage, self.final)
