@@ -6,6 +6,11 @@ the CLI raises `UserError`; the CLI catches it once.
 """
 
 
+#: How to get PyTorch and the training side: edgemtl is installed from a clone or a wheel
+#: (it is not on PyPI; docs/deploy.md "Install profiles"), so errors quote this.
+TRAIN_INSTALL_HINT = "pip install './edgemtl[train]' (a clone or wheel; docs/deploy.md)"
+
+
 class UserError(Exception):
     """A problem the user can fix (bad file, key, flag). Message is one line."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgemtl.core.errors import TRAIN_INSTALL_HINT
 from tests.helpers.cli import REPO
 from tests.helpers.toy_bundle import make_toy_bundle
 
@@ -69,7 +70,7 @@ def test_profile_and_predict_without_torch(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "pip install 'edgemtl[train]'" in report.pop("pt")  # a checkpoint says what to install
+    assert TRAIN_INSTALL_HINT in report.pop("pt")  # a checkpoint says what to install
     assert report == {"torch_modules": [], "torch_in": False, "rows": 2, "seg": [20, 30]}
     assert (
         (out / "r.json").is_file()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import TRAIN_INSTALL_HINT, UserError
 from edgemtl.deploy.runtime.base import CHECKPOINT_SUFFIXES, ModelRef, Runner
 
 
@@ -77,7 +77,7 @@ def load_target(target: str, owner: str, noun: str = "") -> Any:
     except (ImportError, AttributeError) as exc:
         hint = ""
         if isinstance(exc, ImportError) and getattr(exc, "name", "") == "torch":
-            hint = "; it needs the training profile: pip install 'edgemtl[train]'"
+            hint = f"; it needs the training profile: {TRAIN_INSTALL_HINT}"
         raise UserError(
             f"{owner}: cannot load {noun}{target} ({type(exc).__name__}: {exc}){hint}"
         ) from None
