@@ -40,7 +40,7 @@ def parse_frame(text: str | None) -> tuple[int, int] | None | bool:
     h, sep, w = text.lower().partition("x")
     if sep and h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0:
         return int(h), int(w)
-    raise UserError(f"--frame {text!r}: expected HxW (e.g. 720x1280), input or off")
+    raise UserError(f"--frame {text}: expected HxW (e.g. 720x1280), input or off")
 
 
 def synthetic_jpeg(height: int, width: int, seed: int = 0) -> bytes:
