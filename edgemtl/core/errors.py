@@ -5,7 +5,6 @@ naming the file/key and what was expected, no traceback". Code anywhere below
 the CLI raises `UserError`; the CLI catches it once.
 """
 
-
 #: How to get PyTorch and the training side: edgemtl is installed from a clone or a wheel
 #: (it is not on PyPI; docs/deploy.md "Install profiles"), so errors quote this.
 TRAIN_INSTALL_HINT = "pip install './edgemtl[train]' (a clone or wheel; docs/deploy.md)"

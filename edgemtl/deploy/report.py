@@ -4,8 +4,8 @@ The Markdown table keeps every fact in one row per artifact x batch: file,
 head, precision, backend, device, size, params, FLOPs, p50/p99, img/s, each
 task's headline metric, Δm and what it is measured against, the Pareto-front
 mark, the per-frame stages, power and mJ/img. The terminal view
-(`deploy.report_terminal`) regroups the same facts into tables that fit 80
-columns; the plot is `deploy.plot`. The JSON is the result dict itself (every
+(`deploy.report_terminal.print_table`) regroups the same facts into tables that
+fit 80 columns; the plot is `deploy.plot`. The JSON is the result dict itself (every
 raw time, the environment); the other views are derived from it, so they can
 be regenerated from a saved JSON.
 """
@@ -150,14 +150,6 @@ def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 cells += ["n/m", "-"]
             body.append(cells)
     return header, body
-
-
-def print_table(result: dict[str, Any], console: Any) -> None:
-    """The terminal report (`deploy.report_terminal.terminal_report`), fitted to the console."""
-    from edgemtl.deploy.report_terminal import terminal_report
-
-    for part in terminal_report(result):
-        console.print(part)
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

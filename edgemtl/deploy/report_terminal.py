@@ -201,3 +201,9 @@ def terminal_report(result: dict[str, Any]) -> list[Any]:
             parts += ["", table]
     parts += ["", artifacts_table(result)]
     return parts
+
+
+def print_table(result: dict[str, Any], console: Any) -> None:
+    """Print `terminal_report(result)` on `console` (a rich Console), fitted to its width."""
+    for part in terminal_report(result):
+        console.print(part)

@@ -12,6 +12,10 @@ metrics.jsonl / TensorBoard / summary.json / progress bars (`run_log`), the
 best.pt rule (`selection`), the device (`device`); the `edgemtl train` command
 is `train_command`. Under `torchrun` every process runs this loop on its slice
 of each global batch (`distributed` holds the conventions); rank 0 alone writes.
+
+Why this size: the fit itself (an epoch's steps, validation, logs, checkpoints and the
+per-epoch report, `epoch_report`) reads top to bottom here; every part that can stand
+alone already lives in the modules above.
 """
 
 from __future__ import annotations

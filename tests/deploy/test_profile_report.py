@@ -19,6 +19,7 @@ from edgemtl.core.tables import fmt
 from edgemtl.deploy import report
 from edgemtl.deploy.profile import pareto
 from edgemtl.deploy.profile.command import profile_command
+from edgemtl.deploy.report_terminal import print_table
 from tests.helpers.profiling import fast
 from tests.helpers.toy_bundle import make_toy_bundle
 
@@ -52,7 +53,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def render(result: dict, width: int) -> str:
     console = Console(width=width, record=True, file=io.StringIO())
-    report.print_table(result, console)
+    print_table(result, console)
     return console.export_text()
 
 

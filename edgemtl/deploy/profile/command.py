@@ -22,6 +22,7 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.heads import TEACHER
 from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles, parse_list
 from edgemtl.deploy.profile import pareto
+from edgemtl.deploy.profile.frame import FRAME_PIPELINE
 from edgemtl.deploy.profile.rows import time_rows
 from edgemtl.deploy.profile.timing import TimingConfig
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
@@ -217,15 +218,9 @@ def run_profile(
             warnings=warnings,
         )
         if options.frame_pipeline:
-            from edgemtl.deploy.profile.frame import time_frames
+            from edgemtl.deploy.profile.frame import add_frame_pipeline
 
-            iterations = options.timing.iterations if options.timing.duration_s is None else 20
-            with console.status("timing the per-frame pipeline"):
-                blocks = time_frames(
-                    refs, runners, options.frame_size, iterations, rounds=options.rounds
-                )
-            for facts, block in zip(artifacts, blocks):
-                facts["frame_pipeline"] = block
+            add_frame_pipeline(refs, runners, artifacts, options, console)
     finally:
         for r in runners:
             r.close()
@@ -247,10 +242,7 @@ def run_profile(
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
             "end_to_end is host wall time incl. host<->device copies, excl. image "
             "pre/post-processing (those are in each artifact's frame_pipeline)",
-            "frame_pipeline": None
-            if not options.frame_pipeline
-            else "per frame at batch 1: decode a JPEG file, preprocess (resize, normalise), "
-            "infer, postprocess (decode outputs, resize to the frame); median ms per stage",
+            "frame_pipeline": FRAME_PIPELINE if options.frame_pipeline else None,
             "split": options.data.split if options.scores else None,
             "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
@@ -270,6 +262,7 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     from rich.console import Console
 
     from edgemtl.deploy import report
+    from edgemtl.deploy.report_terminal import print_table
 
     err = Console(stderr=True, quiet=options.quiet)
     result = run_profile(artifacts, options, console=err)
@@ -277,7 +270,7 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     if output.json_to_stdout:
         print(json.dumps(result, indent=2))
     else:
-        report.print_table(result, Console(quiet=options.quiet))
+        print_table(result, Console(quiet=options.quiet))
         if output.json:
             report.write_json(result, output.json)
     if output.markdown:
