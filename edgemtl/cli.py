@@ -48,7 +48,7 @@ class _ReadableHelp:
         "directory": "DIR",
     }
 
-    def get_params(self, ctx: typer.Context) -> list[Any]:
+    def get_params(self, ctx: Any) -> list[Any]:
         params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
         for param in params:
             if param.param_type_name == "argument":
@@ -61,7 +61,7 @@ class _ReadableHelp:
                 param.metavar = self.METAVARS.get(label.strip("<>"), "VALUE")
         return params
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]
         return [re.sub(r"\{([^}]*)\}", r"\1", piece) for piece in pieces]
 

@@ -72,7 +72,7 @@ def render(
 FONT_PX = 12
 
 
-def _font() -> object:
+def _font() -> Any:
     from PIL import ImageFont
 
     try:

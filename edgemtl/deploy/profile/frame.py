@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +35,7 @@ FRAME_PIPELINE = (
 JPEG_QUALITY = 90
 
 
-def parse_frame(text: str | None) -> tuple[int, int] | None | bool:
+def parse_frame(text: str | None) -> tuple[int, int] | None | Literal[False]:
     """`--frame`: "HxW" -> (H, W); None or "input" -> None (the model's input size);
     "off" -> False (no per-frame figure). UserError otherwise."""
     if text is None or text == "input":
@@ -90,10 +90,7 @@ def time_frames(
             path = Path(tmp) / f"frame{i}.jpg"
             path.write_bytes(synthetic_jpeg(h, w))
             files.append(path)
-            inp = ref.manifest.input
-            specs.append(
-                InputSpec(ref.input_hw[0], ref.input_hw[1], tuple(inp.mean), tuple(inp.std))
-            )  # type: ignore[arg-type]
+            specs.append(InputSpec.from_dict(ref.manifest.input.input_spec_dict()))
 
         def one(i: int, record: bool) -> None:
             ref, runner = refs[i], runners[i]
