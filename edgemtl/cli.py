@@ -338,7 +338,8 @@ def profile(
     artifacts: Annotated[
         list[Path],
         typer.Argument(
-            help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt)."
+            help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt); "
+            "with --all-formats also run folders."
         ),
     ],
     batch: Annotated[
