@@ -133,7 +133,8 @@ def frame_table(result: dict[str, Any]) -> FitTable | None:
     title = f"per frame (a {size}JPEG, batch 1), median ms"
     notes = [
         "decode: read the image file; pre: resize + normalise; post: decode the outputs "
-        "and resize them to the frame"
+        "and resize them to the frame; total: median of the per-frame sums (not the sum of "
+        "the stage medians)"
     ]
     return FitTable(title, [Col("artifact", justify="left")], values, body, notes)
 
