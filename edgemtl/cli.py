@@ -11,14 +11,18 @@ here, and each command body only maps options onto its implementation.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
+from edgemtl import __version__
 from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 from edgemtl.core.threads import passive_openmp
@@ -28,6 +32,54 @@ from edgemtl.core.threads import passive_openmp
 # (edgemtl.core.threads). An OMP_WAIT_POLICY the user set is kept.
 passive_openmp()
 
+
+class _ReadableHelp:
+    """Help that reads as a CLI, not as Python: no type label after a flag (`--resume
+    <bool>`), names instead of types for values (`--set KEY=VALUE`, `--iterations N`), and
+    `RECIPE` rather than `{recipe}` in the usage line.
+
+    Why: typer (>= 0.2x) prints every parameter's Python type. Metavars given in the
+    options below win; this fills in the rest from the type.
+    """
+
+    #: Metavar of an option without one, by the typer type label it would show.
+    METAVARS = {
+        "int": "N",
+        "int range": "N",
+        "float": "X",
+        "float range": "X",
+        "str": "TEXT",
+        "path": "PATH",
+        "file": "FILE",
+        "directory": "DIR",
+    }
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if param.param_type_name == "argument":
+                param.metavar = param.metavar or (param.name or "").upper()
+                param.display_type_rich = lambda ctx: None
+            elif getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+            elif param.metavar is None:
+                label = getattr(param, "display_type", lambda c: "")(ctx) or ""
+                param.metavar = self.METAVARS.get(label.strip("<>"), "VALUE")
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]
+        return [re.sub(r"\{([^}]*)\}", r"\1", piece) for piece in pieces]
+
+
+class Command(_ReadableHelp, TyperCommand):
+    """A command with `_ReadableHelp`."""
+
+
+class Group(_ReadableHelp, TyperGroup):
+    """A command group (the root, `data`) with `_ReadableHelp`."""
+
+
 app = typer.Typer(
     name="edgemtl",
     help=(
@@ -36,19 +88,48 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"edgemtl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Train self-distilled multi-task CNNs, export them, and profile them on the target device."""
+
+
 data_app = typer.Typer(
-    help="Datasets: generate synthetic scenes, check and show datasets.", no_args_is_help=True
+    help="Datasets: generate synthetic scenes, check and show datasets.",
+    no_args_is_help=True,
+    cls=Group,
 )
 app.add_typer(data_app, name="data")
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or chatter.")]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", help="Override a recipe key: a.b=value (repeatable)."),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override a recipe key: a.b=value (repeatable)."
+    ),
 ]
 Device = Annotated[
-    Optional[str], typer.Option("--device", help="cpu, cuda or auto (default: cuda if available).")
+    Optional[str],
+    typer.Option("--device", metavar="cpu|cuda|auto", help="Default: cuda if available, else cpu."),
 ]
 MaxImageMpx = Annotated[
     Optional[float],
@@ -59,10 +140,15 @@ MaxImageMpx = Annotated[
 ]
 #: Head names in help texts come from the registry (edgemtl.core.heads).
 HEADS_HELP = choices()
-CKPT_HEAD_HELP = (
-    f"Checkpoints: {HEADS_HELP} (default: the run's selected head, else {DEFAULT_ORDER[0]})."
+#: How a checkpoint's default head is chosen (`edgemtl.core.heads.default_head`); docs/export.md
+#: and docs/profile.md say the same words (tests/cli/test_help.py).
+DEFAULT_HEAD_RULE = "the run's selected head (train.select.head), else " + ", else ".join(
+    DEFAULT_ORDER
 )
-EXPORT_HEAD_HELP = f"{HEADS_HELP} (default: the bundle's, else the run's selected head)."
+CKPT_HEAD_HELP = f"Checkpoints: {HEADS_HELP} (default: {DEFAULT_HEAD_RULE})."
+EXPORT_HEAD_HELP = (
+    f"{HEADS_HELP} (default: a bundle's own head; from a checkpoint, {DEFAULT_HEAD_RULE})."
+)
 REFERENCE_HELP = (
     "The results Δm and accuracy deltas are measured against: a run folder, a "
     "summary/eval/profile JSON or a checkpoint, PATH#HEAD picks a head; repeatable, "
@@ -84,12 +170,13 @@ def _need_torch(what: str) -> None:
         raise UserError(f"{what} needs PyTorch, which this install lacks: {TRAIN_EXTRA}") from None
 
 
-@app.command()
+@app.command(cls=Command)
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/synthetic.yaml.")],
     set_: SetOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Run folder (default runs/<recipe>-<time>).")
+        Optional[Path],
+        typer.Option("--out", metavar="PATH", help="Run folder (default runs/<recipe>-<time>)."),
     ] = None,
     resume: Annotated[
         bool,
@@ -99,11 +186,21 @@ def train(
         ),
     ] = False,
     device: Device = None,
+    data: Annotated[
+        Optional[str],
+        typer.Option(
+            "--data",
+            metavar="ROOT",
+            help="Dataset root (the same as --set data.root=ROOT).",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a recipe; evaluates every head each epoch and keeps last.pt / best.pt."""
     from edgemtl.core.config import load_recipe
 
+    if data is not None:  # JSON is YAML: the root arrives as a string, whatever it looks like
+        set_ = [*(set_ or []), f"data.root={json.dumps(data)}"]
     loaded = load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
     _need_torch("edgemtl train")
     from edgemtl.training.train_command import TrainOptions, run_training
@@ -111,25 +208,32 @@ def train(
     run_training(TrainOptions(loaded, tuple(set_ or ()), out, resume, device, quiet))
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (runs/<run>/best.pt).")],
-    head: Annotated[str, typer.Option("--head", help=f"{choices((ALL,))}.")] = ALL,
+    head: Annotated[str, typer.Option("--head", metavar="HEAD", help=f"{choices((ALL,))}.")] = ALL,
     data: Annotated[
-        Optional[str], typer.Option("--data", help="Dataset root, when not where the run found it.")
+        Optional[str],
+        typer.Option(
+            "--data", metavar="ROOT", help="Dataset root, when not where the run found it."
+        ),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
+    split: Annotated[
+        str, typer.Option("--split", metavar="train|val", help="train or val.")
+    ] = "val",
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")
     ] = None,
     json_path: Annotated[
         Optional[str],
-        typer.Option("--json", help="Write the result as JSON to PATH ('-' = stdout)."),
+        typer.Option(
+            "--json", metavar="PATH", help="Write the result as JSON to PATH ('-' = stdout)."
+        ),
     ] = None,
     device: Device = None,
     quiet: Quiet = False,
     reference: Annotated[
-        Optional[list[str]], typer.Option("--reference", help=REFERENCE_HELP)
+        Optional[list[str]], typer.Option("--reference", metavar="RUN_OR_JSON", help=REFERENCE_HELP)
     ] = None,
 ) -> None:
     """Score a checkpoint's heads on a split (a table per head; --json for machines)."""
@@ -151,16 +255,22 @@ def eval_(
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def export(
     source: Annotated[
         Optional[Path],
         typer.Argument(help="Checkpoint (default: newest runs/*/best.pt) or a bundle folder."),
     ] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help=EXPORT_HEAD_HELP)] = None,
+    head: Annotated[
+        Optional[str], typer.Option("--head", metavar="HEAD", help=EXPORT_HEAD_HELP)
+    ] = None,
     outputs: Annotated[
         str,
-        typer.Option("--outputs", help="raw (logits, maps) or decoded (argmax labels in-graph)."),
+        typer.Option(
+            "--outputs",
+            metavar="raw|decoded",
+            help="raw (logits, maps) or decoded (argmax labels in-graph).",
+        ),
     ] = "raw",
     fp16: Annotated[
         bool,
@@ -188,10 +298,12 @@ def export(
     ] = 16,
     no_simplify: Annotated[bool, typer.Option("--no-simplify", help="Skip onnxsim.")] = False,
     data: Annotated[
-        Optional[str], typer.Option("--data", help="Dataset root for parity/calibration samples.")
+        Optional[str],
+        typer.Option("--data", metavar="ROOT", help="Dataset root for parity/calibration samples."),
     ] = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Bundle folder (default export/<run>-<head>/).")
+        Optional[Path],
+        typer.Option("--out", metavar="PATH", help="Bundle folder (default export/<run>-<head>/)."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild artifacts whose content would change.")
@@ -199,7 +311,9 @@ def export(
     tol: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--tol", help="Override a parity bound: NAME=VALUE (repeatable), e.g. int8_miou_drop=5."
+            "--tol",
+            metavar="NAME=VALUE",
+            help="Override a parity bound: NAME=VALUE (repeatable), e.g. int8_miou_drop=5.",
         ),
     ] = None,
     samples: Annotated[
@@ -214,8 +328,7 @@ def export(
     ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Export one head to a self-checking bundle: ONNX FP32 (+FP16/INT8), TensorRT engines where
-    possible."""
+    """Export one head to a bundle gated on real samples: ONNX FP32 (+FP16/INT8), TensorRT."""
     from edgemtl.export import command
     from edgemtl.export.options import ExportOptions, parse_tolerances
 
@@ -247,62 +360,86 @@ def export(
     run(source, options)
 
 
-@app.command()
+@app.command(cls=Command)
 def profile(
     artifacts: Annotated[
         list[Path],
         typer.Argument(
-            help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt)."
+            help="ONNX files, engines (.trt/.engine/.plan), bundle folders or checkpoints (.pt); "
+            "with --all-formats also run folders."
         ),
     ],
     batch: Annotated[
-        str, typer.Option("--batch", help="Batch size, or a comma-separated sweep: 1,4,8.")
+        str,
+        typer.Option(
+            "--batch", metavar="N[,N...]", help="Batch size, or a comma-separated sweep: 1,4,8."
+        ),
     ] = "1",
     iterations: Annotated[
         int, typer.Option("--iterations", "-n", help="Timed iterations per artifact and batch.")
     ] = 50,
     duration: Annotated[
         Optional[float],
-        typer.Option("--duration", help="Time each artifact for SECONDS instead of --iterations."),
+        typer.Option(
+            "--duration",
+            metavar="SECONDS",
+            help="Time each artifact for SECONDS instead of --iterations.",
+        ),
     ] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Warm-up iterations (at least).")] = 5,
     warmup_s: Annotated[
-        float, typer.Option("--warmup-s", help="Warm-up seconds (at least).")
+        float, typer.Option("--warmup-s", metavar="SECONDS", help="Warm-up seconds (at least).")
     ] = 0.5,
     rounds: Annotated[
         int, typer.Option("--rounds", min=1, help="Interleaving rounds across artifacts.")
     ] = 5,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str, typer.Option("--device", metavar="cpu|cuda", help="Where to run.")
+    ] = "cpu",
     provider: Annotated[
         Optional[str],
-        typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt."),
+        typer.Option(
+            "--provider",
+            metavar="cpu|cuda|tensorrt",
+            help="ONNX Runtime provider: cpu, cuda or tensorrt.",
+        ),
     ] = None,
     threads: Annotated[
         Optional[int],
         typer.Option("--threads", min=1, help="CPU threads (default: the free CPUs; recorded)."),
     ] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Checkpoints: FP16 autocast.")] = False,
-    head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
+    head: Annotated[
+        Optional[str], typer.Option("--head", metavar="HEAD", help=CKPT_HEAD_HELP)
+    ] = None,
     precision: Annotated[
         Optional[str],
-        typer.Option("--precision", help="Bundles: only these precisions, e.g. fp32,int8."),
+        typer.Option(
+            "--precision", metavar="LIST", help="Bundles: only these precisions, e.g. fp32,int8."
+        ),
     ] = None,
     format_: Annotated[
         Optional[str],
-        typer.Option("--format", help="Bundles: only these formats, onnx and/or trt."),
+        typer.Option(
+            "--format", metavar="LIST", help="Bundles: only these formats, onnx and/or trt."
+        ),
     ] = None,
     accuracy: Annotated[
         bool, typer.Option("--accuracy", help="Score accuracy on the artifact's recorded dataset.")
     ] = False,
     data: Annotated[
-        Optional[str], typer.Option("--data", help="Dataset root: score accuracy on it.")
+        Optional[str],
+        typer.Option("--data", metavar="ROOT", help="Dataset root: score accuracy on it."),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
+    split: Annotated[
+        str, typer.Option("--split", metavar="train|val", help="train or val.")
+    ] = "val",
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")
     ] = None,
     reference: Annotated[
-        Optional[list[str]], typer.Option("--reference", help=PROFILE_REFERENCE_HELP)
+        Optional[list[str]],
+        typer.Option("--reference", metavar="RUN_OR_JSON", help=PROFILE_REFERENCE_HELP),
     ] = None,
     power: Annotated[
         bool,
@@ -311,37 +448,63 @@ def profile(
         ),
     ] = True,
     idle: Annotated[
-        float, typer.Option("--idle", help="Idle power window before timing, seconds.")
+        float,
+        typer.Option("--idle", metavar="SECONDS", help="Idle power window before timing, seconds."),
     ] = 2.0,
     json_path: Annotated[
         Optional[str],
-        typer.Option("--json", help="Write every number as JSON to PATH ('-' = stdout)."),
+        typer.Option(
+            "--json", metavar="PATH", help="Write every number as JSON to PATH ('-' = stdout)."
+        ),
     ] = None,
     markdown: Annotated[
-        Optional[str], typer.Option("--markdown", help="Write the table as Markdown to PATH.")
+        Optional[str],
+        typer.Option("--markdown", metavar="PATH", help="Write the table as Markdown to PATH."),
     ] = None,
     plot: Annotated[
         Optional[str],
         typer.Option(
-            "--plot", help="Latency-vs-Δm chart with the Pareto front to PATH (.png/.svg/.pdf)."
+            "--plot",
+            metavar="PATH",
+            help="Latency-vs-Δm chart with the Pareto front to PATH (.png/.svg/.pdf).",
         ),
     ] = None,
     budget_ms: Annotated[
         Optional[float],
         typer.Option(
             "--budget-ms",
+            metavar="MS",
             help="Name the most accurate artifact whose p50 latency is at most MS on this "
             "device (needs --accuracy and a Teacher FP32 artifact or --reference).",
         ),
     ] = None,
+    all_formats: Annotated[
+        bool,
+        typer.Option(
+            "--all-formats",
+            help="From a checkpoint, run folder or bundle: export the missing FP32/FP16/INT8 "
+            "ONNX (and TensorRT engines where possible) and profile every format in one table.",
+        ),
+    ] = False,
+    frame: Annotated[
+        Optional[str],
+        typer.Option(
+            "--frame",
+            metavar="HxW|input|off",
+            help="Per-frame cost (decode, preprocess, infer, postprocess) on a JPEG frame of "
+            "this size; default: the model's input size.",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Latency, accuracy and power of artifacts on this machine, interleaved under the same
-    conditions."""
+    """Latency, per-frame cost, accuracy and power of artifacts on this machine, interleaved."""
     from edgemtl.core.options import ArtifactChoice, DataSource, OutputFiles
     from edgemtl.deploy.profile import command as pc
+    from edgemtl.deploy.profile.frame import parse_frame
     from edgemtl.deploy.profile.timing import TimingConfig
     from edgemtl.deploy.runtime import RunnerOptions
+
+    frame_size = parse_frame(frame)
 
     pc.profile_command(
         artifacts,
@@ -368,21 +531,31 @@ def profile(
             output=OutputFiles(json=json_path, markdown=markdown, plot=plot),
             quiet=quiet,
             budget_ms=budget_ms,
+            frame_pipeline=frame_size is not False,
+            frame_size=frame_size or None,
+            all_formats=all_formats,
         ),
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def predict(
     artifact: Annotated[Path, typer.Argument(help="Bundle folder, .onnx, engine or checkpoint.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images (PNG/JPG/.npy) or folders of them.")],
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for <name>.npz and <name>.<task>.png.")
+        Path,
+        typer.Option("--out", metavar="PATH", help="Folder for <name>.npz and <name>.<task>.png."),
     ] = Path("preds"),
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str, typer.Option("--device", metavar="cpu|cuda", help="Where to run.")
+    ] = "cpu",
     provider: Annotated[
         Optional[str],
-        typer.Option("--provider", help="ONNX Runtime provider: cpu, cuda or tensorrt."),
+        typer.Option(
+            "--provider",
+            metavar="cpu|cuda|tensorrt",
+            help="ONNX Runtime provider: cpu, cuda or tensorrt.",
+        ),
     ] = None,
     threads: Annotated[
         Optional[int],
@@ -390,13 +563,28 @@ def predict(
     ] = None,
     precision: Annotated[
         Optional[str],
-        typer.Option("--precision", help="Bundles: which artifact (fp32, fp16, int8)."),
+        typer.Option(
+            "--precision",
+            metavar="fp32|fp16|int8",
+            help="Bundles: which artifact (default: an engine on cuda, else the FP32 ONNX).",
+        ),
     ] = None,
-    head: Annotated[Optional[str], typer.Option("--head", help=CKPT_HEAD_HELP)] = None,
+    head: Annotated[
+        Optional[str], typer.Option("--head", metavar="HEAD", help=CKPT_HEAD_HELP)
+    ] = None,
     overlays: Annotated[
         bool, typer.Option("--overlays/--no-overlays", help="Write PNG overlays beside the arrays.")
     ] = True,
     max_image_mpx: MaxImageMpx = None,
+    resize: Annotated[
+        str,
+        typer.Option(
+            "--resize",
+            metavar="stretch|letterbox",
+            help="Fit a frame to the model input: stretch (as training did; a warning when the "
+            "aspect ratio differs) or letterbox (keeps the shape).",
+        ),
+    ] = "stretch",
     quiet: Quiet = False,
 ) -> None:
     """Decoded task maps (and overlays) for images, at each image's own size."""
@@ -416,19 +604,29 @@ def predict(
             select=ArtifactChoice(head=head, precisions=[precision] if precision else None),
             overlays=overlays,
             quiet=quiet,
+            resize=resize,
         ),
     )
 
 
-@data_app.command("synth")
+@data_app.command("synth", cls=Command)
 def data_synth(
     out: Annotated[
         Path, typer.Argument(help="Folder to write (NYUv2 layout + keypoints/, edges/).")
     ],
-    n_train: Annotated[int, typer.Option("--n-train", min=1)] = 512,
-    n_val: Annotated[int, typer.Option("--n-val", min=1)] = 128,
-    size: Annotated[str, typer.Option("--size", help="HxW, e.g. 64x128.")] = "64x128",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_train: Annotated[
+        int, typer.Option("--n-train", min=1, help="Scenes in the training split.")
+    ] = 512,
+    n_val: Annotated[int, typer.Option("--n-val", min=1, help="Scenes in the val split.")] = 128,
+    size: Annotated[
+        str, typer.Option("--size", metavar="HxW", help="Image height x width in pixels.")
+    ] = "64x128",
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Generator seed: the same seed and sizes give the same scenes."
+        ),
+    ] = 0,
     max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
@@ -447,40 +645,51 @@ def data_synth(
 DatasetOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--dataset", help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected)."
+        "--dataset",
+        metavar="KIND",
+        help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected).",
     ),
 ]
 LabelFolderOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--label-folder", help="Cityscapes: label_7 (default), label_19, label_2 or label."
+        "--label-folder",
+        metavar="NAME",
+        help="Cityscapes: label_7 (default), label_19, label_2 or label.",
     ),
 ]
 SplitFileOpt = Annotated[
     Optional[str],
-    typer.Option("--split-file", help="Taskonomy: CSV building,split or a path with {split}."),
+    typer.Option(
+        "--split-file", metavar="PATH", help="Taskonomy: CSV building,split or a path with {split}."
+    ),
 ]
 LayoutOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--layout", help="Taskonomy: building_domain or domain_building (default: detected)."
+        "--layout",
+        metavar="NAME",
+        help="Taskonomy: building_domain or domain_building (default: detected).",
     ),
 ]
 
 
-@data_app.command("check")
+@data_app.command("check", cls=Command)
 def data_check(
     root: Annotated[Path, typer.Argument(help="Dataset folder.")],
     dataset: DatasetOpt = None,
     json_path: Annotated[
         Optional[str],
-        typer.Option("--json", help="Write the report as JSON to PATH ('-' = stdout)."),
+        typer.Option(
+            "--json", metavar="PATH", help="Write the report as JSON to PATH ('-' = stdout)."
+        ),
     ] = None,
     label_folder: LabelFolderOpt = None,
     split_file: SplitFileOpt = None,
     layout: LayoutOpt = None,
     tasks: Annotated[
-        Optional[str], typer.Option("--tasks", help="Only these tasks, e.g. seg,depth.")
+        Optional[str],
+        typer.Option("--tasks", metavar="LIST", help="Only these tasks, e.g. seg,depth."),
     ] = None,
     limit: Annotated[
         Optional[int],
@@ -489,8 +698,7 @@ def data_check(
     max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
-    """Read every sample: layout, counts, shapes, dtypes, ranges, invalid fractions, class
-    histogram."""
+    """Read every sample: layout, counts, shapes, ranges, invalid fractions, class histogram."""
     from edgemtl.core.options import DatasetFormat, OutputFiles, parse_list
     from edgemtl.data.check_command import CheckOptions, check_command
     from edgemtl.data.imageio import set_max_mpx
@@ -509,21 +717,24 @@ def data_check(
     )
 
 
-@data_app.command("show")
+@data_app.command("show", cls=Command)
 def data_show(
     root: Annotated[Path, typer.Argument(help="Dataset folder.")],
     index: Annotated[int, typer.Option("--index", "-i", help="Sample index in the split.")] = 0,
-    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("sample.png"),
+    out: Annotated[Path, typer.Option("--out", metavar="PATH", help="PNG to write.")] = Path(
+        "sample.png"
+    ),
     dataset: DatasetOpt = None,
-    split: Annotated[str, typer.Option("--split", help="train or val.")] = "train",
+    split: Annotated[
+        str, typer.Option("--split", metavar="train|val", help="train or val.")
+    ] = "train",
     label_folder: LabelFolderOpt = None,
     split_file: SplitFileOpt = None,
     layout: LayoutOpt = None,
     max_image_mpx: MaxImageMpx = None,
     quiet: Quiet = False,
 ) -> None:
-    """Image and every target side by side (labels colour-mapped with a legend, depth, normals as
-    RGB)."""
+    """One sample: the image and every target side by side, with legends and colour bars."""
     from edgemtl.core.options import DatasetFormat
     from edgemtl.data.imageio import set_max_mpx
     from edgemtl.data.show import ShowOptions, show_command

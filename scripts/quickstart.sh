@@ -6,3 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/edgemtl train recipes/synthetic.yaml "$@"
+echo "next: source .venv/bin/activate (puts edgemtl on PATH), then e.g. edgemtl export --head student"

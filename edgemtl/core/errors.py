@@ -9,8 +9,10 @@ turn the line into megabytes (docs/formats.md "Limits and checks").
 
 from __future__ import annotations
 
-#: What to install for the commands that need PyTorch (train, eval, export from a checkpoint).
-TRAIN_EXTRA = "pip install 'edgemtl[train]'"
+#: What to install for the commands that need PyTorch (train, eval, export from a checkpoint):
+#: edgemtl is installed from a clone or a wheel (it is not on PyPI; docs/deploy.md "Install
+#: profiles"), so errors quote this.
+TRAIN_EXTRA = "pip install './edgemtl[train]' (a clone or wheel; docs/deploy.md)"
 #: Longest excerpt of user input quoted in a message (characters of its repr).
 EXCERPT_CHARS = 60
 #: Hard cap on a message, whatever built it (characters).

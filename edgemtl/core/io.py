@@ -13,6 +13,10 @@ temporaries no live process owns, however young: two trainings on one cache
 (benchmarks/reproduce.py) never delete each other's work in progress, and
 nothing is judged by its age. Where `fcntl` is missing (non-POSIX), nothing is
 locked and nothing is swept.
+
+The temporary files and folders are private while written (`tempfile` makes them
+0600 / 0700); what is moved in gets the modes a plain `open()` / `mkdir` would have
+given it under the process umask (usually 0644 / 0755).
 """
 
 from __future__ import annotations
@@ -123,6 +127,29 @@ def sweep_temporaries(folder: str | Path, name: str | None = None) -> list[Path]
     return removed
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then put it back
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new file under the umask: 0o666 & ~umask (0o644 with the usual 022)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Mode of a new folder under the umask: 0o777 & ~umask (0o755 with the usual 022)."""
+    return 0o777 & ~_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so readers see either the old or the new file."""
     path = Path(path)
@@ -133,7 +160,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
+            os.chmod(tmp, file_mode())  # mkstemp makes 0600
             os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -160,6 +187,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp_path, fd = _owned_file(path.parent, f".{path.name}", path.suffix or ".tmp")
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())  # mkstemp makes 0600
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -178,6 +206,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     temp = TempDir(final.parent, f".{final.name}")
     try:
         yield temp.path
+        os.chmod(temp.path, dir_mode())  # mkdtemp makes 0700
         try:
             os.rename(temp.path, final)
         except OSError:

@@ -24,7 +24,8 @@ def bar(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        disable=console.quiet,
+        # Not a terminal (a log file, CI): a bar would only print blank lines at its end.
+        disable=console.quiet or not console.is_terminal,
         transient=True,
     )
     with progress:

@@ -54,14 +54,16 @@ def _top_classes(hist: dict[str, int], k: int = 4) -> str:
 
 
 def summary_table(report: dict[str, Any]) -> Table:
+    """Per split: image and target statistics; `n` reads "50 of 512" under `--limit`."""
     table = Table(title=f"{report['dataset']} dataset at {report['root']}")
     for col in ("split", "n", "target", "on disk", "range", "mean", "invalid", "notes"):
         table.add_column(col, justify="right" if col in ("n", "mean", "invalid") else "left")
     for split, rep in report["splits"].items():
         img = rep["image"]
+        checked = rep.get("checked", rep["count"])
         table.add_row(
             split,
-            str(rep["count"]),
+            str(rep["count"]) if checked == rep["count"] else f"{checked} of {rep['count']}",
             "image",
             img["format"],
             f"[{_fmt(img['min'])}, {_fmt(img['max'])}]",
@@ -131,7 +133,11 @@ def check_command(root: Path, options: CheckOptions) -> dict[str, Any]:
             out.print(f"{split} #0{layout}: {files}", soft_wrap=True)
         for warning in report["warnings"][:20]:
             out.print(f"[yellow]warning:[/] {warning}")
-        counts = ", ".join(f"{s} {r['count']}" for s, r in report["splits"].items())
+        counts = ", ".join(
+            f"{s} {r['count']}"
+            + (f", {r['checked']} checked" if r.get("checked", r["count"]) != r["count"] else "")
+            for s, r in report["splits"].items()
+        )
         out.print(
             f"ok: {report['dataset']} at {report['root']} ({counts}; tasks "
             f"{', '.join(report['tasks'])})"

@@ -3,9 +3,10 @@
 Each target is drawn by its task kind (`TaskKind.colourize`, the same colours
 and fixed value ranges `edgemtl predict` uses): labels in the one class palette
 with a legend of class names, normals as RGB = (n + 1) / 2, maps through the
-kind's colormap; invalid pixels (`TaskKind.valid_sample`) are black. The
-figure has a fixed pixel size (`figure_pixels`), so the output is
-predictable: 320 px per panel across. matplotlib Agg, no torch.
+kind's colormap with a colour bar (range and units) under the panel. Invalid
+pixels (`TaskKind.valid_sample`) are black, and a panel that has any says so
+with their share. The figure has a fixed pixel size (`figure_pixels`), so the
+output is predictable: 320 px per panel across. matplotlib Agg, no torch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,13 +23,16 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
 from edgemtl.core.options import DatasetFormat
 from edgemtl.core.paths import check_not_an_input, check_output_file
-from edgemtl.core.tasks import get_kind
+from edgemtl.core.tasks import TaskKind, get_kind
 from edgemtl.core.tasks.colours import class_colours
 from edgemtl.data.readers import DATASET_SUFFIXES
 from edgemtl.data.sample import Sample
 
 PANEL_PX = 320
-TITLE_PX = 48
+#: Figure title plus two lines of panel title (name and units; invalid share).
+TITLE_PX = 60
+#: The strip under the panels: colour bars with their tick labels, or a caption.
+KEY_PX = 40
 LEGEND_ROW_PX = 24
 LEGEND_COLUMNS = 6
 DPI = 100
@@ -37,24 +42,67 @@ def figure_pixels(n_panels: int, height: int, width: int, n_classes: int = 0) ->
     """(width, height) in pixels of the PNG for a sample of height x width."""
     panel_h = round(PANEL_PX * height / width)
     legend_rows = math.ceil(n_classes / LEGEND_COLUMNS) if n_classes else 0
-    return n_panels * PANEL_PX, panel_h + TITLE_PX + (
+    return n_panels * PANEL_PX, panel_h + TITLE_PX + KEY_PX + (
         legend_rows * LEGEND_ROW_PX + 8 if legend_rows else 0
     )
 
 
+def has_colour_bar(kind: TaskKind) -> bool:
+    """Whether the kind's picture is its colormap over a value range (not labels, not a
+    picture of its own such as normals' RGB), which a colour bar explains."""
+    return not kind.labels and type(kind).colourize is TaskKind.colourize
+
+
+@dataclass
+class Panel:
+    """One picture of the figure: title, H x W x 3 RGB, and what explains its colours.
+
+    `key`: a colour bar (colormap, low, high) or None; `caption`: text under the panel
+    (e.g. normals' RGB rule); `invalid`: the share of black, invalid pixels (0..1).
+    """
+
+    title: str
+    rgb: np.ndarray
+    key: tuple[str, float, float] | None = None
+    caption: str = ""
+    invalid: float = 0.0
+
+
 def _panels(
-    sample: Sample, class_names: tuple[str, ...], encodings: Mapping[str, str] | None = None
+    sample: Sample,
+    class_names: tuple[str, ...],
+    units: dict[str, str] | None = None,
+    encodings: Mapping[str, str] | None = None,
 ) -> list[tuple[str, np.ndarray]]:
-    out = [("image", np.clip(sample.image, 0, 1))]
+    """(title, RGB) of the image and each target: a task's title is its key."""
+    return [(p.title, p.rgb) for p in panels(sample, class_names, units, encodings)]
+
+
+def panels(
+    sample: Sample,
+    class_names: tuple[str, ...],
+    units: dict[str, str] | None = None,
+    encodings: Mapping[str, str] | None = None,
+) -> list[Panel]:
+    """The image and one `Panel` per target; `units`: {task: units} for the titles;
+    `encodings`: what each target stores, as the reader declares (depth pictures read it)."""
+    out = [Panel("image", np.clip(sample.image, 0, 1))]
     for key, target in sample.targets.items():
         kind = get_kind(key)
         channels = kind.output_channels(class_names or ("?",))
         rgb, legend = kind.colourize(target, class_names, encoding=(encodings or {}).get(key))
         rgb = np.array(rgb, copy=True)
-        rgb[~kind.valid_sample(target, channels)] = 0
-        # Labels get the figure-wide class legend; maps name their range in the title.
-        title = legend[0][1] if legend and not kind.labels else key
-        out.append((title, rgb))
+        valid = kind.valid_sample(target, channels)
+        rgb[~valid] = 0
+        unit = (units or {}).get(key)
+        title = f"{key} [{unit}]" if unit else key
+        panel = Panel(title, rgb, invalid=float(1 - valid.mean()) if valid.size else 0.0)
+        if has_colour_bar(kind):
+            low, high = kind.display_range(np.asarray(target, dtype=np.float32))
+            panel.key = (kind.colormap, low, high)
+        elif legend and not kind.labels:
+            panel.caption = legend[0][1]  # e.g. normals: RGB = (xyz + 1) / 2
+        out.append(panel)
     return out
 
 
@@ -63,32 +111,65 @@ def render_sample(
     class_names: tuple[str, ...],
     out: Path,
     title: str = "",
+    units: dict[str, str] | None = None,
     encodings: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """Write the side-by-side PNG; returns its (width, height) in pixels.
 
+    `units`: {task: units of its values} (e.g. depth "m"), shown in panel titles;
     `encodings`: what each target stores, as the reader declares (depth pictures read it).
     """
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     height, width = sample.image.shape[:2]
-    panels = _panels(sample, class_names, encodings)
+    shown = panels(sample, class_names, units, encodings)
     n_classes = len(class_names) if any(get_kind(k).labels for k in sample.targets) else 0
-    fig_w, fig_h = figure_pixels(len(panels), height, width, n_classes)
+    fig_w, fig_h = figure_pixels(len(shown), height, width, n_classes)
     panel_h = round(PANEL_PX * height / width)
-    legend_h = fig_h - panel_h - TITLE_PX
+    legend_h = fig_h - panel_h - TITLE_PX - KEY_PX
     fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI)
-    for i, (name, rgb) in enumerate(panels):
-        ax = fig.add_axes(
-            (i * PANEL_PX / fig_w, legend_h / fig_h, PANEL_PX / fig_w, panel_h / fig_h)
-        )
-        ax.imshow(rgb, interpolation="nearest", aspect="auto")
-        ax.set_title(name, fontsize=9)
+    bottom = (legend_h + KEY_PX) / fig_h
+    for i, panel in enumerate(shown):
+        left = i * PANEL_PX / fig_w
+        ax = fig.add_axes((left, bottom, PANEL_PX / fig_w, panel_h / fig_h))
+        ax.imshow(panel.rgb, interpolation="nearest", aspect="auto")
+        note = f"\nblack: invalid ({100 * panel.invalid:.1f} %)" if panel.invalid > 0 else ""
+        ax.set_title(panel.title + note, fontsize=9, linespacing=1.3)
         ax.set_axis_off()
+        if panel.key is not None:
+            cmap, low, high = panel.key
+            bar = fig.add_axes(
+                (
+                    left + 0.1 * PANEL_PX / fig_w,
+                    (legend_h + KEY_PX - 14) / fig_h,
+                    0.8 * PANEL_PX / fig_w,
+                    9 / fig_h,
+                )
+            )
+            ColorbarBase(
+                bar,
+                cmap=matplotlib.colormaps[cmap],
+                norm=Normalize(low, high),
+                orientation="horizontal",
+            )
+            bar.set_xticks([low, (low + high) / 2, high])
+            bar.set_xticklabels([f"{v:.3g}" for v in (low, (low + high) / 2, high)])
+            bar.tick_params(labelsize=7, length=2, pad=1)
+        elif panel.caption:
+            fig.text(
+                left + 0.5 * PANEL_PX / fig_w,
+                (legend_h + KEY_PX / 2) / fig_h,
+                panel.caption,
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
     if n_classes:
         colors = class_colours(n_classes) / 255.0
         handles = [Patch(color=colors[i], label=name) for i, name in enumerate(class_names)]
@@ -107,6 +188,12 @@ def render_sample(
     with atomic_file(out) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
     return fig_w, fig_h
+
+
+def _units(kind: str, keys: Any) -> dict[str, str]:
+    from edgemtl.data.registry import task_units
+
+    return {key: unit for key in keys if (unit := task_units(kind, key))}
 
 
 @dataclass(frozen=True)
@@ -149,8 +236,14 @@ def show_command(root: Path, options: ShowOptions) -> Path:
         )
     sample = reader[index]
     class_names = tuple(getattr(reader, "class_names", ()) or ())
-    title = f"{kind} {split} #{index}: {sample.name}"
-    size = render_sample(sample, class_names, out, title, getattr(reader, "encodings", None))
+    size = render_sample(
+        sample,
+        class_names,
+        out,
+        title=f"{kind} {split} #{index}: {sample.name}",
+        units=_units(kind, sample.targets),
+        encodings=getattr(reader, "encodings", None),
+    )
     Console(quiet=options.quiet).print(
         f"wrote {out} ({size[0]}x{size[1]} px): {sample.name}, tasks {', '.join(sample.targets)}"
     )

@@ -1,11 +1,14 @@
 """`edgemtl predict` and the torch-free `Predictor` API: images in, decoded task maps out.
 
 Why the manifest drives everything: the bundle states input size, mean/std and
-what each output means, so a user on a device passes only images. Preprocessing
-is `edgemtl.data.preprocess.preprocess_image` (the same path training and eval
-used); outputs are decoded (`tasks.decode_numpy`) and resized back to the
-frame: labels nearest, continuous maps bilinear, normals re-normalised. The
-files written (`.npz`, PNG overlays) are `edgemtl.deploy.predict_output`'s.
+what each output means, so a user on a device passes only images. A frame is
+fitted to the input by stretching (`edgemtl.data.preprocess.preprocess_image`,
+the path training and eval used; a frame of another aspect ratio earns a
+warning) or letterboxing, and outputs are decoded and resized back to the
+frame: labels nearest, continuous maps bilinear, normals re-normalised
+(`edgemtl.deploy.frames`). The files written (`.npz`, PNG overlays) are
+`edgemtl.deploy.predict_output`'s; `predictions.json` records each input's
+size and how it was fitted.
 """
 
 from __future__ import annotations
@@ -18,16 +21,21 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.errors import UserError
+from edgemtl.core.io import atomic_write_json
 from edgemtl.core.options import ArtifactChoice
 from edgemtl.core.paths import check_not_an_input, check_output_dir
-from edgemtl.core.tasks import TaskKind
-from edgemtl.data.imageio import read_rgb, to_rgb01
+from edgemtl.data.imageio import to_rgb01
+from edgemtl.deploy.frames import RESIZE_MODES, aspect_warning, place, postprocess
+from edgemtl.deploy.frames import read_image as read_image  # public name, re-exported
+from edgemtl.deploy.frames import to_frame as to_frame  # public name, re-exported
 from edgemtl.deploy.predict_output import render as render  # public name, re-exported
 from edgemtl.deploy.predict_output import write_outputs
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 from edgemtl.deploy.runtime.resolve import open_runner, resolve_artifacts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".npy")
+#: The record of a predict run in its output folder.
+PREDICTIONS_FILE = "predictions.json"
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ class PredictOptions:
     out: folder for `<name>.npz` and overlays; runner: device, ONNX Runtime
     provider, CPU threads; select: the checkpoint head (None: its default
     head) and, for a bundle, the precision to run (its first entry);
-    overlays: also write `<name>.<task>.png`.
+    overlays: also write `<name>.<task>.png`; resize: how a frame is fitted to the
+    model input, "stretch" or "letterbox" (`edgemtl.deploy.frames`).
     """
 
     out: Path = Path("preds")
@@ -45,20 +54,17 @@ class PredictOptions:
     select: ArtifactChoice = field(default_factory=ArtifactChoice)
     overlays: bool = True
     quiet: bool = False
+    resize: str = "stretch"
 
     def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise UserError(f"--resize {self.resize}: expected {' or '.join(RESIZE_MODES)}")
         check_output_dir(self.out, "--out")
 
     @property
     def precision(self) -> str | None:
         """The one bundle precision `--precision` asked for (None: `_pick` chooses)."""
         return self.select.precisions[0] if self.select.precisions else None
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """H x W x 3 float32 RGB in [0, 1] from PNG/JPG/BMP/WebP (EXIF orientation applied, any
-    bit depth scaled) or .npy: `edgemtl.data.imageio.read_rgb`, the one image decoder."""
-    return read_rgb(path, orient=True)
 
 
 def _pick(refs: list[ModelRef], device: str, precision: str | None) -> ModelRef:
@@ -80,7 +86,7 @@ class Predictor:
 
     seg: H x W int32 labels; depth/keypoints/edges: H x W float32; normal:
     H x W x 3 float32 unit vectors. `image` is an H x W x 3 array (uint8, or
-    float in [0, 1]) or a path.
+    float in [0, 1]) or a path. `resize`: "stretch" or "letterbox" (module doc).
     """
 
     def __init__(
@@ -91,7 +97,10 @@ class Predictor:
         threads: int | None = None,
         precision: str | None = None,
         head: str | None = None,
+        resize: str = "stretch",
     ) -> None:
+        self.resize = resize
+        place((1, 1), (1, 1), resize)  # validates the mode before loading anything
         refs = resolve_artifacts(artifact, head=head, precisions=[precision] if precision else None)
         self.ref = _pick(refs, device, precision)
         self.runner: Runner = open_runner(
@@ -114,13 +123,14 @@ class Predictor:
     def predict_batch(
         self, images: Sequence[np.ndarray | str | Path]
     ) -> list[dict[str, np.ndarray]]:
-        from edgemtl.data.preprocess import preprocess_image
+        from edgemtl.deploy.frames import preprocess_frame
 
         frames = [
             read_image(im) if isinstance(im, (str, Path)) else to_rgb01(im, "image")
             for im in images
         ]
-        batch = np.stack([preprocess_image(f, self.spec) for f in frames])
+        placements = [place(f.shape[:2], self.ref.input_hw, self.resize) for f in frames]
+        batch = np.stack([preprocess_frame(f, self.spec, p) for f, p in zip(frames, placements)])
         n = len(frames)
         if n < self._fixed:
             batch = np.concatenate([batch, np.repeat(batch[-1:], self._fixed - n, axis=0)])
@@ -132,12 +142,7 @@ class Predictor:
             ]
         if self._fixed == 1 and n > 1:
             return [self.predict_batch([im])[0] for im in images]
-        decoded = self.ref.decode(self.runner.infer(batch))
-        kinds = {t.key: t.task_kind for t in self.ref.tasks}
-        return [
-            {k: _to_frame(v[i], frames[i].shape[:2], kinds[k]) for k, v in decoded.items()}
-            for i in range(n)
-        ]
+        return postprocess(self.ref, self.runner.infer(batch), placements)
 
     def close(self) -> None:
         self.runner.close()
@@ -149,26 +154,15 @@ class Predictor:
         self.close()
 
 
-def _to_frame(arr: np.ndarray, size: tuple[int, int], kind: TaskKind) -> np.ndarray:
-    """One decoded output (H,W labels or C,H,W map) -> the frame's size, channels last.
-
-    Labels resize nearest, maps bilinear; then the kind re-imposes its constraint
-    (`TaskKind.normalise_frame`: normals back to unit length). 1-channel maps drop C.
-    """
-    from edgemtl.data.preprocess import resize_bilinear, resize_nearest
-
-    h, w = size
-    if kind.labels:
-        return resize_nearest(arr, h, w)
-    chw = np.ascontiguousarray(arr.transpose(1, 2, 0), dtype=np.float32)
-    out = kind.normalise_frame(resize_bilinear(chw, h, w))
-    return out[..., 0] if out.shape[2] == 1 else out
-
-
 def predict_command(
     artifact: Path, inputs: Sequence[Path], options: PredictOptions
 ) -> list[dict[str, Any]]:
-    """Predict every input image; write `<name>.npz` (+ `<name>.<task>.png`) into `options.out`."""
+    """Predict every input image; write `<name>.npz` (+ `<name>.<task>.png`) into `options.out`,
+    and `predictions.json` (artifact, resize mode, each input's size and files).
+
+    A frame whose aspect ratio differs from the model input's is stretched with a
+    warning (once per frame size) unless `options.resize` is "letterbox".
+    """
     from rich.console import Console
 
     from edgemtl.core.progress import bar
@@ -177,8 +171,15 @@ def predict_command(
     out, quiet, run = options.out, options.quiet, options.runner
     console = Console(stderr=True, quiet=quiet)
     written: list[dict[str, Any]] = []
+    warned: dict[tuple[int, int], str] = {}
     with Predictor(
-        artifact, run.device, run.provider, run.threads, options.precision, options.select.head
+        artifact,
+        run.device,
+        run.provider,
+        run.threads,
+        options.precision,
+        options.select.head,
+        options.resize,
     ) as predictor:
         names = predictor.class_names
         specs = {t.key: t for t in predictor.ref.tasks}
@@ -187,15 +188,42 @@ def predict_command(
             pngs = [f"{stem}.{key}.png" for key in specs] if options.overlays else []
             for name in (f"{stem}.npz", *pngs):
                 check_not_an_input(Path(out) / name, "--out", files)
+        input_hw = predictor.ref.input_hw
         with bar(console, f"predict {predictor.ref.label}", len(files)) as advance:
             for i, path in enumerate(files):
                 image = read_image(path)
+                size = (int(image.shape[0]), int(image.shape[1]))
+                note = aspect_warning(size, input_hw) if options.resize == "stretch" else None
+                if note and size not in warned:
+                    warned[size] = note
+                    console.print(f"[yellow]warning:[/] {path.name}: {note}", highlight=False)
                 result = predictor.predict(image)
                 paths = write_outputs(out, stems[i], image, result, specs, names, options.overlays)
-                written.append({"input": str(path), "outputs": [str(p) for p in paths]})
+                written.append(
+                    {
+                        "input": str(path),
+                        "size": list(size),
+                        "resize": options.resize,
+                        "distorted": note is not None,
+                        "outputs": [str(p) for p in paths],
+                    }
+                )
                 advance(i + 1, len(files))
+    atomic_write_json(
+        Path(out) / PREDICTIONS_FILE,
+        {
+            "kind": "edgemtl-predictions",
+            "artifact": str(predictor.ref.path),
+            "label": predictor.ref.label,
+            "runner": predictor.runner.name,
+            "input_size": list(input_hw),
+            "resize": options.resize,
+            "predictions": written,
+        },
+    )
     Console(quiet=quiet).print(
-        f"{len(files)} image(s) -> {out} ({predictor.ref.label}, {predictor.runner.name})"
+        f"{len(files)} image(s) -> {out} ({predictor.ref.label}, {predictor.runner.name}, "
+        f"{options.resize} to {input_hw[0]}x{input_hw[1]})"
     )
     return written
 

@@ -72,26 +72,48 @@ def render(
     return ((1 - weight) * base + weight * colours).astype(np.uint8), legend
 
 
+#: Legend text size in pixels (Pillow's scalable default font, Pillow >= 10.1).
+FONT_PX = 12
+
+
+def _font() -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=FONT_PX)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
 def _save_png(path: Path, pixels: np.ndarray, legend: Legend) -> None:
-    """Picture with a legend strip underneath (colour swatches and names)."""
-    from PIL import Image, ImageDraw, ImageFont
+    """Picture with a legend strip underneath (colour swatches and names), widened when a
+    legend line is wider than the picture so no text is cut off."""
+    from PIL import Image, ImageDraw
 
     from edgemtl.core.io import atomic_file
 
-    font = ImageFont.load_default()
+    font = _font()
     h, w = pixels.shape[:2]
-    row_h = 14
-    per_row = max(1, w // 110) if any(c is not None for c, _ in legend) else 1
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    swatch = FONT_PX + 4
+    widths = [
+        int(measure.textlength(text, font=font)) + (swatch if colour is not None else 0) + 12
+        for colour, text in legend
+    ]
+    cell = max(widths, default=0)
+    canvas_w = max(w, cell + 4)
+    per_row = max(1, canvas_w // cell) if any(c is not None for c, _ in legend) else 1
+    row_h = FONT_PX + 6
     rows = -(-len(legend) // per_row)
-    canvas = Image.new("RGB", (max(w, 220), h + rows * row_h + 4), (255, 255, 255))
+    canvas = Image.new("RGB", (canvas_w, h + rows * row_h + 4), (255, 255, 255))
     canvas.paste(Image.fromarray(pixels), (0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, (colour, text) in enumerate(legend):
-        x = (i % per_row) * 110 + 2
-        y = h + 2 + (i // per_row) * row_h
+        x = (i % per_row) * cell + 2
+        y = h + 3 + (i // per_row) * row_h
         if colour is not None:
-            draw.rectangle([x, y + 2, x + 9, y + 11], fill=colour, outline=(0, 0, 0))
-            x += 13
+            draw.rectangle([x, y + 2, x + FONT_PX - 2, y + FONT_PX], fill=colour, outline=(0, 0, 0))
+            x += swatch
         draw.text((x, y), text, fill=(0, 0, 0), font=font)
     with atomic_file(path) as tmp:
         canvas.save(tmp, format="PNG")

@@ -1,9 +1,13 @@
-"""Render a profile result: terminal table, JSON, Markdown table (the plot: `deploy.plot`).
+"""Render a profile result: JSON, the Markdown table, and the cells both tables share.
 
-One row per artifact x batch: head, precision, backend, device, size, params,
-p50/p99, img/s, each task's headline metric, power and mJ/img. The JSON is the
-result dict itself (every raw time, the environment); the other views are
-derived from it, so they can be regenerated from a saved JSON.
+The Markdown table keeps every fact in one row per artifact x batch: file,
+head, precision, backend, device, size, params, FLOPs, p50/p99, img/s, each
+task's headline metric, Δm and what it is measured against, the Pareto-front
+mark, the per-frame stages, power and mJ/img. The terminal view
+(`deploy.report_terminal.print_table`) regroups the same facts into tables that
+fit 80 columns; the plot is `deploy.plot`. The JSON is the result dict itself (every
+raw time, the environment); the other views are derived from it, so they can
+be regenerated from a saved JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from edgemtl.core.io import atomic_write_text
+
+#: The per-frame stages in table order (`deploy.profile.frame.STAGES`), with short headers.
+FRAME_STAGES = (
+    ("decode", "decode"),
+    ("preprocess", "pre"),
+    ("infer", "infer"),
+    ("postprocess", "post"),
+)
 
 
 def headline_metrics(artifact: dict[str, Any]) -> dict[str, tuple[str, float]]:
@@ -37,17 +49,45 @@ def metric_columns(result: dict[str, Any]) -> list[tuple[str, str]]:
     return cols
 
 
-def _num(value: float | None, digits: int = 2) -> str:
+def num(value: float | None, digits: int = 2) -> str:
+    """`value` with `digits` decimals; "-" for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
 
 
+def signed(value: float | None) -> str:
+    """A Δm cell: "+1.23" / "-0.40"; "-" for None."""
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def front_marks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """label -> its Pareto point ({latency_ms, delta_m, front}); empty without a front."""
+    block = result.get("pareto") or {}
+    return {p["label"]: p for p in block.get("points", [])}
+
+
+def device_name(art: dict[str, Any]) -> str:
+    facts = art.get("device_facts", {})
+    return str(facts.get("gpu") or facts.get("device", ""))
+
+
+def power_measured(result: dict[str, Any]) -> bool:
+    """Whether any row measured power (else the power columns are left out of the terminal)."""
+    return any(
+        (row.get("power") or {}).get("measured")
+        for art in result["artifacts"]
+        for row in art.get("rows", [])
+    )
+
+
 def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and string cells shared by the terminal and Markdown tables."""
+    """Header and string cells of the full flat table (Markdown): every fact, one row per
+    artifact x batch; skipped batches say why in the p50 cell."""
     from edgemtl.core.tasks import metric_label
 
     cols = metric_columns(result)
+    marks = front_marks(result)
     header = [
         "artifact",
         "head",
@@ -64,26 +104,26 @@ def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     ]
     # e.g. "seg mIoU %↑": label and direction from the metric's task kind.
     header += [f"{task} {metric_label(m, spaced=False)}" for task, m in cols]
-    header += ["Δm %", "power W", "mJ/img"]
+    header += ["Δm %", "Δm vs", "Pareto front", "frame ms"]
+    header += [f"{short} ms" for _, short in FRAME_STAGES]
+    header += ["power W", "mJ/img"]
     body: list[list[str]] = []
     for art in result["artifacts"]:
         metrics = headline_metrics(art)
-        facts = art.get("device_facts", {})
-        device = facts.get("gpu") or facts.get("device", "")
-        size = art.get("size_bytes")
-        params = art.get("params")
-        flops = art.get("flops")
+        size, params, flops = art.get("size_bytes"), art.get("params"), art.get("flops")
+        frame = art.get("frame_pipeline") or {}
+        stages = frame.get("stages_ms") or {}
         for row in art.get("rows", []):
             base = [
                 Path(art["path"]).name,
                 art["head"],
                 art["precision"],
                 art["runner"],
-                str(device),
+                device_name(art),
                 str(row["batch"]),
-                _num(size / 1e6 if size else None),
-                _num(params / 1e6 if params else None, 3),
-                _num(flops / 1e9 if flops else None, 3),
+                num(size / 1e6 if size else None),
+                num(params / 1e6 if params else None, 3),
+                num(flops / 1e9 if flops else None, 3),
             ]
             if "skipped" in row:
                 body.append(
@@ -92,68 +132,24 @@ def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 continue
             lat = row["latency"]
             cells = base + [
-                _num(lat["median_ms"]),
-                _num(lat["p99_ms"]),
-                _num(lat["images_per_s"], 1),
+                num(lat["median_ms"]),
+                num(lat["p99_ms"]),
+                num(lat["images_per_s"], 1),
             ]
-            cells += [_num(metrics[task][1], 3) if task in metrics else "-" for task, _ in cols]
-            delta = (art.get("deltas") or {}).get("delta_m")
-            cells.append("-" if delta is None else f"{delta:+.2f}")
+            cells += [num(metrics[task][1], 3) if task in metrics else "-" for task, _ in cols]
+            cells.append(signed((art.get("deltas") or {}).get("delta_m")))
+            cells.append(art.get("reference") or "-")
+            point = marks.get(art["label"])
+            cells.append("-" if point is None else ("yes" if point["front"] else "no"))
+            cells.append(num(frame.get("total_ms")))
+            cells += [num(stages.get(stage)) for stage, _ in FRAME_STAGES]
             power = row.get("power") or {}
             if power.get("measured"):
-                cells += [_num(power["mean_w"]), _num(power["mj_per_image"], 1)]
+                cells += [num(power["mean_w"]), num(power["mj_per_image"], 1)]
             else:
                 cells += ["n/m", "-"]
             body.append(cells)
     return header, body
-
-
-def print_table(result: dict[str, Any], console: Any) -> None:
-    """Compact form of `rows` for terminals: artifact facts folded into the first cells."""
-    from rich.table import Table
-
-    header, body = rows(result)
-    env = result.get("environment", {})
-    table = Table(
-        title=f"edgemtl profile on {env.get('gpu') or env.get('cpu', '?')}", pad_edge=False
-    )
-    table.add_column("artifact\nhead prec. · backend", min_width=24)
-    table.add_column("batch", justify="right")
-    table.add_column("MB\nparams M", justify="right")
-    table.add_column("GFLOPs", justify="right")
-    table.add_column("p50 ms\np99 ms", justify="right")
-    table.add_column("img/s", justify="right")
-    for name in header[12:]:
-        table.add_column(name.replace(" ", "\n", 1), justify="right")
-    for cells in body:
-        first = f"{cells[0]}\n{cells[1]} {cells[2]} · {cells[3]} {cells[4]}"
-        if cells[9].startswith("skipped"):
-            table.add_row(
-                first,
-                cells[5],
-                f"{cells[6]}\n{cells[7]}",
-                cells[8],
-                cells[9],
-                *[""] * (len(header) - 11),
-            )
-            continue
-        table.add_row(
-            first,
-            cells[5],
-            f"{cells[6]}\n{cells[7]}",
-            cells[8],
-            f"{cells[9]}\n{cells[10]}",
-            *cells[11:],
-        )
-    console.print(table)
-    reasons = {
-        r["power"]["reason"]
-        for a in result["artifacts"]
-        for r in a.get("rows", [])
-        if r.get("power") and not r["power"].get("measured")
-    }
-    for reason in sorted(reasons):
-        console.print(f"power: not measured ({reason})")
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

@@ -209,3 +209,19 @@ def load_reference(
     """The merged metrics of stored sources (`resolve_reference` without measured results);
     `--reference runs/single-seg --reference runs/vanilla` takes seg from the first."""
     return resolve_reference(sources, read_checkpoint=read_checkpoint).metrics
+
+
+def reference_name(sources: Sequence[str] | None, head: str | None = None) -> str:
+    """What a run's or command's Δm is measured against, in words: the `--reference` /
+    `train.reference` sources, comma-separated; without any, the run's own reference,
+    the first evaluation of its selected `head` ("epoch-1 student"); "" when unknown."""
+    if sources:
+        return ", ".join(map(str, sources))
+    return f"epoch-1 {head}" if head else ""
+
+
+def delta_m_label(sources: Sequence[str] | None, head: str | None = None) -> str:
+    """ "Δm vs <reference_name>" for tables and logs, e.g. "Δm vs runs/x", "Δm vs epoch-1
+    student" ("Δm" alone when the reference is unknown)."""
+    name = reference_name(sources, head)
+    return f"Δm vs {name}" if name else "Δm"

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from edgemtl.core.errors import UserError
-from edgemtl.core.io import TempDir, sweep_temporaries
+from edgemtl.core.io import TempDir, dir_mode, sweep_temporaries
 from edgemtl.core.manifest import (
     MANIFEST_NAME,
     Artifact,
@@ -101,7 +101,7 @@ class BundleWriter:
                     "choose another --out"
                 )
             write_manifest(self.stage, self.manifest)
-            os.chmod(self.stage, 0o755)  # mkdtemp made it private; a bundle is meant to be shared
+            os.chmod(self.stage, dir_mode())  # mkdtemp made it private; a bundle is shared
             if self.final.exists():
                 self.final.rmdir()
             os.rename(self.stage, self.final)

@@ -109,6 +109,14 @@ def export_command(
     return result
 
 
+def export_all_precisions(source: Path, head: str | None, out: Path | None, quiet: bool) -> Path:
+    """`profile --all-formats`' exporter of a bundle folder (named in
+    `edgemtl.deploy.profile.all_formats.EXPORTERS`): derive its missing FP16 and INT8
+    ONNX (and engines where TensorRT runs) in place; returns the bundle folder."""
+    options = ExportOptions(head=head, fp16=True, int8=True, out=out, quiet=quiet)
+    return Path(export_command(source, options)["bundle"])
+
+
 # ---- the bundle source -------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from edgemtl.core.paths import check_not_an_input
 from edgemtl.core.tables import heads_table
 from edgemtl.core.threads import run_choice
 from edgemtl.data.registry import open_split
+from edgemtl.evaluation.reference import reference_name
 from edgemtl.evaluation.scoring import check_seg_classes, score_split, with_delta_m
 from edgemtl.training.checkpoint import input_spec, load_checkpoint, model_from_checkpoint
 from edgemtl.training.device import pick_device
@@ -70,8 +71,10 @@ def evaluate_checkpoint(
     batch_size: int = 8,
     reference: dict[str, dict[str, float]] | None = None,
     console: Console | None = None,
+    reference_label: str = "",
 ) -> dict[str, Any]:
-    """Scores per head; Δm against `reference`, else against the run's own reference."""
+    """Scores per head; Δm against `reference` (named `reference_label`), else against the
+    run's own reference; `delta_m_vs` names it."""
     ckpt = load_checkpoint(path)
     heads = resolve_heads(ckpt, head)
     specs = ckpt.task_specs()
@@ -95,6 +98,10 @@ def evaluate_checkpoint(
             infer, reader, spec, specs, heads, batch_size=batch_size, limit=limit, progress=advance
         )
     ref = reference if reference is not None else (ckpt.select.reference if ckpt.select else None)
+    if reference is None and ref is not None:
+        reference_label = reference_name(
+            ckpt.recipe.train.reference, ckpt.select.head if ckpt.select else None
+        )
     return {
         "schema_version": METRICS_SCHEMA_VERSION,
         "checkpoint": str(path),
@@ -102,6 +109,7 @@ def evaluate_checkpoint(
         "split": split,
         "samples": total,
         "heads": with_delta_m(block, ref),
+        "delta_m_vs": reference_label if ref is not None else None,
     }
 
 
@@ -126,6 +134,7 @@ def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
         options.device,
         reference=ref,
         console=console,
+        reference_label=reference_name(options.reference),
     )
     if options.reference:
         result["reference"] = list(options.reference)
@@ -136,5 +145,7 @@ def eval_command(checkpoint: Path, options: EvalOptions) -> dict[str, Any]:
     if options.output.json:
         atomic_write_text(options.output.json, text + "\n")
     title = f"{checkpoint} ({data.split}, {result['samples']} images)"
-    Console(quiet=options.quiet).print(heads_table(result["heads"], title=title))
+    vs = result["delta_m_vs"]
+    table = heads_table(result["heads"], title=title, delta_label=f"Δm vs {vs}" if vs else "")
+    Console(quiet=options.quiet).print(table)
     return result

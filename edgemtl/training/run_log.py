@@ -1,4 +1,5 @@
-"""A run's logs: metrics.jsonl (the per-epoch history), TensorBoard, summary.json, progress bars.
+"""A run's logs: metrics.jsonl (the per-epoch history), TensorBoard, curves.png, summary.json,
+progress bars.
 
 Formats: docs/formats.md "Run folder". The history is also what `--resume`
 continues: rows of epochs the checkpoint has not finished are dropped (the file
@@ -62,6 +63,7 @@ class RunLog:
         self.console = console or Console(stderr=True, quiet=True)
         self.history: list[dict[str, Any]] = []
         self.writer: Any = None
+        self._curves_failed = False
 
     def _say(self, line: str) -> None:
         """A note or warning on stderr, `--quiet` or not (they are not chatter); writer only."""
@@ -177,6 +179,22 @@ class RunLog:
                     self.writer.add_scalar(f"{head}/{task}", values, epoch)
         self.writer.flush()
 
+    def draw_curves(
+        self, title: str, delta_label: str, units: dict[str, str] | None = None
+    ) -> None:
+        """Redraw `curves.png` from the history (`training.curves`). A picture that cannot be
+        drawn is worth a warning, never a stopped run: the error is printed once."""
+        if not self.writes or not self.history:
+            return
+        from edgemtl.training.curves import CURVES_FILE, write_curves
+
+        try:
+            write_curves(self.history, self.run_dir / CURVES_FILE, title, delta_label, units)
+        except Exception as exc:  # noqa: BLE001 - matplotlib, fonts or the disk
+            if not self._curves_failed:
+                self.console.print(f"[yellow]warning:[/] {CURVES_FILE} not drawn: {exc}")
+            self._curves_failed = True
+
     def heads_of(self, epoch: int | None) -> HeadsBlock | None:
         """The heads block logged for `epoch` (None when that epoch is not in the history)."""
         if epoch is None or epoch >= len(self.history):
@@ -209,6 +227,7 @@ class _WorldSize(Protocol):
 
 
 class _Selection(Protocol):
+    head: str
     best_epoch: int | None
 
     def to_dict(self) -> dict[str, Any]: ...
@@ -240,6 +259,7 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
     The constant predictor's scores are computed on rank 0 only (None elsewhere).
     """
     from edgemtl.evaluation.baselines import score_constants
+    from edgemtl.evaluation.reference import reference_name
     from edgemtl.training.head_costs import head_latency_ms, versus_teacher
 
     log, selection, recipe = trainer.log, trainer.selection, trainer.recipe
@@ -260,6 +280,7 @@ def write_summary(trainer: Trainer, elapsed: float, images_seen: int) -> dict[st
         "epochs": recipe.train.epochs,
         "select": selection.to_dict(),
         "reference": recipe.train.reference,
+        "delta_m_vs": reference_name(recipe.train.reference, selection.head),
         "balancer": trainer.balancer.name,
         "weights": last.get("weights") if last else None,
         "final": last["heads"] if last else {},

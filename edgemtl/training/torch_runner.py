@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgemtl.core.checkpoint_schema import Checkpoint
-from edgemtl.core.errors import UserError
+from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.deploy.runtime.base import ModelRef, Runner, RunnerOptions
 
 _CACHE: dict[tuple[str, float], Checkpoint] = {}
@@ -26,7 +26,7 @@ def import_torch() -> Any:
         import torch
     except ImportError:
         raise UserError(
-            "profiling a checkpoint (.pt) needs PyTorch: pip install 'edgemtl[train]', "
+            f"profiling a checkpoint (.pt) needs PyTorch: {TRAIN_EXTRA}, "
             "or profile an exported bundle instead"
         ) from None
     return torch

@@ -151,6 +151,7 @@ def run_training(options: TrainOptions) -> dict[str, Any]:
                 shown,
                 title=f"{recipe.name}: final epoch, val split",
                 extra_rows=versus_teacher_rows(summary.get("vs_teacher")),
+                delta_label=trainer.delta_label,
             )
         )
         if summary.get("vs_teacher"):

@@ -13,6 +13,10 @@ metrics.jsonl / TensorBoard / summary.json / progress bars (`run_log`), the
 best.pt rule (`selection`), the device (`device`); the `edgemtl train` command
 is `train_command`. Under `torchrun` every process runs this loop on its slice
 of each global batch (`distributed` holds the conventions); rank 0 alone writes.
+
+Why this size: the fit itself (an epoch's steps, validation, logs, checkpoints and the
+per-epoch report, `epoch_report`) reads top to bottom here; every part that can stand
+alone already lives in the modules above.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from edgemtl.training.data import PreparedSplit, one_line_errors, steps_per_epoc
 from edgemtl.training.device import pick_device, prepare_model, training_threads
 from edgemtl.training.distributed import Dist
 from edgemtl.training.divergence import divergence_warnings, stop_if_non_finite
+from edgemtl.training.epoch_report import EpochReporter
 from edgemtl.training.methods import Method, StepContext, build_method
 from edgemtl.training.methods.balancers import Balancer, build_balancer
 from edgemtl.training.models.network import MultiTaskNet
@@ -208,10 +213,21 @@ class Trainer:
         start_time = time.perf_counter()
         images_seen = 0
         self.model.train()
+        reporter = EpochReporter(
+            self.console,
+            self.quiet,
+            cfg.epochs,
+            self.selection.metric,
+            self.selection.head,
+            self.delta_label,
+        )
         try:
-            with run_log.progress_bars(self.console, self.quiet) as progress:
-                while self.position.epoch < cfg.epochs:
-                    images_seen += self._epoch(dataset, trace, progress)
+            while self.position.epoch < cfg.epochs:
+                # One bar per epoch, closed before the epoch's report, which prints under it.
+                with reporter.bars() as progress:
+                    images_seen += self._epoch(dataset, trace, progress, reporter)
+                epoch = self.position.epoch - 1
+                reporter.epoch_done(epoch, self.log.history[-1], self.selection.best_epoch == epoch)
         except KeyboardInterrupt:
             self.save("last.pt")
             raise TrainingInterrupted(
@@ -223,10 +239,25 @@ class Trainer:
             self.log.close()
         return run_log.write_summary(self, time.perf_counter() - start_time, images_seen)
 
-    def _epoch(self, dataset: PreparedSplit, trace: SampleTrace, progress: Progress) -> int:
+    @property
+    def delta_label(self) -> str:
+        """What this run's Δm is measured against, e.g. "Δm vs epoch-1 student"."""
+        from edgemtl.evaluation.reference import delta_m_label
+
+        return delta_m_label(self.recipe.train.reference, self.selection.head)
+
+    def _epoch(
+        self,
+        dataset: PreparedSplit,
+        trace: SampleTrace,
+        progress: Progress,
+        reporter: EpochReporter | None = None,
+    ) -> int:
         """Finish the epoch from `position.batch`; evaluate, log, save; return the images seen."""
         cfg = self.recipe.train
         epoch = self.position.epoch
+        if reporter is not None:
+            reporter.epoch_started()
         self.method.on_epoch_start(epoch)
         bar = progress.add_task(
             f"epoch {epoch + 1}/{cfg.epochs}",
@@ -272,6 +303,8 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         stop_if_non_finite(self.model, self.run_dir / "last.pt", self.position)
+        if reporter is not None:
+            reporter.training_done(images_seen)
         losses, weights = epoch_means(sums, self.position.batch, self.dist)
         self.balancer.on_epoch_end(epoch_task_losses(losses, self.recipe.tasks))
         block = self.evaluate(progress)
@@ -282,6 +315,8 @@ class Trainer:
         if self.selection.improves(epoch, block):
             self.save("best.pt")
             self.save("last.pt")  # best.pt must carry the selection that chose it; last.pt too
+        units = {spec.key: spec.units for spec in self.specs if spec.units}
+        self.log.draw_curves(f"{self.recipe.name}: {self.run_dir}", self.delta_label, units)
         progress.update(bar, description=f"epoch {epoch + 1}/{cfg.epochs} ✓")
         return images_seen
 

@@ -116,7 +116,7 @@ def test_heatmaps_use_a_fixed_range() -> None:
 
 
 def test_predict_renormalises_only_normals() -> None:
-    from edgemtl.deploy.predict import _to_frame
+    from edgemtl.deploy.predict import to_frame as _to_frame
 
     class ThreeChannels(_Toy):
         channels = 3

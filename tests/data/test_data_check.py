@@ -186,6 +186,11 @@ def test_cli_check_json_and_one_line_error(tmp_path: Path) -> None:
     assert report["ok"] and report["splits"]["val"]["count"] == 2
     proc = run_cli("data", "check", str(root), "--dataset", "nyuv2")
     assert "ok: nyuv2" in proc.stdout and "bed" in proc.stdout
+    # --limit: the table says how many of how many were read.
+    proc = run_cli("data", "check", str(root), "--dataset", "nyuv2", "--limit", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 4" in proc.stdout  # train: 3 of its 4 images read
+    assert "(train 4, 3 checked, val 2;" in proc.stdout
     np.save(root / "val" / "depth" / "1.npy", np.full((32, 48, 1), np.inf, np.float32))
     proc = run_cli("data", "check", str(root), "--dataset", "nyuv2", "-q")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -212,13 +217,34 @@ def test_show_writes_png_of_expected_size(tmp_path: Path) -> None:
     with Image.open(out) as img:
         assert img.format == "PNG"
         # image + seg + depth + normal = 4 panels of 320 px; 32x48 -> 213 px tall
-        # + title 48 + 1 legend row.
-        assert img.size == figure_pixels(4, 32, 48, 3) == (1280, 213 + 48 + 24 + 8)
+        # + titles 60 + colour bar strip 40 + 1 legend row.
+        assert img.size == figure_pixels(4, 32, 48, 3) == (1280, 213 + 60 + 40 + 24 + 8)
         pixels = np.asarray(img.convert("RGB"))
     assert pixels.std() > 10  # something was drawn
+    # The depth panel (third) has a colour bar under it: a strip of non-white, varied pixels.
+    strip = pixels[60 + 213 : 60 + 213 + 40, 2 * 320 : 3 * 320]
+    assert (strip.min(axis=2) < 200).sum() > 1000 and strip.reshape(-1, 3).std(axis=0).min() > 20
+    # The image panel (first) has none.
+    assert (pixels[60 + 213 : 60 + 213 + 40, :320] > 250).all()
     proc = run_cli("data", "show", str(tmp_path / "f"), "--index", "9", "--out", str(out))
     assert (
         proc.returncode == 1
         and "--index 9: split 'train' of" in proc.stderr
         and "has 4 samples" in proc.stderr
     )
+
+
+def test_show_panels_say_units_range_and_invalid_share() -> None:
+    from edgemtl.data.sample import Sample
+    from edgemtl.data.show import panels
+
+    depth = np.linspace(1.0, 5.0, 32 * 48, dtype=np.float32).reshape(32, 48)
+    depth[:8] = 0.0  # invalid rows
+    normal = np.zeros((32, 48, 3), np.float32)
+    normal[..., 2] = 1.0
+    sample = Sample(np.zeros((32, 48, 3), np.float32), {"depth": depth, "normal": normal})
+    image, d, n = panels(sample, (), units={"depth": "m"})
+    assert d.title == "depth [m]" and d.invalid == pytest.approx(0.25)
+    assert d.key is not None and d.key[0] == "turbo" and 1.0 <= d.key[1] < d.key[2] <= 5.0
+    assert (d.rgb[:8] == 0).all()  # invalid pixels drawn black
+    assert n.key is None and "RGB" in n.caption and n.invalid == 0.0

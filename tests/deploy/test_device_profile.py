@@ -1,14 +1,18 @@
-"""The device profile: `pip install edgemtl` (no extras) into a fresh venv without torch, then
-`edgemtl profile` and `edgemtl predict` on an ONNX bundle, as on a Jetson or CPU box.
+"""The device install exactly as docs/deploy.md writes it (build a wheel, install it into a
+fresh venv without torch), then `edgemtl profile` and `edgemtl predict` on an ONNX bundle with
+the installed command, as on a Jetson or CPU box.
 
-The venv is made with plain `python -m venv` (no system site packages), so only
-what pyproject.toml declares is there. pip takes wheels from its cache or the
-configured index; with no index reachable the test skips and says so.
+The commands are read from the block between `<!-- device-install -->` markers and run
+by bash, unchanged, in a folder holding a copy of the clone (`edgemtl/`). The venvs are
+plain `python -m venv` (no system site packages), so only what pyproject.toml declares
+is there. pip takes wheels from its cache or the configured index; with no index
+reachable the test skips and says so.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgemtl import __version__
+from edgemtl.core.errors import TRAIN_EXTRA
 from tests.helpers.cli import REPO
 from tests.helpers.toy_bundle import make_toy_bundle
 
@@ -28,8 +34,18 @@ OFFLINE = re.compile(
 )
 
 
-def _source_copy(dest: Path) -> Path:
-    """pyproject + package only: pip builds there, leaving no build/ or egg-info in the repo."""
+def device_install_commands() -> str:
+    """The bash block of docs/deploy.md between the device-install markers."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    found = re.search(
+        r"<!-- device-install -->\s*```bash\n(.*?)```\s*<!-- /device-install -->", text, re.S
+    )
+    assert found, "docs/deploy.md lost its <!-- device-install --> block"
+    return found.group(1)
+
+
+def _clone_copy(dest: Path) -> Path:
+    """What a clone holds for an install: pyproject, README and the package (no build/)."""
     dest.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, dest / name)
@@ -41,31 +57,29 @@ def _source_copy(dest: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.venv
-def test_device_profile_installs_without_torch_and_runs_profile_and_predict(tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    py, cli = venv / "bin" / "python", venv / "bin" / "edgemtl"
+def test_device_install_as_documented_then_profile_and_predict(tmp_path: Path) -> None:
+    _clone_copy(tmp_path / "edgemtl")
+    python_dir = str(Path(sys.executable).parent)
+    shell_env = {
+        **{k: v for k, v in os.environ.items() if k.startswith(("PIP_", "http", "HTTP"))},
+        "PATH": f"{python_dir}:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", str(tmp_path)),  # pip's cache and config live there
+    }
     install = subprocess.run(
-        [
-            str(py),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-compile",
-            "--disable-pip-version-check",
-            str(_source_copy(tmp_path / "src")),
-        ],
+        ["bash", "-euo", "pipefail", "-c", device_install_commands()],
         check=False,
         capture_output=True,
         text=True,
-        timeout=900,
+        cwd=tmp_path,
+        env=shell_env,
+        timeout=1500,
     )
     if install.returncode != 0 and OFFLINE.search(install.stdout + install.stderr):
-        pytest.skip(
-            "no package index reachable and the pip cache lacks the device profile's wheels"
-        )
+        pytest.skip("no package index reachable and the pip cache lacks the device wheels")
     assert install.returncode == 0, install.stderr[-3000:]
+    assert install.stdout.strip().splitlines()[-1] == f"edgemtl {__version__}"
+    venv = tmp_path / "edgemtl-env"
+    py, cli = venv / "bin" / "python", venv / "bin" / "edgemtl"
 
     code = (
         "import importlib.util as u, json; print(json.dumps("
@@ -154,4 +168,4 @@ def test_device_profile_installs_without_torch_and_runs_profile_and_predict(tmp_
         env=env,
         timeout=120,
     )
-    assert needs_torch.returncode == 1 and "pip install 'edgemtl[train]'" in needs_torch.stderr
+    assert needs_torch.returncode == 1 and TRAIN_EXTRA in needs_torch.stderr

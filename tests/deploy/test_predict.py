@@ -130,3 +130,48 @@ def test_sixteen_bit_grey_png_is_scaled_not_clipped(bundle: Path, tmp_path: Path
     np.testing.assert_allclose(image[..., 0], ramp / 65535.0, atol=1e-6)
     assert (image[..., 0] == image[..., 2]).all() and image.min() == 0 and image.max() == 1
     assert 0.45 < float(image.mean()) < 0.55  # the old decoder gave 1.0 almost everywhere
+
+
+def test_letterbox_keeps_the_shape_and_stretch_warns_and_records(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from edgemtl.deploy.frames import place
+    from edgemtl.deploy.predict import PREDICTIONS_FILE
+
+    # A portrait frame into a 16x32 (landscape) model: letterbox puts it in a centred box.
+    assert place((60, 50), (16, 32), "letterbox").box == (0, 9, 16, 13)
+    assert place((60, 50), (16, 32), "stretch").box == (0, 0, 16, 32)
+    portrait = (np.random.default_rng(3).random((60, 50, 3)) * 255).astype(np.uint8)
+    Image.fromarray(portrait).save(tmp_path / "p.png")
+    with Predictor(bundle, threads=1, resize="letterbox") as pred:
+        boxed = pred.predict(portrait)
+    with Predictor(bundle, threads=1) as pred:
+        stretched = pred.predict(portrait)
+    assert boxed["seg"].shape == stretched["seg"].shape == (60, 50)
+    assert not np.array_equal(boxed["depth"], stretched["depth"])
+    # The letterboxed input is the frame resized into its box, on the normalisation mean.
+    from edgemtl.data.preprocess import InputSpec, preprocess_image
+    from edgemtl.deploy.frames import preprocess_frame
+
+    spec = InputSpec(16, 32, tuple(MEAN), tuple(STD))
+    frame = portrait.astype(np.float32) / 255
+    x = preprocess_frame(frame, spec, place((60, 50), (16, 32), "letterbox"))
+    np.testing.assert_array_equal(x[:, :, :9], 0.0)
+    np.testing.assert_array_equal(x[:, :, 22:], 0.0)
+    inner = preprocess_image(frame, InputSpec(16, 13, tuple(MEAN), tuple(STD)))
+    np.testing.assert_allclose(x[:, :, 9:22], inner)
+
+    options = PredictOptions(out=tmp_path / "o", runner=RunnerOptions(threads=1))
+    predict_command(bundle, [tmp_path / "p.png"], options)
+    err = capsys.readouterr().err
+    assert (
+        "p.png: 60x50 (portrait, width/height 0.83) stretched to the model input 16x32"
+        in " ".join(err.split())
+    )
+    record = json.loads((tmp_path / "o" / PREDICTIONS_FILE).read_text())
+    (entry,) = record["predictions"]
+    assert record["resize"] == "stretch" and entry["size"] == [60, 50] and entry["distorted"]
+    with pytest.raises(UserError, match="--resize crop: expected stretch or letterbox"):
+        PredictOptions(resize="crop")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,30 @@ def test_checkpoint_missing_head(tiny_vanilla_checkpoint: Path) -> None:
         profile_command(
             [tiny_vanilla_checkpoint], fast(iterations=4, select=ArtifactChoice(head="student"))
         )
+
+
+def test_all_formats_from_a_run_folder_exports_only_what_is_missing(
+    bundles: dict[str, Path],
+    tiny_checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from edgemtl.core.io import sha256_file
+
+    # The run's Student bundle already holds FP32 and INT8 where `export` puts it.
+    monkeypatch.chdir(tmp_path)
+    bundle = tmp_path / "export" / f"{tiny_checkpoint.parent.name}-student"
+    shutil.copytree(bundles["student"], bundle)
+    int8 = sha256_file(bundle / "student.int8.onnx")
+    result = profile_command([tiny_checkpoint.parent], fast(iterations=3, all_formats=True))
+    assert [a["label"] for a in result["artifacts"]] == [
+        "student fp32 torch",
+        "student fp32 onnx",
+        "student fp16 onnx",
+        "student int8 onnx",
+    ]
+    assert sha256_file(bundle / "student.int8.onnx") == int8  # kept, not rebuilt
+    for art in result["artifacts"]:
+        assert art["rows"][0]["latency"]["count"] == 3 and art["frame_pipeline"]["total_ms"] > 0
+    with pytest.raises(UserError, match="--all-formats .*: expected a checkpoint"):
+        profile_command([bundle / "student.fp32.onnx"], fast(all_formats=True))

@@ -159,3 +159,23 @@ def test_option_errors(bundles: tuple[Path, Path]) -> None:
         profile_command([bundles[0]], fast(select=only_int8))
     with pytest.raises(UserError, match="--iterations"):
         profile_command([bundles[0]], fast(iterations=0))
+
+
+def test_per_frame_stages(bundles: tuple[Path, Path]) -> None:
+    from edgemtl.deploy.profile.frame import STAGES, parse_frame
+
+    result = profile_command([bundles[0]], fast(frame_size=(48, 80)))
+    block = result["artifacts"][0]["frame_pipeline"]
+    assert block["frame"] == [48, 80] and block["iterations"] == 6
+    assert set(block["stages_ms"]) == set(STAGES) and all(
+        v > 0 for v in block["stages_ms"].values()
+    )
+    assert block["total_ms"] >= max(block["stages_ms"].values())
+    assert (
+        "frame_pipeline"
+        not in profile_command([bundles[0]], fast(frame_pipeline=False))["artifacts"][0]
+    )
+    assert parse_frame("720x1280") == (720, 1280) and parse_frame(None) is None
+    assert parse_frame("off") is False
+    with pytest.raises(UserError, match="--frame 720: expected HxW"):
+        parse_frame("720")

@@ -1,5 +1,5 @@
-"""`profile` and `predict` on an ONNX bundle in a fresh interpreter where torch cannot be
-imported."""
+"""`profile` (with --all-formats, which derives the bundle's FP16 and INT8 ONNX first) and
+`predict` on an ONNX bundle in a fresh interpreter where torch cannot be imported."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgemtl.core.errors import TRAIN_EXTRA
 from tests.helpers.cli import REPO
 from tests.helpers.toy_bundle import make_toy_bundle
 
@@ -30,7 +31,7 @@ SCRIPT = textwrap.dedent("""
     timing = TimingConfig(warmup_iterations=1, warmup_s=0.0, iterations=3)
     result = profile_command([bundle], ProfileOptions(
         batches=[1, 2], timing=timing, idle_s=0.0, runner=RunnerOptions(threads=1), output=files,
-        quiet=True))
+        quiet=True, all_formats=True))
     one_thread = RunnerOptions(threads=1)
     predict_command(bundle, [frame],
                     PredictOptions(out=out / "pred", runner=one_thread, quiet=True))
@@ -47,6 +48,8 @@ SCRIPT = textwrap.dedent("""
     print(json.dumps({"torch_modules": [m for m in sys.modules if m.startswith("torch.")],
                       "torch_in": sentinel is not None or "torch" in sys.modules,
                       "rows": len(result["artifacts"][0]["rows"]), "seg": list(seg.shape),
+                      "labels": [a["label"] for a in result["artifacts"]],
+                      "frame": sorted(result["artifacts"][0]["frame_pipeline"]["stages_ms"]),
                       "pt": pt_error}))
 """)
 
@@ -69,8 +72,15 @@ def test_profile_and_predict_without_torch(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "pip install 'edgemtl[train]'" in report.pop("pt")  # a checkpoint says what to install
-    assert report == {"torch_modules": [], "torch_in": False, "rows": 2, "seg": [20, 30]}
+    assert TRAIN_EXTRA in report.pop("pt")  # a checkpoint says what to install
+    assert report == {
+        "torch_modules": [],
+        "torch_in": False,
+        "rows": 2,
+        "seg": [20, 30],
+        "labels": ["student fp32 onnx", "student fp16 onnx", "student int8 onnx"],
+        "frame": ["decode", "infer", "postprocess", "preprocess"],
+    }
     assert (
         (out / "r.json").is_file()
         and (out / "p.png").is_file()

@@ -260,6 +260,6 @@ class TaskKind:
         low, high = self.display_range(value)
         scaled = np.clip((value - low) / max(high - low, 1e-12), 0, 1)
         rgb = np.asarray(colormaps[self.colormap](np.nan_to_num(scaled))[..., :3], dtype=np.float32)
-        unit = f" ({units})" if units else ""
+        unit = f" [{units}]" if units else ""  # "depth [m (z-depth)]": units in brackets
         ends = self.colormap_ends
         return rgb, [(None, f"{self.name}{unit}: {low:.3g} ({ends[0]}) .. {high:.3g} ({ends[1]})")]

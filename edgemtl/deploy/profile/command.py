@@ -33,6 +33,7 @@ from edgemtl.core.options import (
 from edgemtl.core.paths import check_not_an_input
 from edgemtl.core.threads import run_choice
 from edgemtl.deploy.profile import pareto
+from edgemtl.deploy.profile.frame import FRAME_PIPELINE
 from edgemtl.deploy.profile.rows import time_rows
 from edgemtl.deploy.profile.siblings import flag_slower
 from edgemtl.deploy.profile.timing import TimingConfig
@@ -76,6 +77,12 @@ class ProfileOptions:
     quiet: bool = False
     #: Name the most accurate artifact whose p50 latency is at most this (ms); see `pareto`.
     budget_ms: float | None = None
+    #: Per-frame stages (`frame`): on by default, on a frame of `frame_size` (None: the
+    #: model's input size).
+    frame_pipeline: bool = True
+    frame_size: tuple[int, int] | None = None
+    #: Export what is missing and profile every format and precision (`all_formats`).
+    all_formats: bool = False
 
     def __post_init__(self) -> None:
         parse_batches(self.batches)
@@ -170,6 +177,10 @@ def run_profile(
         raise UserError("profile: give at least one artifact (.onnx, .trt, bundle folder or .pt)")
     refs: list[ModelRef] = []
     select = options.select
+    if options.all_formats:
+        from edgemtl.deploy.profile.all_formats import expand
+
+        paths = expand(paths, select.head, console)
     for p in paths:
         refs.extend(
             resolve_artifacts(
@@ -227,6 +238,10 @@ def run_profile(
             warnings=warnings,
         )
         flag_slower(artifacts, warnings)
+        if options.frame_pipeline:
+            from edgemtl.deploy.profile.frame import add_frame_pipeline
+
+            add_frame_pipeline(refs, runners, artifacts, options, console)
     finally:
         for r in runners:
             r.close()
@@ -248,7 +263,8 @@ def run_profile(
             "input": "random normal, already preprocessed (N x 3 x H x W float32)",
             "latency": "compute only (CUDA events) where the runner has them, else host wall time; "
             "end_to_end is host wall time incl. host<->device copies, excl. image "
-            "pre/post-processing",
+            "pre/post-processing (those are in each artifact's frame_pipeline)",
+            "frame_pipeline": FRAME_PIPELINE if options.frame_pipeline else None,
             "split": options.data.split if options.scores else None,
             "limit": options.data.limit,
             "reference": list(options.reference) if options.reference else None,
@@ -268,6 +284,7 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     from rich.console import Console
 
     from edgemtl.deploy import report
+    from edgemtl.deploy.report_terminal import print_table
 
     err = Console(stderr=True, quiet=options.quiet)
     output = options.output
@@ -283,7 +300,7 @@ def profile_command(artifacts: Sequence[Path], options: ProfileOptions) -> dict[
     if output.json_to_stdout:
         print(json.dumps(result, indent=2))
     else:
-        report.print_table(result, Console(quiet=options.quiet))
+        print_table(result, Console(quiet=options.quiet))
         if output.json:
             report.write_json(result, output.json)
     if output.markdown:

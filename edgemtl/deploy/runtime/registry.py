@@ -67,16 +67,24 @@ def formats() -> tuple[str, ...]:
     return tuple(_RUNNERS)
 
 
-def _load(target: str, fmt: str) -> Any:
+def load_target(target: str, owner: str, noun: str = "") -> Any:
+    """The attribute a "module:attribute" string names, imported now. When it cannot be
+    imported (e.g. the training side without PyTorch): a UserError "<owner>: cannot load
+    <noun><target> (...)", e.g. "artifact format 'torch': cannot load its runner ..."."""
     module, _, attr = target.partition(":")
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        hint = f": {TRAIN_EXTRA}" if getattr(exc, "name", None) == "torch" else ""
+        hint = ""
+        if isinstance(exc, ImportError) and getattr(exc, "name", "") == "torch":
+            hint = f"; it needs the training profile: {TRAIN_EXTRA}"
         raise UserError(
-            f"artifact format {fmt!r}: cannot load its runner {target} "
-            f"({type(exc).__name__}: {exc}){hint}"
+            f"{owner}: cannot load {noun}{target} ({type(exc).__name__}: {exc}){hint}"
         ) from None
+
+
+def _load(target: str, fmt: str) -> Any:
+    return load_target(target, f"artifact format {fmt!r}", "its runner ")
 
 
 def runner_class(fmt: str) -> type[Runner]:

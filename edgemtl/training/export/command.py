@@ -39,6 +39,15 @@ def export_command(source: Path | None, options: ExportOptions) -> dict[str, Any
     return command.export_command(source, options, checkpoints=CHECKPOINTS)
 
 
+def export_all_precisions(source: Path, head: str | None, out: Path | None, quiet: bool) -> Path:
+    """`profile --all-formats`' exporter of a checkpoint (named in
+    `edgemtl.deploy.profile.all_formats.EXPORTERS`): `head` to `out` with FP32, FP16 and
+    INT8 ONNX (and engines where TensorRT runs), keeping what the bundle already has;
+    returns the bundle folder."""
+    options = ExportOptions(head=head, fp16=True, int8=True, out=out, quiet=quiet)
+    return Path(export_command(source, options)["bundle"])
+
+
 def _latest(runs_dir: Path) -> Path:
     from edgemtl.training.checkpoint import latest_best
 
