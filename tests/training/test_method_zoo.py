@@ -233,7 +233,7 @@ def test_mgda_on_the_cut_representation_matches_a_weighted_backward() -> None:
     terms = method.loss_terms(method.forward(model, images, ctx), targets, ctx)
     shared = list(model.encoder.parameters())
     used = MGDA({k: 1.0 for k in keys}, keys).backward(
-        {k: sum(g.values()) for k, g in terms.items()}, shared, method.shared_cut
+        {k: sum(g.values()) for k, g in terms.items()}, shared, [method.shared_cut]
     )
     cut_grads = [p.grad.clone() for p in shared]
     assert sum(used.values()) == pytest.approx(2.0)
