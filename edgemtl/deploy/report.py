@@ -180,4 +180,3 @@ def markdown(result: dict[str, Any]) -> str:
 
 def write_markdown(result: dict[str, Any], path: str | Path) -> None:
     atomic_write_text(path, markdown(result))
-

@@ -93,5 +93,7 @@ def restore(trainer: Trainer, ckpt: Checkpoint) -> None:
     trainer.position = ckpt.position.model_copy()
     torch.set_rng_state(ckpt.rng["torch"])
     trainer.precision.load_state_dict(ckpt.amp_scaler)
-    trainer.selection = Selection.from_record(ckpt.select)
+    trainer.selection = Selection.from_record(
+        ckpt.select, own_reference=not trainer.recipe.train.reference
+    )
     trainer.log.read_back(upto_epoch=trainer.position.epoch)

@@ -17,8 +17,8 @@ from edgemtl.training.amp import Precision
 from edgemtl.training.bn_stats import RunningStats
 from edgemtl.training.distributed import Dist
 from edgemtl.training.methods import Method, StepContext
-from edgemtl.training.methods.base import SharedCut
 from edgemtl.training.methods.balancers import Balancer
+from edgemtl.training.methods.base import SharedCut
 from edgemtl.training.models.network import MultiTaskNet
 from edgemtl.training.sharding import split_chunks
 

@@ -26,6 +26,7 @@ Conventions (docs/methods.md "Gradient aggregators"):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,11 +121,11 @@ class Aggregated(Balancer):
         try:
             self.spec = _specs()[cfg.name]
             self.aggregator = self.spec.build(cfg, len(self.tasks))
-        except ImportError as err:  # torchjd or cvxpy missing
-            extra = "train,mtl" if "cvxpy" in str(err) or "ecos" in str(err) else "train"
+        except ImportError as err:  # torchjd, or an aggregator's solver, is not installed
+            missing = err.name or str(err).split(" requires ")[-1].split(" to be")[0]
             raise UserError(
-                f"train.balancer.name {cfg.name}: needs {err.name or 'a package'} "
-                f'(pip install -c constraints.txt -e ".[{extra}]")'
+                f"train.balancer.name {cfg.name}: needs {missing}; install it with "
+                "pip install 'edgemtl[train,mtl]'"
             ) from None
         self.seed = cfg.seed
         self.calls = 0
@@ -146,7 +147,9 @@ class Aggregated(Balancer):
         """The aggregator's P-vector for a T x P matrix (times `factor`), with seeded draws."""
         self._restore(matrix)
         devices = [matrix.device] if matrix.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+            # cvxpy notes that Nash-MTL's problem is not DPP (it only re-solves slower).
+            warnings.filterwarnings("ignore", message=".*not DPP.*")
             torch.manual_seed((self.seed % 2**31) * 2**32 + self.calls)
             out = self.aggregator(matrix)
         self.calls += 1

@@ -29,6 +29,8 @@ class Balancer:
     #: Sets the shared parameters' gradients itself from rank-averaged per-task gradients
     #: (the step averages only the other parameters' gradients across ranks).
     sets_shared_grads = False
+    #: Whether `backward` returns per-task weights (torchjd's ConFIG and GradDrop have none).
+    exposes_weights = True
 
     def __init__(self, weights: dict[str, float]) -> None:
         self.weights = dict(weights)
