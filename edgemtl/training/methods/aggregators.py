@@ -150,7 +150,10 @@ class Aggregated(Balancer):
         with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
             # cvxpy notes that Nash-MTL's problem is not DPP (it only re-solves slower).
             warnings.filterwarnings("ignore", message=".*not DPP.*")
-            torch.manual_seed((self.seed % 2**31) * 2**32 + self.calls)
+            # CPU generators keep 32 bits of a seed: mix (seed, call) into 32 well-spread bits.
+            torch.manual_seed(
+                int(np.random.SeedSequence([self.seed, self.calls]).generate_state(1)[0])
+            )
             out = self.aggregator(matrix)
         self.calls += 1
         return out * self.factor
