@@ -22,6 +22,9 @@ Conventions (docs/methods.md "Gradient aggregators"):
 * State (Nash-MTL's previous weights, GradVac's cosine EMA, ExcessMTL's
   AdaGrad sums) travels in checkpoints; a step whose per-task gradients are
   non-finite (fp16 overflow) is skipped without calling the aggregator.
+* An all-zero matrix (the first step, when the zero-initialised output layers
+  pass no gradient into the encoder) gives a zero update without calling the
+  aggregator (Nash-MTL would divide by its zero norm); weights logged as 1.
 """
 
 from __future__ import annotations
@@ -170,6 +173,9 @@ class Aggregated(Balancer):
         if not torch.isfinite(matrix).all():  # overflowed fp16 gradients: skip, keep the state
             poison(shared_params)
             return {}
+        if not matrix.any():  # e.g. step 1: zero-initialised output layers pass no gradient
+            set_shared_grads(shared_params, torch.zeros_like(matrix[0]), scale)
+            return {k: self.weights.get(k, 1.0) for k in self.tasks} if self.exposes_weights else {}
         self._last = None
         set_shared_grads(shared_params, self.aggregate(matrix), scale)
         if self._last is None:
