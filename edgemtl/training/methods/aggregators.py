@@ -149,7 +149,8 @@ class Aggregated(Balancer):
     def aggregate(self, matrix: torch.Tensor) -> torch.Tensor:
         """The aggregator's P-vector for a T x P matrix (times `factor`), with seeded draws."""
         self._restore(matrix)
-        devices = [matrix.device] if matrix.device.type == "cuda" else []
+        cuda = matrix.device.type == "cuda"
+        devices = [matrix.device.index or torch.cuda.current_device()] if cuda else []
         with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
             # cvxpy notes that Nash-MTL's problem is not DPP (it only re-solves slower).
             warnings.filterwarnings("ignore", message=".*not DPP.*")
