@@ -408,6 +408,33 @@ def collect(
     return rows
 
 
+def same_code_check(
+    previous: dict[str, Any], preset: dict[str, Any], runs_dir: Path, log: Path
+) -> str | None:
+    """Retrain the vanilla run of seed 0 (in its own folder) and compare it with `previous`.
+
+    Merging new rows into an earlier grid is only fair if today's code trains the
+    earlier rows the same way; returns what differs (None: the same, to 1e-4).
+    """
+    row = previous.get("vanilla/teacher")
+    if row is None:
+        return None
+    check = Run("vanilla", "synthetic-vanilla", 0)
+    check.key = "check-vanilla"
+    import shutil
+
+    shutil.rmtree(check.folder(runs_dir), ignore_errors=True)  # never an earlier check's result
+    train_one(check, preset, runs_dir, 1, log)
+    now = final_metrics(check.folder(runs_dir), "teacher")
+    then = next(s["metrics"] for s in row["seeds"] if s["seed"] == 0)
+    for task, metrics in then.items():
+        for name, value in metrics.items():
+            got = now.get(task, {}).get(name)
+            if got is None or abs(got - value) > 1e-4 * max(1.0, abs(value)):
+                return f"vanilla seed 0 {task}.{name} is {got} now, {value} in the result"
+    return None
+
+
 def missing_runs(runs: list[Run], previous: dict[str, Any]) -> list[Run]:
     """The runs of table rows an earlier result JSON lacks (e.g. balancers added since)."""
     keys = {key for _, key, head in ROWS if f"{key}/{head}" not in previous}
@@ -779,6 +806,13 @@ def main() -> None:
     runs = grid(seeds)
     if args.missing:
         previous = json.loads(out.read_text()) if out.is_file() else {}
+        log = runs_dir.parent / f"reproduce-{args.preset}.log"
+        changed = same_code_check(previous.get("rows", {}), preset, runs_dir, log)
+        if changed:
+            sys.exit(
+                f"--missing: {changed}; the code no longer reproduces {out.name}: run the "
+                "whole grid instead (without --missing, in a new --runs-dir)"
+            )
         chosen = missing_runs(runs, previous.get("rows", {}))
         print(f"missing rows: {len(chosen)} runs to train", file=sys.stderr)
         timings = run_grid(
