@@ -290,8 +290,10 @@ def main() -> None:
         )
     rows = []
     load_start = os.getloadavg()[0]
+    # Only KD rows read teacher checkpoints; at full width each one is hundreds of MB.
+    needs_teachers = any("{" in str(v) for n in names for v in ROWS[n][0].values())
     with tempfile.TemporaryDirectory() as tmp:
-        teachers = write_teachers(Path(tmp), args.width)
+        teachers = write_teachers(Path(tmp), args.width) if needs_teachers else {}
         for name in names:
             cmd = [
                 sys.executable,

@@ -65,6 +65,9 @@ def measure(option: str, args: argparse.Namespace, data_root: Path) -> dict[str,
         targets = {k: v.to(trainer.device) for k, v in targets.items()}
         ctx = StepContext(0, 1, 0, 1)
         trainer.model.train()
+        if trainer.device.type == "cuda":  # each option's own peak, not the process's so far
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
 
         def sync() -> None:
             if trainer.device.type == "cuda":

@@ -61,3 +61,15 @@ def tiny_single_task_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Pat
     """best.pt of a 1-epoch single-task (seg) `vanilla` run: a KD4MTL / BAM teacher."""
     overrides = [*TINY_OVERRIDES, "method={name: vanilla}", "tasks=[seg]", "train.epochs=1"]
     return _train_once(_shared_root(tmp_path_factory), "tiny-single-seg", overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_skip_exits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """best.pt of a 2-epoch `sd` run with a `skip` Student (2 shared stages) and exits 1-3."""
+    overrides = [
+        *TINY_OVERRIDES,
+        "model.student.kind=skip",
+        "model.student.shared_stages=2",
+        "model.exits=[1,2,3]",
+    ]
+    return _train_once(_shared_root(tmp_path_factory), "tiny-skip-exits", overrides)

@@ -36,6 +36,7 @@ def unpool_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
 
     from edgemtl.core.tasks import TaskSpec
     from edgemtl.training.models.network import MultiTaskNet
+    from edgemtl.training.models.students import StudentShape
 
     ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     recipe = {**ckpt["recipe"], "model": {**ckpt["recipe"]["model"], "upsampling": "unpool"}}
@@ -47,6 +48,7 @@ def unpool_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
         "unpool",
         recipe["model"]["decoder"],
         heads=("teacher", "student"),
+        student=StudentShape.of(recipe["model"].get("student")),
     )
     dst = tmp_path_factory.mktemp("unpool") / "best.pt"
     return _rewrite_checkpoint(
