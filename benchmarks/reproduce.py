@@ -2,13 +2,15 @@
 
     python benchmarks/reproduce.py --preset cpu [--jobs 2] [--runs-dir runs/reproduce-cpu]
     python benchmarks/reproduce.py --preset smoke          # same grid, tiny budget (minutes)
+    python benchmarks/reproduce.py --preset cpu --missing  # only rows the result JSON lacks
     python benchmarks/reproduce.py --preset paper          # plan + one step of each run on fixtures
 
 Grid (recipes/synthetic-*.yaml): single-task networks (the Δm reference, one per
 task), vanilla (Baseline-1), λ = 0 (Baseline-2), two-stage KD (Baseline-3, its
 stage 1 is the vanilla run of the same seed), no attention (Baseline-4), U-Net,
 SD Eq. 5, SD Eq. 6, single-task SD (seg, depth), KD4MTL and BAM (teachers: the
-single-task runs of the same seed), and each loss balancer on the vanilla network.
+single-task runs of the same seed), and each loss balancer and torchjd aggregator on
+the vanilla network.
 Every run gets the same fixed budget (epochs × steps, input size, width). Δm of a
 row is measured per seed against that seed's single-task runs, then averaged.
 A claim "A beats B" counts as reproduced only when mean Δm(A) − mean Δm(B) exceeds
@@ -34,7 +36,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from edgemtl.core.config import BALANCER_NAMES  # noqa: E402 (after the path insert)
+from edgemtl.core.config import (  # noqa: E402 (after the path insert)
+    AGGREGATOR_NAMES,
+    LOSS_BALANCER_NAMES,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TASKS = ("seg", "depth", "normal", "keypoints", "edges")
@@ -77,6 +82,22 @@ class Run:
         return runs_dir / f"{self.key}-s{self.seed}"
 
 
+#: The torchjd aggregators' table labels and papers (one run each on the vanilla network).
+AGGREGATOR_LABELS = {
+    "upgrad": "UPGrad",
+    "aligned_mtl": "Aligned-MTL",
+    "cagrad": "CAGrad",
+    "dualproj": "DualProj",
+    "imtl_g": "IMTL-G",
+    "nash_mtl": "Nash-MTL",
+    "graddrop": "GradDrop",
+    "config": "ConFIG",
+    "gradvac": "GradVac",
+    "fairgrad": "FairGrad",
+    "excess_mtl": "ExcessMTL",
+    "rlw": "RLW",
+}
+
 #: Table rows: (label, run key, head).
 ROWS: list[tuple[str, str, str]] = [
     ("Single-task networks (reference)", "stl", "teacher"),
@@ -102,6 +123,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("GradNorm", "gradnorm", "teacher"),
     ("MGDA-UB", "mgda", "teacher"),
     ("PCGrad", "pcgrad", "teacher"),
+    *((f"{AGGREGATOR_LABELS[name]} (torchjd)", name, "teacher") for name in AGGREGATOR_NAMES),
     ("BAM", "bam", "teacher"),
     ("KD4MTL", "kd4mtl", "teacher"),
 ]
@@ -183,8 +205,21 @@ CLAIMS: list[tuple[str, str, tuple[str, str], tuple[str, str]]] = [
     ("KD4MTL", "KD4MTL beats BAM", ("kd4mtl", "teacher"), ("bam", "teacher")),
     ("KD4MTL", "BAM beats uniform weighting (vanilla)", ("bam", "teacher"), ("vanilla", "teacher")),
 ]
-#: Every balancer but `equal` (the vanilla run), from the one list of names.
-BALANCER_RUNS = tuple(name for name in BALANCER_NAMES if name != "equal")
+# Each aggregator paper's central claim: its combination beats uniform weighting.
+CLAIMS += [
+    (
+        AGGREGATOR_LABELS[name],
+        f"{AGGREGATOR_LABELS[name]} beats uniform weighting (vanilla)",
+        (name, "teacher"),
+        ("vanilla", "teacher"),
+    )
+    for name in AGGREGATOR_NAMES
+]
+#: The papers' loss balancers but `equal` (the vanilla run): one recipe each. "The best loss
+#: balancer" of the KD4MTL claim is the best of these.
+BALANCER_RUNS = tuple(name for name in LOSS_BALANCER_NAMES if name != "equal")
+#: The torchjd aggregators: the vanilla recipe with `train.balancer.name` set.
+AGGREGATOR_RUNS = tuple(AGGREGATOR_NAMES)
 
 
 def grid(seeds: tuple[int, ...] = SEEDS) -> list[Run]:
@@ -194,6 +229,10 @@ def grid(seeds: tuple[int, ...] = SEEDS) -> list[Run]:
         runs += [Run(f"stl-{t}", "synthetic-single-vanilla", seed, [f"tasks=[{t}]"]) for t in TASKS]
         for key in ("vanilla", "lambda0", "no-attention", "unet", "sd-ensemble", *BALANCER_RUNS):
             runs.append(Run(key, f"synthetic-{key}", seed))
+        runs += [
+            Run(name, "synthetic-vanilla", seed, [f"train.balancer.name={name}"])
+            for name in AGGREGATOR_RUNS
+        ]
         # The papers' Eq. 5 network: the paper Student (recipes/synthetic.yaml ships the skip one).
         runs.append(Run("sd", "synthetic", seed, ["model.student.kind=paper"]))
         runs += [
@@ -315,32 +354,46 @@ def _done(runs_dir: Path, key: str, seeds: tuple[int, ...]) -> bool:
     )
 
 
-def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
+def collect(
+    runs_dir: Path, seeds: tuple[int, ...], previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Per row and seed: final-epoch metrics of the row's head and Δm against that seed's
-    single-task runs. Rows whose runs are not all finished (a partial grid) are left out."""
+    single-task runs. Rows whose runs are not all finished (a partial grid) are left out,
+    unless `previous` (the rows of an earlier result JSON) has them: those are kept, and
+    its single-task reference metrics stand in when the single-task runs are not on disk."""
     from edgemtl.evaluation.metrics import delta_m
 
+    previous = previous or {}
     rows: dict[str, Any] = {}
-    if not _done(runs_dir, "stl", seeds):
-        return rows
-    for label, key, head in ROWS:
-        if not _done(runs_dir, key, seeds):
-            continue
-        per_seed: list[dict[str, Any]] = []
+    if _done(runs_dir, "stl", seeds):
+        references = {}
         for seed in seeds:
             reference: dict[str, dict[str, float]] = {}
             for t in TASKS:
                 reference.update(
                     final_metrics(Run(f"stl-{t}", "", seed).folder(runs_dir), "teacher")
                 )
+            references[seed] = reference
+    elif "stl/teacher" in previous:
+        references = {s["seed"]: s["metrics"] for s in previous["stl/teacher"]["seeds"]}
+    else:
+        return dict(previous)
+    for label, key, head in ROWS:
+        name = f"{key}/{head}"
+        if not _done(runs_dir, key, seeds):
+            if name in previous:
+                rows[name] = previous[name]
+            continue
+        per_seed: list[dict[str, Any]] = []
+        for seed in seeds:
             if key == "stl":
-                metrics = reference
+                metrics = references[seed]
             else:
                 metrics = final_metrics(Run(key, "", seed).folder(runs_dir), head)
             per_seed.append(
-                {"seed": seed, "metrics": metrics, "delta_m": delta_m(metrics, reference)}
+                {"seed": seed, "metrics": metrics, "delta_m": delta_m(metrics, references[seed])}
             )
-        rows[f"{key}/{head}"] = {
+        rows[name] = {
             "label": label,
             "run": key,
             "head": head,
@@ -354,6 +407,43 @@ def collect(runs_dir: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
             "label": f"best balancer ({best})",
         }
     return rows
+
+
+def same_code_check(
+    previous: dict[str, Any], preset: dict[str, Any], runs_dir: Path, log: Path
+) -> str | None:
+    """Retrain the vanilla run of seed 0 (in its own folder) and compare it with `previous`.
+
+    Merging new rows into an earlier grid is only fair if today's code trains the
+    earlier rows the same way; returns what differs (None: the same, to 1e-4).
+    """
+    row = previous.get("vanilla/teacher")
+    if row is None:
+        return None
+    check = Run("vanilla", "synthetic-vanilla", 0)
+    check.key = "check-vanilla"
+    import shutil
+
+    shutil.rmtree(check.folder(runs_dir), ignore_errors=True)  # never an earlier check's result
+    train_one(check, preset, runs_dir, 1, log)
+    now = final_metrics(check.folder(runs_dir), "teacher")
+    then = next(s["metrics"] for s in row["seeds"] if s["seed"] == 0)
+    for task, metrics in then.items():
+        for name, value in metrics.items():
+            got = now.get(task, {}).get(name)
+            if got is None or abs(got - value) > 1e-4 * max(1.0, abs(value)):
+                return f"vanilla seed 0 {task}.{name} is {got} now, {value} in the result"
+    return None
+
+
+def missing_runs(runs: list[Run], previous: dict[str, Any]) -> list[Run]:
+    """The runs of table rows an earlier result JSON lacks (e.g. balancers added since)."""
+    keys = {key for _, key, head in ROWS if f"{key}/{head}" not in previous}
+    chosen = [r for r in runs if r.key in keys]
+    if any(r.needs for r in chosen):  # teachers from runs that may be gone: run them too
+        needed = {n for r in chosen for n in r.needs}
+        chosen = [r for r in runs if r.key in keys | needed]
+    return chosen
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -649,6 +739,12 @@ def main() -> None:
         help="Only tabulate the finished runs in --runs-dir (a partial grid too).",
     )
     parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="Train only the rows the result JSON (--out) lacks, e.g. newly added balancers, "
+        "and merge them into it (the other rows, timings and the single-task reference stay).",
+    )
+    parser.add_argument(
         "--only",
         help="Train just these runs (folder names, e.g. vanilla-s0,stl-seg-s0) and report their "
         "times.",
@@ -709,6 +805,35 @@ def main() -> None:
         return
     start = time.perf_counter()
     runs = grid(seeds)
+    if args.missing:
+        previous = json.loads(out.read_text()) if out.is_file() else {}
+        log = runs_dir.parent / f"reproduce-{args.preset}.log"
+        changed = same_code_check(previous.get("rows", {}), preset, runs_dir, log)
+        if changed:
+            sys.exit(
+                f"--missing: {changed}; the code no longer reproduces {out.name}: run the "
+                "whole grid instead (without --missing, in a new --runs-dir)"
+            )
+        chosen = missing_runs(runs, previous.get("rows", {}))
+        print(f"missing rows: {len(chosen)} runs to train", file=sys.stderr)
+        timings = run_grid(
+            chosen, preset, runs_dir, args.jobs, runs_dir.parent / f"reproduce-{args.preset}.log"
+        )
+        rows = collect(runs_dir, seeds, previous.get("rows", {}))
+        result = {
+            "schema_version": 1,
+            "preset": {"name": args.preset, **preset},
+            "seeds": list(seeds),
+            "jobs": args.jobs,
+            "wall_time_s": round(previous.get("wall_time_s", 0.0) + time.perf_counter() - start, 1),
+            "run_times_s": {**previous.get("run_times_s", {}), **timings},
+            "rows": rows,
+            "claims": judge(rows),
+        }
+        atomic_write_json(out, result)
+        atomic_write_text(out.with_suffix(".md"), markdown(result))
+        print(markdown(result))
+        return
     if args.only:
         wanted = set(args.only.split(","))
         chosen = [r for r in runs if r.folder(runs_dir).name in wanted]

@@ -1,9 +1,11 @@
 """Training-step cost of every method and loss balancer: seconds per step, img/s and peak memory.
 
-A step is what the trainer does: the method's forward (frozen teachers included),
-its loss terms, the balancer's backward (per-task gradients for GradNorm /
-MGDA-UB / PCGrad) and an Adam step. Same width, input size, batch and threads for
-every row; each row runs in its own subprocess (a clean peak-memory figure);
+A step is what the trainer does (`edgemtl.training.step.TrainStep`): the method's
+forward (frozen teachers included), its loss terms, the balancer's backward
+(per-task gradients for GradNorm, MGDA-UB, PCGrad and the torchjd aggregators)
+and an Adam step. Every balancer has a row on the vanilla network. Same width,
+input size, batch and threads for every row; each row runs in its own
+subprocess (a clean peak-memory figure);
 warm-up steps are excluded. Teachers are untrained checkpoints of the same width:
 their cost does not depend on training. Writes benchmarks/results/train_step.json;
 `python benchmarks/readme_tables.py` renders the README table from it.
@@ -29,6 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edgemtl.core.config import BALANCER_NAMES
+
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
 TASKS = ["seg", "depth", "normal", "keypoints", "edges"]
 
@@ -45,11 +49,7 @@ ROWS: dict[str, tuple[dict[str, Any], str]] = {
         "equal",
     ),
     "bam": ({"name": "bam", "teachers": "{st}"}, "equal"),
-    "vanilla + uncertainty": ({"name": "vanilla"}, "uncertainty"),
-    "vanilla + dwa": ({"name": "vanilla"}, "dwa"),
-    "vanilla + gradnorm": ({"name": "vanilla"}, "gradnorm"),
-    "vanilla + mgda": ({"name": "vanilla"}, "mgda"),
-    "vanilla + pcgrad": ({"name": "vanilla"}, "pcgrad"),
+    **{f"vanilla + {b}": ({"name": "vanilla"}, b) for b in BALANCER_NAMES if b != "equal"},
     "sd + mgda": ({"name": "sd"}, "mgda"),
     "sd + pcgrad": ({"name": "sd"}, "pcgrad"),
 }
@@ -125,8 +125,11 @@ def measure(
     import torch
 
     from edgemtl.core.config import recipe_from_dict
+    from edgemtl.training.amp import Precision
+    from edgemtl.training.distributed import Dist
     from edgemtl.training.methods import StepContext, build_method
     from edgemtl.training.methods.balancers import build_balancer
+    from edgemtl.training.step import TrainStep
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -141,7 +144,7 @@ def measure(
             "tasks": TASKS,
             "model": {"width": width},
             "method": method_cfg,
-            "train": {"balancer": {"name": balancer}},
+            "train": {"balancer": {"name": balancer}, "batch_size": batch},
             "data": {"size": [height, width_px], "mean": [0.5] * 3, "std": [0.25] * 3},
         }
     )
@@ -170,13 +173,18 @@ def measure(
         "edges": torch.rand(batch, 1, height, width_px, device=device),
     }
     ctx = StepContext(0, 2, 1, 2)
-    shared = [p for p in net.encoder.parameters() if p.requires_grad]
+    train_step = TrainStep(
+        recipe.train,
+        net,
+        method,
+        bal,
+        optimizer,
+        Precision("off", torch.device(device)),
+        Dist(),
+    )
 
     def step() -> None:
-        terms = method.loss_terms(method.forward(net, x, ctx), targets, ctx)
-        optimizer.zero_grad(set_to_none=True)
-        bal.backward({t: sum(g.values()) for t, g in terms.items()}, shared, method.shared_cut)  # type: ignore[misc]
-        optimizer.step()
+        train_step(x, targets, ctx)
 
     for _ in range(warmup):
         step()

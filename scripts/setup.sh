@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (once) and installs edgemtl with its training and test extras,
-# pinned by constraints.txt. Re-running is cheap: a stamp of pyproject.toml and
+# Creates .venv (once) and installs edgemtl with its training, aggregator (mtl) and
+# test extras, pinned by constraints.txt. Re-running is cheap: a stamp of pyproject.toml and
 # constraints.txt skips pip when nothing changed.
 #
 # The first install downloads PyTorch and friends (about 2-3 minutes): it says
@@ -39,9 +39,9 @@ pip_install() {
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   : > "$log"
   start=$SECONDS
-  echo "setup: installing edgemtl[train,dev] into .venv, pinned by constraints.txt"
+  echo "setup: installing edgemtl[train,mtl,dev] into .venv, pinned by constraints.txt"
   echo "setup: the first time downloads PyTorch (CPU) and ~60 packages: about 2-3 minutes"
-  pip_install -c constraints.txt -e ".[train,dev]"
+  pip_install -c constraints.txt -e ".[train,mtl,dev]"
   # Type stubs for the TensorRT code path (mypy in CI). --no-deps: the stubs
   # package depends on tensorrt itself, whose libraries only NVIDIA's index has.
   pip_install --no-deps -c constraints.txt tensorrt-stubs

@@ -270,9 +270,28 @@ MethodConfig = Annotated[
 
 #: The balancers' names: the one list. Recipe validation needs it without torch, so it
 #: lives here; `edgemtl.training.methods.balancers` registers one class per name and
-#: checks at import that the two agree.
-BalancerName = Literal["equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad"]
-BALANCER_NAMES: tuple[str, ...] = get_args(BalancerName)
+#: checks at import that the two agree. Loss balancers are edgemtl's own (the papers'
+#: baselines); aggregators combine the per-task gradient matrix through torchjd
+#: (`edgemtl.training.methods.aggregators`).
+LossBalancerName = Literal["equal", "uncertainty", "dwa", "gradnorm", "mgda", "pcgrad"]
+AggregatorName = Literal[
+    "upgrad",
+    "aligned_mtl",
+    "cagrad",
+    "dualproj",
+    "imtl_g",
+    "nash_mtl",
+    "graddrop",
+    "config",
+    "gradvac",
+    "fairgrad",
+    "excess_mtl",
+    "rlw",
+]
+BalancerName = Literal[LossBalancerName, AggregatorName]
+LOSS_BALANCER_NAMES: tuple[str, ...] = get_args(LossBalancerName)
+AGGREGATOR_NAMES: tuple[str, ...] = get_args(AggregatorName)
+BALANCER_NAMES: tuple[str, ...] = (*LOSS_BALANCER_NAMES, *AGGREGATOR_NAMES)
 
 
 class BalancerConfig(Section):
@@ -284,8 +303,15 @@ class BalancerConfig(Section):
     #: GradNorm asymmetry alpha and the learning rate of its task weights.
     alpha: float = Field(1.5, ge=0)
     lr: float = Field(0.025, gt=0)
-    #: PCGrad's task order is shuffled with this seed (+ step).
+    #: Random draws (PCGrad's task orders; GradDrop, GradVac, RLW) come from this seed
+    #: and the step count, the same on every rank and after a resume.
     seed: int = 0
+    #: CAGrad: radius scale c of the ball around the mean gradient (Liu et al. 2021: 0.4).
+    c: float = Field(0.4, ge=0)
+    #: Nash-MTL: the combined gradient's norm is clipped to this (0 = no clipping).
+    max_norm: float = Field(1.0, ge=0)
+    #: FairGrad: alpha of alpha-fairness (1 = proportional fairness, 2 = min delay).
+    fairgrad_alpha: float = Field(1.0, gt=0)
 
 
 class OptimizerConfig(Section):

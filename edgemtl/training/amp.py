@@ -55,11 +55,17 @@ class Precision:
             return type(outputs)(self.outputs_fp32(value) for value in outputs)
         return outputs
 
-    def scale(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Losses as the balancer must backpropagate them (times the fp16 loss scale)."""
+    def loss_scale(self) -> float:
+        """The factor backward passes multiply losses by: the GradScaler's scale (fp16), else 1.
+
+        Balancers take it with the true losses (`Balancer.backward`): they
+        backpropagate `scale * loss` for fp16 range but reason on unscaled values.
+        A power of two, so scaling and unscaling are exact.
+        """
         if not self.scaler.is_enabled():
-            return losses
-        return {key: self.scaler.scale(loss) for key, loss in losses.items()}
+            return 1.0
+        # scale() creates the scaler's scale tensor on first use (unscale_ needs it).
+        return float(self.scaler.scale(torch.ones((), device=self.device)))
 
     def unscale(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler.is_enabled():

@@ -21,8 +21,9 @@ Conventions (docs/deploy.md "Distributed training" explains them to users):
   gradients), which DDP's reducer (one backward per wrapped forward) does not
   allow. Per-task-gradient balancers call `mean_across_ranks` on their per-task
   gradient matrix before combining it, so the combination (PCGrad's
-  projections, MGDA's min-norm weights, GradNorm's norms) sees the global
-  batch's per-task gradients and every rank applies the same update.
+  projections, the torchjd aggregators, MGDA's min-norm weights, GradNorm's
+  norms) sees the global batch's per-task gradients and every rank applies the
+  same update (random draws are seeded alike on every rank).
 * Only rank 0 writes files; every rank evaluates its own shard of the val split
   (no padding) and the metric states are summed across ranks.
 

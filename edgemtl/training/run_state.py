@@ -107,7 +107,9 @@ def restore(trainer: Trainer, ckpt: Checkpoint) -> None:
         trainer.recipe.train, trainer.device.type, ckpt.threads, resumed=True
     )
     torch.set_rng_state(ckpt.rng["torch"])
-    trainer.selection = Selection.from_record(ckpt.select)
+    trainer.selection = Selection.from_record(
+        ckpt.select, own_reference=not trainer.recipe.train.reference
+    )
     trainer.log.read_back(upto_epoch=trainer.position.epoch)
 
 

@@ -5,10 +5,18 @@ head by `train.select.metric`: Δm (docs/methods.md; positive = better)
 against `train.reference` or, without one, against the selected head's first
 evaluation; or one `<task>.<metric>` with the metric's own direction. A strictly
 better score rewrites best.pt. Torch-free.
+
+Validity rule of the first-evaluation reference: a metric whose first value is 0
+or not finite (an empty class set, a head that predicts nothing yet) has no
+defined relative change, so Δm skips it (`metrics.delta_m`); instead of skipping
+it for the whole run, its reference is the first later evaluation where it is
+finite and non-zero (from that epoch on it counts, starting at 0). A
+`train.reference` given by the user is taken as it is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +38,8 @@ class Selection:
     reference: dict[str, dict[str, float]] | None = None
     best_value: float | None = None
     best_epoch: int | None = None
+    #: The reference is the run's own first evaluation (filled per metric; module docstring).
+    own_reference: bool = True
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, heads: Sequence[str]) -> Selection:
@@ -41,7 +51,7 @@ class Selection:
         """
         cfg = recipe.train
         head = default_head(heads, cfg.select.head)
-        selection = cls(head=head, metric=cfg.select.metric)
+        selection = cls(head=head, metric=cfg.select.metric, own_reference=not cfg.reference)
         if cfg.reference:
             from edgemtl.evaluation.reference import load_reference
             from edgemtl.training.checkpoint import load_checkpoint
@@ -51,9 +61,15 @@ class Selection:
         return selection
 
     @classmethod
-    def from_record(cls, record: SelectRecord) -> Selection:
+    def from_record(cls, record: SelectRecord, own_reference: bool = True) -> Selection:
+        """A resumed run's selection; `own_reference`: the recipe has no `train.reference`."""
         return cls(
-            record.head, record.metric, record.reference, record.best_value, record.best_epoch
+            record.head,
+            record.metric,
+            record.reference,
+            record.best_value,
+            record.best_epoch,
+            own_reference,
         )
 
     def check_metric(self, tasks: list[str]) -> None:
@@ -67,9 +83,20 @@ class Selection:
             )
 
     def add_delta_m(self, block: HeadsBlock) -> HeadsBlock:
-        """`block` with each head's Δm; without a reference the first block seen becomes it."""
+        """`block` with each head's Δm; without a reference the first block seen becomes it
+        (metric by metric: the first finite, non-zero value of each)."""
         if self.reference is None:
-            self.reference = block[self.head]
+            self.reference = {}
+        if self.own_reference:
+            for task, metrics in block[self.head].items():
+                if not isinstance(metrics, dict):
+                    continue
+                kept = self.reference.setdefault(task, {})
+                for name, value in metrics.items():
+                    old = kept.get(name)
+                    valid = old is not None and math.isfinite(old) and old != 0
+                    if not valid and value is not None:
+                        kept[name] = float(value)
         return with_delta_m(block, self.reference)
 
     def score(self, block: HeadsBlock) -> float:

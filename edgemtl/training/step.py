@@ -18,6 +18,7 @@ from edgemtl.training.bn_stats import RunningStats
 from edgemtl.training.distributed import Dist
 from edgemtl.training.methods import Method, StepContext
 from edgemtl.training.methods.balancers import Balancer
+from edgemtl.training.methods.base import SharedCut
 from edgemtl.training.models.network import MultiTaskNet
 from edgemtl.training.sharding import split_chunks
 
@@ -114,22 +115,27 @@ class TrainStep:
 
         Every chunk's loss is checked on every rank before any backward pass
         (a NaN anywhere raises `NonFinite` on all ranks together, before the
-        update). Balancers that combine per-task gradients (`per_task_gradients
-        = True`) get the mean of the chunks' task losses in one call and average
+        update). Balancers get the true (unscaled) task losses and the fp16 loss
+        scale (`Precision.loss_scale`, 1 otherwise). Balancers that combine
+        per-task gradients (`per_task_gradients = True`) get the mean of the
+        chunks' task losses and every chunk's shared cut in one call and average
         their per-task gradients across ranks themselves
         (`edgemtl.training.distributed.mean_across_ranks`); this step averages
-        every other gradient.
+        every other gradient (all but the shared ones a balancer with
+        `sets_shared_grads` wrote).
         """
         cfg = self.cfg
         chunks = cfg.micro_batches
-        per_task = bool(getattr(self.balancer, "per_task_gradients", False))
+        per_task = self.balancer.per_task_gradients
         stats = self._running_stats(per_task)
         shared = [p for p in self.model.encoder.parameters() if p.requires_grad]
+        scale = self.precision.loss_scale()
         self.optimizer.zero_grad(set_to_none=True)
         if stats is not None:
             stats.begin()
         logged: dict[str, float] = {}
         kept: list[dict[str, torch.Tensor]] = []
+        cuts: list[SharedCut] = []
         for x, y in split_chunks(images, targets, chunks):
             if stats is not None:
                 stats.before_chunk()
@@ -152,25 +158,23 @@ class TrainStep:
             for name, term_value in values.items():
                 logged[name] = logged.get(name, 0.0) + term_value
             logged["total"] = logged.get("total", 0.0) + value
+            cut = [self.method.shared_cut] if self.method.shared_cut is not None else []
             if per_task:
                 kept.append(task_losses)
+                cuts += cut
             else:
-                used = self.balancer.backward(
-                    self.precision.scale(task_losses), shared, self.method.shared_cut
-                )
+                used = self.balancer.backward(task_losses, shared, cut, scale)
                 for task, weight in used.items():
                     logged[f"{WEIGHT_PREFIX}{task}"] = (
                         logged.get(f"{WEIGHT_PREFIX}{task}", 0.0) + weight
                     )
         if per_task:
             mean: dict[str, Any] = {task: sum(k[task] for k in kept) / chunks for task in kept[0]}
-            used = self.balancer.backward(
-                self.precision.scale(mean), shared, self.method.shared_cut
-            )
+            used = self.balancer.backward(mean, shared, cuts, scale)
             logged.update(
                 {f"{WEIGHT_PREFIX}{task}": weight * chunks for task, weight in used.items()}
             )
-            ids = {id(p) for p in shared}
+            ids = {id(p) for p in shared} if self.balancer.sets_shared_grads else set()
             self.dist.mean_gradients([p for p in self.params() if id(p) not in ids])
         else:
             self.dist.mean_gradients(self.params(), chunks=chunks)

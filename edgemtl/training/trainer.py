@@ -116,6 +116,11 @@ class Trainer:
         if balancer_module is not None:
             balancer_module.to(self.device)
         self.method.cut_shared = self.balancer.needs_representation
+        if not self.balancer.exposes_weights:
+            self.console.print(
+                f"train.balancer {cfg.balancer.name}: torchjd exposes no per-task weights for "
+                'it, so metrics.jsonl has no "weights"'
+            )
         groups = parameter_groups(self.method, self.model, (self.extra, balancer_module))
         self.optimizer = build_optimizer(cfg.optimizer, groups)
         self.scheduler = build_scheduler(cfg.scheduler, self.optimizer)

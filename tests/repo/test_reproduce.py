@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -61,7 +62,8 @@ def test_claim_verdicts_need_a_gap_over_two_std() -> None:
 def test_cpu_grid_has_three_seeds_and_every_method() -> None:
     rep = _module()
     runs = rep.grid()
-    assert {r.seed for r in runs} == {0, 1, 2} and len(runs) == 63
+    # 21 runs per seed for the papers' grid, plus one per torchjd aggregator.
+    assert {r.seed for r in runs} == {0, 1, 2} and len(runs) == 3 * (21 + len(rep.AGGREGATOR_RUNS))
     assert {r.recipe for r in runs} >= {
         "synthetic",
         "synthetic-kd4mtl",
@@ -76,3 +78,38 @@ def test_cpu_grid_has_three_seeds_and_every_method() -> None:
         "synthetic-no-attention",
     }
     assert all((REPO / "recipes" / f"{r.recipe}.yaml").is_file() for r in runs)
+    aggregators = [r for r in runs if r.key in rep.AGGREGATOR_RUNS]
+    assert {r.recipe for r in aggregators} == {"synthetic-vanilla"}
+    assert all(r.overrides == [f"train.balancer.name={r.key}"] for r in aggregators)
+
+
+def test_missing_rows_train_only_what_the_result_lacks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--missing`: the runs of rows absent from the earlier JSON; the JSON's rows and its
+    single-task reference stand in for runs that are not on disk."""
+    rep = _module()
+    old_keys = {key for _, key, _ in rep.ROWS if key not in rep.AGGREGATOR_RUNS}
+    previous = {
+        f"{key}/{head}": {"label": label, "run": key, "head": head, "seeds": [], "mean": 0.0}
+        for label, key, head in rep.ROWS
+        if key in old_keys
+    }
+    previous["stl/teacher"]["seeds"] = [
+        {"seed": s, "metrics": {"depth": {"abs_err": 0.5}}, "delta_m": 0.0} for s in (0, 1, 2)
+    ]
+    chosen = rep.missing_runs(rep.grid(), previous)
+    assert {r.key for r in chosen} == set(rep.AGGREGATOR_RUNS) and len(chosen) == 3 * 12
+
+    # Nothing on disk: the earlier rows come back unchanged.
+    def without_best(rows: dict) -> dict:
+        return {k: v for k, v in rows.items() if not k.startswith("best-balancer")}
+
+    assert without_best(rep.collect(tmp_path, (0, 1, 2), previous)) == previous
+    # One aggregator's runs on disk: its row joins, measured against the JSON's reference.
+    for seed in (0, 1, 2):
+        folder = rep.Run("upgrad", "", seed).folder(tmp_path)
+        folder.mkdir(parents=True)
+        final = {"teacher": {"depth": {"abs_err": 0.4}}}
+        (folder / "summary.json").write_text(json.dumps({"final": final}))
+    rows = rep.collect(tmp_path, (0, 1, 2), previous)
+    assert rows["upgrad/teacher"]["mean"] == pytest.approx(20.0)  # 0.5 -> 0.4: +20 %
+    assert without_best({k: v for k, v in rows.items() if k != "upgrad/teacher"}) == previous

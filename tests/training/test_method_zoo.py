@@ -11,7 +11,6 @@ import torch
 
 from edgemtl.core.config import load_recipe
 from edgemtl.core.errors import UserError
-from edgemtl.core.tasks import make_spec
 from edgemtl.evaluation.metrics import delta_m
 from edgemtl.evaluation.reference import load_reference
 from edgemtl.evaluation.scoring import with_delta_m
@@ -22,27 +21,9 @@ from edgemtl.training.methods.bam import ground_truth_share
 from edgemtl.training.methods.kd4mtl import feature_distance
 from edgemtl.training.train_command import TrainOptions, run_training
 from tests.helpers.cli import REPO, run_cli
-from tests.helpers.tiny_run import TINY_OVERRIDES
+from tests.helpers.tiny_run import TINY_OVERRIDES, specs_for, tiny_batch
 
 RECIPE = REPO / "recipes" / "synthetic.yaml"
-
-
-def tiny_batch(keys: list[str], n: int = 2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    from edgemtl.data.preprocess import InputSpec, collate, prepare_sample
-    from edgemtl.data.synthetic import SynthParams, render_sample
-
-    params = SynthParams(n_train=n, n_val=1, height=32, width=64, seed=7)
-    spec = InputSpec(32, 64, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    images, targets = collate(
-        [prepare_sample(render_sample(params, "train", i), spec) for i in range(n)]
-    )
-    return torch.from_numpy(images), {k: torch.from_numpy(targets[k]) for k in keys}
-
-
-def specs_for(keys: list[str]) -> list:
-    from edgemtl.data.synthetic import CLASS_NAMES
-
-    return [make_spec(k, list(CLASS_NAMES)) if k == "seg" else make_spec(k) for k in keys]
 
 
 def build(keys: list[str], method: str):  # type: ignore[no-untyped-def]
@@ -233,7 +214,7 @@ def test_mgda_on_the_cut_representation_matches_a_weighted_backward() -> None:
     terms = method.loss_terms(method.forward(model, images, ctx), targets, ctx)
     shared = list(model.encoder.parameters())
     used = MGDA({k: 1.0 for k in keys}, keys).backward(
-        {k: sum(g.values()) for k, g in terms.items()}, shared, method.shared_cut
+        {k: sum(g.values()) for k, g in terms.items()}, shared, [method.shared_cut]
     )
     cut_grads = [p.grad.clone() for p in shared]
     assert sum(used.values()) == pytest.approx(2.0)

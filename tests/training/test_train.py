@@ -195,3 +195,37 @@ def test_loop_parts_import_without_cycles() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["nash_mtl", "gradvac"])  # numpy + cvxpy; random + tensors
+def test_stateful_and_random_aggregators_resume_bit_identically(tmp_path: Path, name: str) -> None:
+    """Their state (numpy, tensors, call count) goes through last.pt (weights_only) and back."""
+    overrides = [
+        *TINY_OVERRIDES,
+        "data.synthetic.n_train=8",
+        "data.synthetic.n_val=4",
+        "train.epochs=2",
+        "method={name: vanilla}",
+        "tasks=[seg, depth, normal]",
+        f"train.balancer.name={name}",
+    ]
+    run_training(TrainOptions.from_file(RECIPE, overrides, out=tmp_path / "straight", quiet=True))
+
+    def interrupt(position: Position) -> None:
+        if position.global_step == 3:  # 2 steps per epoch: batch 2 of epoch 2
+            raise KeyboardInterrupt
+
+    first = Trainer(
+        load_recipe(RECIPE, overrides), tmp_path / "resumed", quiet=True, step_callback=interrupt
+    )
+    first.init_from_data()
+    with pytest.raises(TrainingInterrupted):
+        first.fit()
+    state = load_checkpoint(tmp_path / "resumed" / "last.pt").balancer
+    # Step 1's matrix is zero (zero-initialised output layers): steps 2 and 3 called it.
+    assert state is not None and state.name == name and state.state["calls"] == 2
+    resume = TrainOptions.from_file(RECIPE, [], out=tmp_path / "resumed", resume=True, quiet=True)
+    run_training(resume)
+    straight = _weights(tmp_path / "straight" / "last.pt")
+    resumed = _weights(tmp_path / "resumed" / "last.pt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)

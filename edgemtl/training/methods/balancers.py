@@ -1,15 +1,25 @@
 """Loss balancers: turn per-task losses into one update of the shared network.
 
-The trainer calls `balancer.backward(task_losses, shared_params, shared_cut)`;
+The step calls `balancer.backward(task_losses, shared_params, cuts, scale)`;
 each task loss is the sum of all of that task's terms (docs/methods.md), already
-multiplied by the recipe's static `tasks.<key>.weight`. Balancers that need
-per-task gradients work on the shared encoder (GradNorm: its last conv layer;
-PCGrad: all its parameters; MGDA-UB: the shared representation, which the method
-cuts out of the graph when `needs_representation`). Every balancer returns the
-weights it applied, which the trainer averages per epoch into metrics.jsonl.
+multiplied by the recipe's static `tasks.<key>.weight`, and is the TRUE loss:
+under fp16 AMP the balancer backpropagates `scale * loss` (the GradScaler's
+scale) but reasons on unscaled losses and gradients, so its weights do not
+depend on the loss scale. Balancers that need per-task gradients work on the
+shared encoder (GradNorm: its last conv layer; MGDA-UB: the shared
+representation, which the method cuts out of the graph when
+`needs_representation`; PCGrad and the aggregators of
+`edgemtl.training.methods.aggregators`: all its parameters, through
+`edgemtl.training.methods.task_grads`). Every balancer returns the weights it
+applied, which the trainer averages per epoch into metrics.jsonl.
 
-Why this size: six short classes with one protocol, and the registry
-(`build_balancer`, `BALANCERS`) belongs next to them.
+Statistics captured once get a validity rule (docs/methods.md "Loss balancers"):
+GradNorm's reference loss L_t(0) of a task is its first finite, positive loss
+(until then the task's loss ratio is 1), and DWA's ratio L_t(e-1) / L_t(e-2)
+is 1 unless both are finite and L_t(e-2) > 0.
+
+Why this size: five short classes sharing one protocol (`balancer_base.Balancer`), and
+the registry (`build_balancer`, `BALANCERS`) belongs next to them.
 """
 
 from __future__ import annotations
@@ -21,57 +31,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgemtl.core.config import BALANCER_NAMES, BalancerConfig
+from edgemtl.core.config import AGGREGATOR_NAMES, BALANCER_NAMES, BalancerConfig
 from edgemtl.training.distributed import mean_across_ranks
+from edgemtl.training.methods.aggregators import Aggregated
+from edgemtl.training.methods.balancer_base import Balancer, TaskLosses
 from edgemtl.training.methods.base import SharedCut
-
-TaskLosses = dict[str, torch.Tensor]
-
-
-class Balancer:
-    """`equal`: the recipe weights, fixed (the papers' "uniform" baseline)."""
-
-    name = "equal"
-    #: MGDA-UB: the trainer asks the method to cut the shared representation out of the graph.
-    needs_representation = False
-
-    def __init__(self, weights: dict[str, float]) -> None:
-        self.weights = dict(weights)
-
-    def module(self) -> nn.Module | None:
-        """Learnable balancer state (e.g. log-variances), optimised with the model."""
-        return None
-
-    def scaled(self, task_losses: TaskLosses) -> TaskLosses:
-        return {key: self.weights.get(key, 1.0) * loss for key, loss in task_losses.items()}
-
-    def backward(
-        self,
-        task_losses: TaskLosses,
-        shared_params: list[nn.Parameter],
-        shared_cut: SharedCut | None = None,
-    ) -> dict[str, float]:
-        """Backpropagate the combined loss; return the weights used (for the log)."""
-        total = sum(self.scaled(task_losses).values())
-        total.backward()  # type: ignore[union-attr]
-        return {key: self.weights.get(key, 1.0) for key in task_losses}
-
-    def on_epoch_end(self, epoch_task_losses: dict[str, float]) -> None:
-        """Hook for balancers driven by the loss history (DWA)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """Plain containers (checkpoint-safe) needed to resume exactly."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of `state_dict`."""
+from edgemtl.training.methods.min_norm import min_norm_weights
+from edgemtl.training.methods.task_grads import (
+    flat_grads,
+    poison,
+    representation_grads,
+    set_shared_grads,
+    shared_jacobian,
+)
 
 
 class Uncertainty(Balancer):
     """Kendall et al.: learned log-variances s_t, loss = sum_t exp(-s_t) L_t + s_t.
 
     Why this form (no 1/2): at s = 0 it equals equal weighting, so the step size
-    matches the other balancers at the start. Weight logged: exp(-s_t).
+    matches the other balancers at the start. Weight logged: exp(-s_t). Under fp16
+    the whole objective (the s_t terms too) is scaled, so d/ds_t = 1 - exp(-s_t) L_t
+    on the true loss after unscaling.
     """
 
     name = "uncertainty"
@@ -98,9 +79,10 @@ class Uncertainty(Balancer):
         self,
         task_losses: TaskLosses,
         shared_params: list[nn.Parameter],
-        shared_cut: SharedCut | None = None,
+        cuts: Sequence[SharedCut] = (),
+        scale: float = 1.0,
     ) -> dict[str, float]:
-        self.combined(task_losses).backward()
+        (scale * self.combined(task_losses)).backward()
         s = self.log_vars.detach()
         return {
             key: self.weights.get(key, 1.0) * math.exp(-float(s[i]))
@@ -115,11 +97,25 @@ class Uncertainty(Balancer):
             self.log_vars.copy_(state["log_vars"])
 
 
+def loss_ratio(current: float, reference: float) -> float:
+    """current / reference where both are finite and the reference is > 0, else 1 (neutral).
+
+    The validity rule for statistics captured once (DWA's history, GradNorm's
+    initial losses): a task whose reference loss is 0 (no valid pixel in the
+    batch, an all-zero heatmap under a zero-initialised head) or non-finite has
+    no defined training rate, so it neither drives its own weight up nor the
+    others' down.
+    """
+    if not (math.isfinite(current) and math.isfinite(reference)) or reference <= 0:
+        return 1.0
+    return current / reference
+
+
 def dwa_weights(
     previous: dict[str, float], before: dict[str, float], temperature: float
 ) -> dict[str, float]:
-    """Liu et al. (MTAN): w_k = K softmax_k(r_k / T), r_k = L_k(t-1) / L_k(t-2)."""
-    ratios = {k: previous[k] / before[k] if before[k] else 1.0 for k in previous}
+    """Liu et al. (MTAN): w_k = K softmax_k(r_k / T), r_k = L_k(t-1) / L_k(t-2) (`loss_ratio`)."""
+    ratios = {k: loss_ratio(previous[k], before[k]) for k in previous}
     top = max(r / temperature for r in ratios.values())
     exps = {k: math.exp(r / temperature - top) for k, r in ratios.items()}
     total = sum(exps.values())
@@ -149,10 +145,12 @@ class DWA(Balancer):
         self,
         task_losses: TaskLosses,
         shared_params: list[nn.Parameter],
-        shared_cut: SharedCut | None = None,
+        cuts: Sequence[SharedCut] = (),
+        scale: float = 1.0,
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        sum(self.current[k] * losses[k] for k in self.tasks).backward()  # type: ignore[union-attr]
+        total = sum(self.current[k] * losses[k] for k in self.tasks)
+        (scale * total).backward()  # type: ignore[operator]
         return {k: self.weights.get(k, 1.0) * self.current[k] for k in self.tasks}
 
     def state_dict(self) -> dict[str, Any]:
@@ -161,14 +159,6 @@ class DWA(Balancer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = [dict(h) for h in state["history"]]
         self.current = dict(state["current"])
-
-
-def _flat_grads(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """d loss / d inputs, flattened into one vector (zeros where an input is unused)."""
-    grads = torch.autograd.grad(loss, list(inputs), retain_graph=True, allow_unused=True)
-    return torch.cat(
-        [(g if g is not None else torch.zeros_like(x)).reshape(-1) for g, x in zip(grads, inputs)]
-    )
 
 
 def last_shared_layer(shared_params: Sequence[nn.Parameter]) -> nn.Parameter:
@@ -186,9 +176,13 @@ class GradNorm(Balancer):
     The weights take one SGD step (lr) per training step on
     L_grad = sum_t |G_t - target_t| with the target held constant, then are
     renormalised to sum T. The model's update uses the weights before that step.
+    L_t(0) is each task's first finite, positive loss; until a task has one its
+    ratio L_t / L_t(0) is 1 (`loss_ratio`). One call per step (the chunks' mean
+    losses), so micro-batches and ranks update the weights once, alike.
     """
 
     name = "gradnorm"
+    per_task_gradients = True
 
     def __init__(
         self, weights: dict[str, float], tasks: Sequence[str], alpha: float = 1.5, lr: float = 0.025
@@ -198,31 +192,44 @@ class GradNorm(Balancer):
         self.alpha = alpha
         self.lr = lr
         self.w = torch.ones(len(self.tasks), dtype=torch.float64)
+        #: L_t(0) per task; NaN until the task's first valid loss.
         self.initial: torch.Tensor | None = None
 
     def backward(
         self,
         task_losses: TaskLosses,
         shared_params: list[nn.Parameter],
-        shared_cut: SharedCut | None = None,
+        cuts: Sequence[SharedCut] = (),
+        scale: float = 1.0,
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
         layer = last_shared_layer(shared_params)
         # Under torchrun: the global batch's per-task gradients and losses (same weights
-        # on every rank).
+        # on every rank). Unscaled before the norms: the weights must not see the loss scale.
         grads = mean_across_ranks(
-            torch.stack([_flat_grads(losses[k], [layer]) for k in self.tasks])
+            torch.stack([flat_grads(scale * losses[k], [layer]).float() for k in self.tasks])
+            / scale
         )
         norms = grads.norm(dim=1).detach().double().cpu()
         values = (
             mean_across_ranks(torch.stack([losses[k].detach() for k in self.tasks])).double().cpu()
         )
-        if self.initial is None:
-            self.initial = values.clone()
         used = self.w.clone()
-        sum(float(used[i]) * losses[k] for i, k in enumerate(self.tasks)).backward()  # type: ignore[union-attr]
-        self.w = self.updated_weights(used, norms, values)
+        total = sum(float(used[i]) * losses[k] for i, k in enumerate(self.tasks))
+        (scale * total).backward()  # type: ignore[operator]
+        if not torch.isfinite(norms).all():  # overflowed fp16 gradients: skip, keep the state
+            poison([layer])
+        else:
+            self.capture_initial(values)
+            self.w = self.updated_weights(used, norms, values)
         return {k: self.weights.get(k, 1.0) * float(used[i]) for i, k in enumerate(self.tasks)}
+
+    def capture_initial(self, values: torch.Tensor) -> None:
+        """Fill L_t(0) of every task that has none yet with its loss, if finite and > 0."""
+        if self.initial is None:
+            self.initial = torch.full_like(values, math.nan)
+        valid = torch.isnan(self.initial) & torch.isfinite(values) & (values > 0)
+        self.initial = torch.where(valid, values, self.initial)
 
     def updated_weights(
         self, w: torch.Tensor, norms: torch.Tensor, values: torch.Tensor
@@ -230,8 +237,11 @@ class GradNorm(Balancer):
         """One GradNorm step from weights `w`, per-task gradient norms of the unweighted losses,
         losses."""
         assert self.initial is not None
+        ratio = torch.tensor(
+            [loss_ratio(float(v), float(r)) for v, r in zip(values, self.initial)],
+            dtype=torch.float64,
+        )
         grad_norms = w * norms
-        ratio = values / self.initial.clamp_min(1e-12)
         target = grad_norms.mean() * (ratio / ratio.mean()) ** self.alpha
         grad_w = torch.sign(grad_norms - target) * norms
         new = (w - self.lr * grad_w).clamp_min(1e-4)
@@ -248,47 +258,15 @@ class GradNorm(Balancer):
         self.initial = None if state["initial"] is None else state["initial"].clone()
 
 
-def min_norm_weights(gram: torch.Tensor, iterations: int = 250, tol: float = 1e-9) -> torch.Tensor:
-    """argmin_{a in simplex} || sum_t a_t g_t ||^2 from the Gram matrix G_ij = g_i . g_j.
-
-    Two tasks: closed form a_1 = clip((G22 - G12) / (G11 - 2 G12 + G22), 0, 1).
-    More: Frank-Wolfe with exact line search (Sener & Koltun, Alg. 2).
-    """
-    gram = gram.double()
-    n = gram.shape[0]
-    if n == 1:
-        return torch.ones(1, dtype=torch.float64)
-    if n == 2:
-        pair_denom = float(gram[0, 0] - 2 * gram[0, 1] + gram[1, 1])
-        first = (
-            0.5
-            if pair_denom <= 1e-20
-            else min(1.0, max(0.0, float(gram[1, 1] - gram[0, 1]) / pair_denom))
-        )
-        return torch.tensor([first, 1.0 - first], dtype=torch.float64)
-    a = torch.full((n,), 1.0 / n, dtype=torch.float64)
-    for _ in range(iterations):
-        grad = gram @ a
-        t = int(torch.argmin(grad))
-        vv, vu, uu = float(a @ grad), float(grad[t]), float(gram[t, t])
-        denom = vv - 2 * vu + uu
-        gamma = 1.0 if denom <= 1e-20 else min(1.0, max(0.0, (vv - vu) / denom))
-        new = (1 - gamma) * a
-        new[t] += gamma
-        if float((new - a).abs().sum()) < tol:
-            a = new
-            break
-        a = new
-    return a
-
-
 class MGDA(Balancer):
-    """MGDA-UB (Sener & Koltun): min-norm task weights from gradients on the shared
-    representation (the encoder outputs the decoders read), scaled to sum T so the
-    step size matches equal weighting. Without a cut it uses the shared parameters."""
+    """MGDA-UB (Sener & Koltun): exact min-norm task weights (`min_norm.min_norm_weights`)
+    from gradients on the shared representation (the encoder outputs the decoders read),
+    scaled to sum T so the step size matches equal weighting. Without a cut it uses the
+    shared parameters."""
 
     name = "mgda"
     needs_representation = True
+    per_task_gradients = True
 
     def __init__(self, weights: dict[str, float], tasks: Sequence[str]) -> None:
         super().__init__(weights)
@@ -298,38 +276,46 @@ class MGDA(Balancer):
         self,
         task_losses: TaskLosses,
         shared_params: list[nn.Parameter],
-        shared_cut: SharedCut | None = None,
+        cuts: Sequence[SharedCut] = (),
+        scale: float = 1.0,
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        inputs: Sequence[torch.Tensor] = (
-            shared_cut.cuts if shared_cut is not None else shared_params
-        )
-        grads = torch.stack([_flat_grads(losses[k], inputs) for k in self.tasks])
+        scaled = [losses[k] for k in self.tasks]
         # Under torchrun: parameter gradients are averaged before the Gram matrix; representation
-        # gradients belong to each rank's own samples, so their Gram matrices are averaged (the
-        # global Gram up to a scale, which leaves the min-norm weights unchanged).
-        gram = (
-            mean_across_ranks(grads @ grads.T)
-            if shared_cut is not None
-            else _gram(mean_across_ranks(grads))
-        )
-        alpha = min_norm_weights(gram) * len(self.tasks)
-        total = sum(float(alpha[i]) * losses[k] for i, k in enumerate(self.tasks))
-        if shared_cut is None:
-            total.backward()  # type: ignore[union-attr]
+        # gradients belong to each rank's own samples (and chunk), so their Gram matrices are
+        # summed (the global batch's Gram up to a scale, which leaves the weights unchanged).
+        if cuts:
+            rows = representation_grads(scaled, cuts, scale, accumulate=False)
+            flat = torch.stack([torch.cat([g.reshape(-1) for g in row]) for row in rows])
+            flat = flat.double() / scale
+            gram = mean_across_ranks(flat @ flat.T)
         else:
-            total.backward(retain_graph=True)  # type: ignore[union-attr]
+            jac = mean_across_ranks(
+                torch.stack([flat_grads(scale * loss, shared_params) for loss in scaled]).double()
+                / scale
+            )
+            gram = jac @ jac.T
+        finite = bool(torch.isfinite(gram).all())
+        alpha = (
+            torch.from_numpy(min_norm_weights(gram.cpu().numpy())) * len(self.tasks)
+            if finite
+            else torch.ones(len(self.tasks), dtype=torch.float64)
+        )
+        total = sum(float(alpha[i]) * losses[k] for i, k in enumerate(self.tasks))
+        if not cuts:
+            (scale * total).backward()  # type: ignore[operator]
+        else:
+            (scale * total).backward(retain_graph=True)  # type: ignore[operator]
             pairs = [
                 (o, c.grad)
-                for o, c in zip(shared_cut.originals, shared_cut.cuts)
+                for cut in cuts
+                for o, c in zip(cut.originals, cut.cuts)
                 if c.grad is not None
             ]
             torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+        if not finite:  # overflowed fp16 gradients: the scaler skips the step
+            poison(shared_params)
         return {k: self.weights.get(k, 1.0) * float(alpha[i]) for i, k in enumerate(self.tasks)}
-
-
-def _gram(grads: torch.Tensor) -> torch.Tensor:
-    return grads @ grads.T
 
 
 def pcgrad_combine(
@@ -349,12 +335,16 @@ def pcgrad_combine(
 
 
 class PCGrad(Balancer):
-    """PCGrad on the shared parameters; task-specific parameters get the plain sum's gradient."""
+    """PCGrad on the shared parameters; task-specific parameters get the plain sum's gradient.
+
+    The per-task gradients come from `task_grads.shared_jacobian` (each task's backward
+    to the cut representation, one batched product through the encoder).
+    """
 
     name = "pcgrad"
-    #: The trainer leaves the shared gradients to it: it sets them from rank-averaged
-    #: per-task gradients.
+    needs_representation = True
     per_task_gradients = True
+    sets_shared_grads = True
 
     def __init__(self, weights: dict[str, float], tasks: Sequence[str], seed: int = 0) -> None:
         super().__init__(weights)
@@ -365,24 +355,20 @@ class PCGrad(Balancer):
         self,
         task_losses: TaskLosses,
         shared_params: list[nn.Parameter],
-        shared_cut: SharedCut | None = None,
+        cuts: Sequence[SharedCut] = (),
+        scale: float = 1.0,
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        grads = mean_across_ranks(
-            torch.stack([_flat_grads(losses[k], shared_params) for k in self.tasks])
-        )
-        sum(losses.values()).backward()  # type: ignore[union-attr]
+        grads = shared_jacobian([losses[k] for k in self.tasks], shared_params, cuts, scale)
+        if not torch.isfinite(grads).all():  # overflowed fp16 gradients: no draw, no update
+            poison(shared_params)
+            return {k: self.weights.get(k, 1.0) for k in self.tasks}
         n = len(self.tasks)
         order = []
         for i in range(n):
             perm = torch.randperm(n, generator=self.generator).tolist()
             order.append([j for j in perm if j != i])
-        combined = pcgrad_combine(grads, order)
-        offset = 0
-        for p in shared_params:
-            size = p.numel()
-            p.grad = combined[offset : offset + size].view_as(p).to(p.dtype).clone()
-            offset += size
+        set_shared_grads(shared_params, pcgrad_combine(grads, order), scale)
         return {k: self.weights.get(k, 1.0) for k in self.tasks}
 
     def state_dict(self) -> dict[str, Any]:
@@ -401,6 +387,7 @@ _BUILDERS: dict[str, Callable[[BalancerConfig, dict[str, float]], Balancer]] = {
     GradNorm.name: lambda cfg, weights: GradNorm(weights, list(weights), cfg.alpha, cfg.lr),
     MGDA.name: lambda cfg, weights: MGDA(weights, list(weights)),
     PCGrad.name: lambda cfg, weights: PCGrad(weights, list(weights), cfg.seed),
+    **{name: Aggregated for name in AGGREGATOR_NAMES},
 }
 if set(_BUILDERS) != set(BALANCER_NAMES):  # a balancer added on one side only
     raise RuntimeError(
