@@ -58,6 +58,7 @@ CARRIED = (
     "typing-extensions",
     "onnxsim",
     "adjustText",
+    "torchjd",
 )
 #: What edgemtl, its tests and benchmarks import that the image already has.
 DEVICE_IMAGE = (

@@ -77,6 +77,9 @@ class DataConfig(Section):
     #: DataLoader worker processes; None = chosen per run with the threads
     #: (edgemtl.core.threads: none on CPU, up to 4 beside a GPU).
     workers: int | None = Field(None, ge=0)
+    #: Run `data check`'s per-sample checks as training reads (edgemtl/data/checked.py);
+    #: false only for a dataset already checked, or to test what stands behind them.
+    check: bool = True
     #: Cityscapes: label folder (label_7, label_19, label_2, or label = 7 classes).
     label_folder: str = "label_7"
     #: Taskonomy: split file (relative to root unless absolute); default {root}/splits.csv.

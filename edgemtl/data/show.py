@@ -23,7 +23,7 @@ from edgemtl.core.errors import UserError
 from edgemtl.core.io import atomic_file
 from edgemtl.core.options import DatasetFormat
 from edgemtl.core.paths import check_not_an_input, check_output_file
-from edgemtl.core.tasks import TaskKind, get_kind
+from edgemtl.core.tasks import get_kind
 from edgemtl.core.tasks.colours import class_colours
 from edgemtl.data.readers import DATASET_SUFFIXES
 from edgemtl.data.sample import Sample
@@ -45,12 +45,6 @@ def figure_pixels(n_panels: int, height: int, width: int, n_classes: int = 0) ->
     return n_panels * PANEL_PX, panel_h + TITLE_PX + KEY_PX + (
         legend_rows * LEGEND_ROW_PX + 8 if legend_rows else 0
     )
-
-
-def has_colour_bar(kind: TaskKind) -> bool:
-    """Whether the kind's picture is its colormap over a value range (not labels, not a
-    picture of its own such as normals' RGB), which a colour bar explains."""
-    return not kind.labels and type(kind).colourize is TaskKind.colourize
 
 
 @dataclass
@@ -97,10 +91,8 @@ def panels(
         unit = (units or {}).get(key)
         title = f"{key} [{unit}]" if unit else key
         panel = Panel(title, rgb, invalid=float(1 - valid.mean()) if valid.size else 0.0)
-        if has_colour_bar(kind):
-            low, high = kind.display_range(np.asarray(target, dtype=np.float32))
-            panel.key = (kind.colormap, low, high)
-        elif legend and not kind.labels:
+        panel.key = kind.colour_key(target, (encodings or {}).get(key))
+        if panel.key is None and legend and not kind.labels:
             panel.caption = legend[0][1]  # e.g. normals: RGB = (xyz + 1) / 2
         out.append(panel)
     return out
@@ -190,10 +182,11 @@ def render_sample(
     return fig_w, fig_h
 
 
-def _units(kind: str, keys: Any) -> dict[str, str]:
-    from edgemtl.data.registry import task_units
+def _units(reader: object, keys: Any) -> dict[str, str]:
+    """{task: units} the reader declares for its targets (`data.registry.declared_target`)."""
+    from edgemtl.data.registry import declared_target
 
-    return {key: unit for key in keys if (unit := task_units(kind, key))}
+    return {key: unit for key in keys if (unit := declared_target(reader, key)[0])}
 
 
 @dataclass(frozen=True)
@@ -241,7 +234,7 @@ def show_command(root: Path, options: ShowOptions) -> Path:
         class_names,
         out,
         title=f"{kind} {split} #{index}: {sample.name}",
-        units=_units(kind, sample.targets),
+        units=_units(reader, sample.targets),
         encodings=getattr(reader, "encodings", None),
     )
     Console(quiet=options.quiet).print(

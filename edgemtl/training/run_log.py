@@ -6,6 +6,9 @@ continues: rows of epochs the checkpoint has not finished are dropped (the file
 is rewritten) so a resumed run's metrics.jsonl reads as if never interrupted.
 Only the writing process (rank 0 under torchrun) touches files; the others keep
 the history in memory. TensorBoard's writer is imported when a fit starts (optional).
+
+Why this size: every file a run writes besides checkpoints goes through this one writer,
+so rank 0 alone writes and `--resume` rewrites them consistently.
 """
 
 from __future__ import annotations

@@ -47,7 +47,11 @@ from edgemtl.training.checkpoint import save_checkpoint
 from edgemtl.training.data import PreparedSplit, one_line_errors, steps_per_epoch, train_loader
 from edgemtl.training.device import pick_device, prepare_model, training_threads
 from edgemtl.training.distributed import Dist
-from edgemtl.training.divergence import divergence_warnings, stop_if_non_finite
+from edgemtl.training.divergence import (
+    divergence_warnings,
+    non_finite_parameter,
+    stop_if_non_finite,
+)
 from edgemtl.training.epoch_report import EpochReporter
 from edgemtl.training.methods import Method, StepContext, build_method
 from edgemtl.training.methods.balancers import Balancer, build_balancer
@@ -99,8 +103,11 @@ class Trainer:
         self.record = dataset_record(recipe.data)
         keys = list(recipe.tasks)
         with self.console.status("preparing data") if not self.quiet else contextlib.nullcontext():
-            self.train_reader = CheckedReader(open_split(self.record, "train", keys), keys)
-            self.val_reader = CheckedReader(open_split(self.record, "val", keys), keys)
+            self.train_reader = open_split(self.record, "train", keys)
+            self.val_reader = open_split(self.record, "val", keys)
+            if recipe.data.check:  # data check's per-sample checks as each sample is read
+                self.train_reader = CheckedReader(self.train_reader, keys)
+                self.val_reader = CheckedReader(self.val_reader, keys)
         size = recipe.data.size
         self.input_spec = InputSpec(size[0], size[1], recipe.data.mean, recipe.data.std)
         self.specs = task_specs_for(recipe, self.train_reader)
@@ -334,7 +341,8 @@ class Trainer:
     def _stop_non_finite(self, bad: NonFinite) -> None:
         """Keep a last.pt when none exists and the weights are still finite, then stop all ranks."""
         last = self.run_dir / "last.pt"
-        finite = all(torch.isfinite(p).all() for p in self.model.parameters())
+        # BatchNorm statistics count too: a NaN batch corrupts them in its forward pass
+        finite = non_finite_parameter(self.model) is None
         if self.dist.is_main and not last.is_file() and finite:
             self.save("last.pt")
         kept = str(last) if self.dist.broadcast_object(last.is_file()) else None

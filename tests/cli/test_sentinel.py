@@ -121,7 +121,10 @@ def test_commands_touch_nothing_outside_their_outputs(tmp_path: Path) -> None:
             + ["--json", "reports/p.json", "--markdown", "reports/p.md"],
             [reports / "p.json", reports / "p.md"],
         ),
-        (["predict", "export/bundle", "frames", "--out", "preds"], [work / "preds" / "f0.npz"]),
+        (
+            ["predict", "export/bundle", "frames", "--out", "preds"],
+            [work / "preds" / "f0.npz", work / "preds" / "predictions.json"],  # the run's record
+        ),
     ]
     for args, outputs in steps:
         before = _state(tmp_path)

@@ -94,8 +94,11 @@ def test_student_bundle_fp32_fp16_int8(student_bundle: tuple[Path, dict]) -> Non
         and qdq["per_channel_weights"] > 0
         and qdq["activation_quantize_nodes"] > 0
     )
-    # no INT8 ConvTranspose kernel in ONNX Runtime: 4 up-stages x 5 tasks run as plain float
-    assert qdq["float_no_int8_kernel"] == {"ConvTranspose": 4 * len(m.tasks)}
+    # no INT8 ConvTranspose kernel in ONNX Runtime: every up-stage of the Student runs float
+    transposed = sum(
+        n.op_type == "ConvTranspose" for n in onnx.load(str(bundle / fp32.file)).graph.node
+    )
+    assert transposed > 0 and qdq["float_no_int8_kernel"] == {"ConvTranspose": transposed}
     speed = int8.speedup
     assert speed is not None and speed.reference == "student.fp32.onnx"
     assert speed.ratio == pytest.approx(speed.reference_median_ms / speed.median_ms, rel=1e-2)

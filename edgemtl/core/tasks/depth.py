@@ -146,6 +146,15 @@ class DepthKind(TaskKind):
             (None, f"inverse depth{unit}: {high:.3g} (near, blue) .. {low:.3g} (far, red)")
         ]
 
+    def colour_key(
+        self, value: np.ndarray, encoding: str | None = None
+    ) -> tuple[str, float, float] | None:
+        """Depth's colour bar; for inverse depth the colormap runs the other way (near is
+        blue in both encodings, `colourize`)."""
+        low, high = self.display_range(np.asarray(value, dtype=np.float32))
+        reverse = self.encoding_of(encoding) == "inverse_depth"
+        return (self.colormap + ("_r" if reverse else ""), low, high)
+
     def check_target(
         self, target: np.ndarray, class_names: Sequence[str], where: Path
     ) -> list[str]:

@@ -237,6 +237,16 @@ class TaskKind:
 
     # ---- pictures (data show, predict) -------------------------------------------------
 
+    def colour_key(
+        self, value: np.ndarray, encoding: str | None = None
+    ) -> tuple[str, float, float] | None:
+        """What explains `colourize`'s colours as a colour bar: (matplotlib colormap,
+        low, high) over the map's values, or None when the picture is not a colormap of the
+        values (labels: a legend; normals: their own RGB rule)."""
+        if self.labels or type(self).colourize is not TaskKind.colourize:
+            return None
+        return (self.colormap, *self.display_range(np.asarray(value, dtype=np.float32)))
+
     def display_range(self, value: np.ndarray) -> tuple[float, float]:
         """(low, high) the colormap spans: the fixed `value_range`, else the map's own."""
         return self.value_range or auto_range(value)

@@ -7,6 +7,10 @@ interleaved under the same conditions with a power sampler running
 (`rows.time_rows`) -> one result dict (the `--json` document) -> terminal
 table / Markdown / plot (`edgemtl.deploy.report`).
 Torch-free unless a checkpoint is profiled.
+
+Why this size: the options object with its checks and the one flow every profile
+output shares; each step lives in its own module (accuracy, rows, frame, siblings,
+pareto, report).
 """
 
 from __future__ import annotations
