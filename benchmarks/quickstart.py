@@ -66,7 +66,8 @@ def summarise(run: Path, wall_s: float | None) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"`{result['command']}` on a 2-core CPU ({result['cpu']}, {result['threads']} threads): "
+        f"`{result['command']}` on a 2-core CPU ({result['cpu']}, {result['threads']} "
+        f"thread{'' if result['threads'] == 1 else 's'}): "
         f"{result['wall_time_s']:.0f} s end to end, of which training and per-epoch evaluation "
         f"{result['train_time_s']:.0f} s ({result['train_images_per_s']:.1f} img/s). "
         "Validation split:",
