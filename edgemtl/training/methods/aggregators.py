@@ -42,7 +42,7 @@ from edgemtl.core.config import BalancerConfig
 from edgemtl.core.errors import UserError
 from edgemtl.training.methods.balancer_base import Balancer, TaskLosses
 from edgemtl.training.methods.base import SharedCut
-from edgemtl.training.methods.task_grads import poison, set_shared_grads, shared_jacobian
+from edgemtl.training.methods.task_grads import finite_jacobian, set_shared_grads
 
 #: The torchjd release whose API (and private state attributes below) this module uses.
 TORCHJD_VERSION = "0.18.0"
@@ -170,9 +170,8 @@ class Aggregated(Balancer):
         scale: float = 1.0,
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        matrix = shared_jacobian([losses[k] for k in self.tasks], shared_params, cuts, scale)
-        if not torch.isfinite(matrix).all():  # overflowed fp16 gradients: skip, keep the state
-            poison(shared_params)
+        matrix = finite_jacobian([losses[k] for k in self.tasks], shared_params, cuts, scale)
+        if matrix is None:  # overflowed fp16 gradients: step skipped, state kept
             return {}
         if not matrix.any():  # e.g. step 1: zero-initialised output layers pass no gradient
             set_shared_grads(shared_params, torch.zeros_like(matrix[0]), scale)

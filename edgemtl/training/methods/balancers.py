@@ -38,11 +38,11 @@ from edgemtl.training.methods.balancer_base import Balancer, TaskLosses
 from edgemtl.training.methods.base import SharedCut
 from edgemtl.training.methods.min_norm import min_norm_weights
 from edgemtl.training.methods.task_grads import (
+    finite_jacobian,
     flat_grads,
     poison,
     representation_grads,
     set_shared_grads,
-    shared_jacobian,
 )
 
 
@@ -359,9 +359,8 @@ class PCGrad(Balancer):
         scale: float = 1.0,
     ) -> dict[str, float]:
         losses = self.scaled(task_losses)
-        grads = shared_jacobian([losses[k] for k in self.tasks], shared_params, cuts, scale)
-        if not torch.isfinite(grads).all():  # overflowed fp16 gradients: no draw, no update
-            poison(shared_params)
+        grads = finite_jacobian([losses[k] for k in self.tasks], shared_params, cuts, scale)
+        if grads is None:  # overflowed fp16 gradients: no draw, no update
             return {k: self.weights.get(k, 1.0) for k in self.tasks}
         n = len(self.tasks)
         order = []

@@ -117,6 +117,21 @@ def shared_jacobian(
     return mean_across_ranks(jac / scale)
 
 
+def finite_jacobian(
+    losses: Sequence[torch.Tensor],
+    shared: Sequence[nn.Parameter],
+    cuts: Sequence[SharedCut],
+    scale: float = 1.0,
+) -> torch.Tensor | None:
+    """`shared_jacobian`, or None after `poison(shared)` when it holds NaN/Inf (overflowed
+    fp16 gradients): the caller then leaves its state as it was and the step is skipped."""
+    jac = shared_jacobian(losses, shared, cuts, scale)
+    if not torch.isfinite(jac).all():
+        poison(shared)
+        return None
+    return jac
+
+
 def set_shared_grads(shared: Sequence[nn.Parameter], vector: torch.Tensor, scale: float) -> None:
     """Write the combined P-vector into the shared parameters' `.grad`, times `scale`.
 
