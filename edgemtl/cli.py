@@ -26,6 +26,7 @@ from edgemtl import __version__
 from edgemtl.core.errors import TRAIN_EXTRA, UserError
 from edgemtl.core.heads import ALL, DEFAULT_ORDER, choices
 from edgemtl.core.threads import passive_openmp
+from edgemtl.data.readers import dataset_kinds
 
 # Before any command imports PyTorch: its OpenMP threads then sleep between parallel
 # regions instead of spinning, which on a shared machine costs the other jobs and us
@@ -198,10 +199,12 @@ def train(
 ) -> None:
     """Train a recipe; evaluates every head each epoch and keeps last.pt / best.pt."""
     from edgemtl.core.config import load_recipe
+    from edgemtl.data.registry import dataset_record
 
     if data is not None:  # JSON is YAML: the root arrives as a string, whatever it looks like
         set_ = [*(set_ or []), f"data.root={json.dumps(data)}"]
     loaded = load_recipe(recipe, set_ or [])  # recipe errors surface before PyTorch is imported
+    dataset_record(loaded.data, f"recipe {recipe}")  # so does an unregistered data.kind
     _need_torch("edgemtl train")
     from edgemtl.training.train_command import TrainOptions, run_training
 
@@ -647,7 +650,7 @@ DatasetOpt = Annotated[
     typer.Option(
         "--dataset",
         metavar="KIND",
-        help="nyuv2, cityscapes, taskonomy, folder or synthetic (default: detected).",
+        help=f"{', '.join(dataset_kinds())} (default: detected).",
     ),
 ]
 LabelFolderOpt = Annotated[

@@ -64,7 +64,10 @@ class AugmentConfig(Section):
 
 
 class DataConfig(Section):
-    kind: Literal["synthetic", "nyuv2", "cityscapes", "taskonomy", "folder"] = "synthetic"
+    #: A registered dataset kind (`edgemtl.data.readers.dataset_kinds()`: synthetic, nyuv2,
+    #: cityscapes, taskonomy, folder, or one a plugin registers); checked when the data is
+    #: opened (`edgemtl.data.registry.dataset_record`), as core cannot see the readers.
+    kind: str = Field("synthetic", pattern=r"^[a-z_][a-z0-9_]*$")
     #: Dataset folder. For synthetic data, None means "generate into the cache".
     root: str | None = None
     #: Environment variable that names the root when `root` is not set.
@@ -87,6 +90,9 @@ class DataConfig(Section):
     #: Taskonomy folder layout: {building}/{domain}/, {domain}/{building}/, or auto-detected.
     layout: Literal["auto", "building_domain", "domain_building"] = "auto"
     augment: AugmentConfig = AugmentConfig()
+    #: Options of a reader a plugin registers (`edgemtl.data.readers.DatasetKind.options`);
+    #: the built-in kinds take the keys above instead.
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("size")
     @classmethod

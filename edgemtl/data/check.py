@@ -21,7 +21,7 @@ import numpy as np
 from edgemtl.core.errors import UserError
 from edgemtl.core.tasks import TaskKind, get_kind
 from edgemtl.data.imageio import describe, read_npy
-from edgemtl.data.readers import detect_kind, kind_tasks, open_reader
+from edgemtl.data.readers import detect_kind, kind_splits, kind_tasks, open_reader
 
 CHECK_SCHEMA_VERSION = 1
 #: Image values may exceed [0, 1] by this much (float16 copies) before it is an error.
@@ -211,12 +211,7 @@ def check_dataset(
     kind = kind or detect_kind(root)
     tasks = list(tasks) if tasks else kind_tasks(kind, root)
     if splits is None:
-        if kind == "folder":
-            from edgemtl.data.folder import load_folder_spec
-
-            splits = list(load_folder_spec(root).splits)
-        else:
-            splits = ["train", "val"]
+        splits = kind_splits(kind, root)
     report: dict[str, Any] = {
         "schema_version": CHECK_SCHEMA_VERSION,
         "dataset": kind,

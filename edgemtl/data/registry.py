@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 from edgemtl.core.config import DataConfig
 from edgemtl.core.errors import UserError
-from edgemtl.data.readers import open_reader
+from edgemtl.data.readers import dataset_kind, open_reader
 from edgemtl.data.sample import Sample
 
 
@@ -38,34 +38,22 @@ class SplitReader(Protocol):
     def __getitem__(self, index: int) -> Sample: ...
 
 
-def dataset_record(cfg: DataConfig) -> dict[str, Any]:
-    """What a checkpoint stores to rebuild its splits."""
+def dataset_record(cfg: DataConfig, source: str = "recipe") -> dict[str, Any]:
+    """What a checkpoint stores to rebuild its splits.
+
+    Raises UserError naming `source`'s `data.kind` when no reader is registered for it.
+    """
+    kind = dataset_kind(cfg.kind, f"{source}: data.kind")
     record: dict[str, Any] = {"kind": cfg.kind, "root": cfg.resolved_root()}
-    if cfg.kind == "synthetic":
-        from edgemtl.data.synthetic import SynthParams
-
-        params = SynthParams(
-            n_train=cfg.synthetic.n_train,
-            n_val=cfg.synthetic.n_val,
-            height=cfg.size[0],
-            width=cfg.size[1],
-            seed=cfg.synthetic.seed,
-        )
-        record["params"] = params.to_dict()
-    record.update(dataset_options(cfg))
+    if cfg.root_env:
+        record["root_env"] = cfg.root_env
+    options = kind.options(cfg)
+    if unused := sorted(set(cfg.options) - set(options)):
+        raise UserError(f"{source}: data.options: {cfg.kind} takes no option {unused[0]!r}")
+    if clash := sorted(set(options) & {"kind", "root", "root_env"}):
+        raise UserError(f"{source}: data.options: {clash[0]!r} is a reserved name")
+    record.update(options)
     return record
-
-
-def dataset_options(cfg: DataConfig) -> dict[str, Any]:
-    """Per-kind reader options a checkpoint needs to rebuild the split (issue 3)."""
-    options: dict[str, Any] = {"root_env": cfg.root_env} if cfg.root_env else {}
-    if cfg.kind == "cityscapes":
-        options["label_folder"] = cfg.label_folder
-    if cfg.kind == "taskonomy":
-        options.update(split_file=cfg.split_file, layout=cfg.layout, size=list(cfg.size))
-    if cfg.kind == "folder":
-        options["size"] = list(cfg.size)
-    return options
 
 
 def resolve_root(
@@ -75,10 +63,9 @@ def resolve_root(
 ) -> Path:
     """The folder holding the dataset; synthetic data is generated into the cache if needed."""
     chosen = root or record.get("root")
-    if record["kind"] == "synthetic" and not chosen:
-        from edgemtl.data.synthetic import SynthParams, ensure_dataset
-
-        return ensure_dataset(SynthParams.from_dict(record["params"]), progress=progress)
+    generate = dataset_kind(record["kind"]).generate
+    if generate is not None and not chosen:
+        return generate(record, progress)
     if not chosen:
         env = record.get("root_env")
         also = f", set the {env} environment variable" if env else ""

@@ -20,17 +20,18 @@ PACKAGE = REPO / "edgemtl"
 ALLOWED = (PACKAGE / "core" / "tasks", PACKAGE / "training" / "task_ops.py")
 
 
-def _names(node: ast.AST) -> set[str]:
-    """Task-kind names an operand spells out: a string, or a tuple/list/set of strings."""
+def _names(node: ast.AST, names: frozenset[str]) -> set[str]:
+    """Which of `names` an operand spells out: a string, or a tuple/list/set of strings."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return {node.value} & KIND_NAMES
+        return {node.value} & names
     if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return set().union(set(), *(_names(elt) for elt in node.elts))
+        return set().union(set(), *(_names(elt, names) for elt in node.elts))
     return set()
 
 
-def offences(source: str, label: str) -> list[str]:
-    """'label:line: code' for every comparison or match case against a task-kind name."""
+def offences(source: str, label: str, names: frozenset[str] = KIND_NAMES) -> list[str]:
+    """'label:line: code' for every comparison or match case against one of `names`
+    (task-kind names by default)."""
     found = []
     for node in ast.walk(ast.parse(source, filename=label)):
         if isinstance(node, ast.Compare):
@@ -39,7 +40,7 @@ def offences(source: str, label: str) -> list[str]:
             operands = [node.value]
         else:
             continue
-        if any(_names(side) for side in operands):
+        if any(_names(side, names) for side in operands):
             found.append((node.lineno, f"{label}:{node.lineno}: {ast.unparse(node)}"))
     return [text for _, text in sorted(found)]
 
