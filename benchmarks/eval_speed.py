@@ -138,9 +138,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    from edgemtl.core.threads import passive_openmp
+    from edgemtl.core.threads import openmp_like_the_cli
 
-    passive_openmp()  # as the CLI does, before PyTorch loads
+    openmp_like_the_cli()  # before PyTorch loads, as the CLI does (children inherit it)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -30,8 +30,9 @@ from edgemtl.data.readers import dataset_kinds
 
 # Before any command imports PyTorch: its OpenMP threads then sleep between parallel
 # regions instead of spinning, which on a shared machine costs the other jobs and us
-# (edgemtl.core.threads). An OMP_WAIT_POLICY the user set is kept.
-passive_openmp()
+# (edgemtl.core.threads); train, eval and export lift it on idle CPUs (`_need_torch`).
+# An OMP_WAIT_POLICY the user set is kept.
+_OPENMP_SET_HERE = passive_openmp()
 
 
 class _ReadableHelp:
@@ -165,6 +166,10 @@ PROFILE_REFERENCE_HELP = (
 def _need_torch(what: str) -> None:
     """One line naming the extra to install when this install has no PyTorch (the device
     install: docs/deploy.md), instead of a ModuleNotFoundError traceback."""
+    from edgemtl.core.threads import openmp_for_run, run_choice
+
+    if _OPENMP_SET_HERE:  # spin-waiting OpenMP only on idle CPUs, decided before torch loads
+        openmp_for_run(run_choice())
     try:
         import torch  # noqa: F401
     except (ImportError, OSError):

@@ -24,8 +24,9 @@ stalls nobody), and the load average trails the last minute.
 
 Spin-waiting (OpenMP's OMP_WAIT_POLICY, ONNX Runtime's
 `session.intra_op.allow_spinning`) burns a core per waiting thread: OpenMP is
-made passive before PyTorch loads (`passive_openmp`, edgemtl.cli), and ONNX
-Runtime spins only when the sample found our CPUs idle (`ThreadChoice.spin`).
+made passive before PyTorch loads (`passive_openmp`, edgemtl.cli) unless the
+sample found our CPUs idle (`openmp_for_run`, for train, eval and export), and
+ONNX Runtime spins only then too (`ThreadChoice.spin`).
 
 The facts come from `edgemtl.core.cpus.probe` (this machine, or a fake tree in
 tests); the decision here is pure, except `run_choice`, which probes once per
@@ -146,6 +147,26 @@ def passive_openmp(env: MutableMapping[str, str] = os.environ) -> bool:
         return False
     env["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
+
+
+def openmp_for_run(choice: ThreadChoice, env: MutableMapping[str, str] = os.environ) -> str | None:
+    """Before PyTorch loads for a run (train, eval, export), when `passive_openmp` set the
+    policy: lift it if `choice.spin` (our CPUs were idle), so OpenMP keeps its default
+    (spin a moment, then sleep). Measured on 2 idle cores (benchmarks/README.md
+    "Contention"): a training step at 2 threads took 0.53 s, against 0.58-0.63 s passive.
+    Returns the policy left in `env` (None: OpenMP's default).
+    """
+    if choice.spin and env.get("OMP_WAIT_POLICY") == "PASSIVE":
+        del env["OMP_WAIT_POLICY"]
+    return env.get("OMP_WAIT_POLICY")
+
+
+def openmp_like_the_cli() -> str | None:
+    """What `edgemtl train` / `eval` / `export` do before PyTorch loads, for benchmark
+    scripts: `passive_openmp`, lifted by `openmp_for_run` on idle CPUs."""
+    if passive_openmp():
+        return openmp_for_run(run_choice())
+    return os.environ.get("OMP_WAIT_POLICY")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -187,6 +187,23 @@ def test_passive_openmp_respects_the_users_setting() -> None:
     assert not threads.passive_openmp(env) and env == {"OMP_WAIT_POLICY": "ACTIVE"}
 
 
+@pytest.mark.parametrize(
+    ("busy", "before", "after"),
+    [
+        (0.05, "PASSIVE", None),  # idle CPUs: OpenMP's own default (spin a moment)
+        (1.0, "PASSIVE", "PASSIVE"),  # a competitor: stay passive
+        (0.05, "ACTIVE", "ACTIVE"),  # the user's choice stays
+    ],
+)
+def test_openmp_for_run_lifts_passive_only_on_idle_cpus(
+    busy: float, before: str, after: str | None
+) -> None:
+    choice = threads.choose(CpuFacts(cpus=2, affinity=2, busy=busy, busy_source="stat"))
+    env = {"OMP_WAIT_POLICY": before}
+    assert threads.openmp_for_run(choice, env) == after
+    assert env.get("OMP_WAIT_POLICY") == after
+
+
 def test_cli_sets_openmp_passive_before_torch_loads() -> None:
     code = (
         "import os, sys; import edgemtl.cli; "
