@@ -9,8 +9,8 @@ reader modules themselves may name their own kind in messages, not compare.
 from __future__ import annotations
 
 from edgemtl.data.readers import dataset_kinds
+from tests.helpers.ast_scan import offences
 from tests.helpers.cli import REPO
-from tests.repo.test_task_kind_registry_ast import offences
 
 PACKAGE = REPO / "edgemtl"
 REGISTRY = PACKAGE / "data" / "readers.py"

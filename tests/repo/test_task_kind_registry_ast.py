@@ -10,39 +10,13 @@ per kind that the registry should answer: `edgemtl/core/tasks/` (numpy side) or
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
+from tests.helpers.ast_scan import offences
 from tests.helpers.cli import REPO
 
-KIND_NAMES = frozenset({"seg", "depth", "normal", "keypoints", "edges"})
 PACKAGE = REPO / "edgemtl"
 ALLOWED = (PACKAGE / "core" / "tasks", PACKAGE / "training" / "task_ops.py")
-
-
-def _names(node: ast.AST, names: frozenset[str]) -> set[str]:
-    """Which of `names` an operand spells out: a string, or a tuple/list/set of strings."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return {node.value} & names
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return set().union(set(), *(_names(elt, names) for elt in node.elts))
-    return set()
-
-
-def offences(source: str, label: str, names: frozenset[str] = KIND_NAMES) -> list[str]:
-    """'label:line: code' for every comparison or match case against one of `names`
-    (task-kind names by default)."""
-    found = []
-    for node in ast.walk(ast.parse(source, filename=label)):
-        if isinstance(node, ast.Compare):
-            operands: list[ast.AST] = [node.left, *node.comparators]
-        elif isinstance(node, ast.MatchValue):
-            operands = [node.value]
-        else:
-            continue
-        if any(_names(side, names) for side in operands):
-            found.append((node.lineno, f"{label}:{node.lineno}: {ast.unparse(node)}"))
-    return [text for _, text in sorted(found)]
 
 
 def _allowed(path: Path) -> bool:
