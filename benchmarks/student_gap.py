@@ -6,7 +6,9 @@
 
 Every configuration trains `recipes/synthetic.yaml` at the quick-start budget
 (12 epochs, 512 images, 64x128, width 1/8) with the overrides of `CONFIGS`: the
-default Student (`DEFAULT`) with 3 seeds, every other configuration with 1.
+default Student (`DEFAULT`), the first default (`skip-s2-transpose`) and the
+paper Student with 3 seeds, every other configuration with 1. Each run's Teacher
+is compared with the paper-Student run's Teacher of the same seed.
 Each run's `best.pt` (selected on the validation split) is scored on a separate
 test split (256 synthetic scenes of another generator seed, never seen by
 training or selection), every head is exported to FP32 ONNX, and all heads of
@@ -14,8 +16,8 @@ the run are timed together with ONNX Runtime on the CPU (batch 1, 1 thread, head
 interleaved, >= 300 iterations each) after every training has finished, so no
 training competes with the timing. Per head: params, GFLOPs, p50 latency, every
 task metric, each task's Δm term and Δm against the same run's Teacher
-(docs/formats.md "delta_m"). Then one `edgemtl profile` of the paper Student, the
-default Student (FP32 and INT8), its exits and their Teacher draws the Pareto
+(docs/formats.md "delta_m"). Then one `edgemtl profile` of the paper Student and
+the exits run's Student (FP32 and INT8), exits and Teacher draws the Pareto
 plot. Writes benchmarks/results/student_gap.{json,md} and student_gap_pareto.png.
 
 Resumable: every finished step leaves a file in the work folder (summary.json,
@@ -77,44 +79,60 @@ class Config:
 
 #: The default Student of recipes/synthetic.yaml (docs/methods.md "Student kinds" says why).
 DEFAULT = "skip-default"
+S2 = (*SKIP, "model.student.shared_stages=2")  # the first default; the variants below start from it
 CONFIGS: list[Config] = [
     Config(
         DEFAULT,
-        "skip, shared coarse stages 1-2, per-task 3-4, ConvTranspose, smoothing",
-        (*SKIP, "model.student.shared_stages=2"),
+        "skip, shared stage 1, per-task 2-4, conv1x1 + bilinear Resize, smoothing",
+        (*SKIP, "model.student.shared_stages=1", "model.student.upsample=resize"),
         SEEDS,
     ),
-    Config("paper", "SD-MTCNN Student (1/16 bottleneck only)", ("model.student.kind=paper",)),
-    Config("skip-per-task", "skip, all stages per task", (*SKIP, "model.student.shared_stages=0")),
+    Config(
+        "skip-s2-transpose",
+        "skip, shared stages 1-2, per-task 3-4, ConvTranspose, smoothing",
+        S2,
+        SEEDS,
+    ),
+    Config(
+        "paper",
+        "SD-MTCNN Student (1/16 bottleneck only)",
+        ("model.student.kind=paper",),
+        SEEDS,  # its Teachers are the reference of every other run's Teacher, seed by seed
+    ),
+    Config(
+        "skip-per-task",
+        "skip, all stages per task, ConvTranspose",
+        (*SKIP, "model.student.shared_stages=0"),
+    ),
     Config(
         "skip-shared-neck",
-        "skip, one shared neck, per-task output convs",
+        "skip, one shared neck, per-task output convs, ConvTranspose",
         (*SKIP, "model.student.shared_stages=4"),
     ),
     Config(
         "skip-resize",
-        "default with conv1x1 + bilinear Resize up-stages",
-        (*SKIP, "model.student.shared_stages=2", "model.student.upsample=resize"),
+        "skip-s2-transpose with conv1x1 + bilinear Resize up-stages",
+        (*S2, "model.student.upsample=resize"),
     ),
     Config(
         "skip-no-smooth",
-        "default without the conv3x3 after each skip",
-        (*SKIP, "model.student.shared_stages=2", "model.student.smooth=false"),
+        "skip-s2-transpose without the conv3x3 after each skip",
+        (*S2, "model.student.smooth=false"),
     ),
     Config(
         "skip-half-width",
-        "default at half the Student width",
-        (*SKIP, "model.student.shared_stages=2", "model.student.width=0.5"),
+        "skip-s2-transpose at half the Student width",
+        (*S2, "model.student.width=0.5"),
     ),
     Config(
         "skip-feature-kd",
-        "default + feature distillation (weight 1, all taps)",
-        (*SKIP, "model.student.shared_stages=2", "method.feature_distill.weight=1"),
+        "skip-s2-transpose + feature distillation (weight 1, all taps)",
+        (*S2, "method.feature_distill.weight=1"),
     ),
     Config(
         "skip-exits",
-        "default + decoder exits 1-3",
-        (*SKIP, "model.student.shared_stages=2", "model.exits=[1,2,3]"),
+        "skip-s2-transpose + decoder exits 1-3",
+        (*S2, "model.exits=[1,2,3]"),
     ),
 ]
 
@@ -298,10 +316,15 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "gflops": rows[0]["gflops"],
             }
         teacher_vs_paper = None
-        paper = [r for r in runs if r["config"] == "paper"]
+        paper = {r["seed"]: r for r in runs if r["config"] == "paper"}
         if paper and config.name != "paper":
+            # seed-matched: the same seed gives both runs the same data order and encoder
+            # initialisation, so the difference is the Student's doing, not the seed's
             teacher_vs_paper = statistics.fmean(
-                delta_m(r["heads"][TEACHER]["metrics"], paper[0]["heads"][TEACHER]["metrics"])
+                delta_m(
+                    r["heads"][TEACHER]["metrics"],
+                    paper.get(r["seed"], paper[min(paper)])["heads"][TEACHER]["metrics"],
+                )
                 for r in mine
             )
         out[config.name] = {
@@ -333,7 +356,7 @@ def default_block(configs: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def pareto_profile(work: Path, preset: dict[str, Any], test_root: Path) -> Path | None:
-    """One profile of the paper Student, the default Student (FP32, INT8), exits and their
+    """One profile of the paper Student and the exits run's Student (FP32, INT8), exits and
     Teacher, accuracy on the test split, Δm against that Teacher: the README's Pareto plot."""
     exits = work / "runs" / "skip-exits-s0"
     paper = work / "runs" / "paper-s0"
@@ -410,6 +433,11 @@ def markdown(result: dict[str, Any]) -> str:
                 + f" | {h['latency_ratio']:.2f} | {h['p50_ms']:.2f} | {h['params'] / 1e6:.3f} | "
                 f"{h['gflops']:.3f} |"
             )
+    lines += ["", "Configurations (overrides of recipes/synthetic.yaml):", ""]
+    lines += [
+        f"- `{name}`: {block['what']} (`{' '.join(block['overrides'])}`)"
+        for name, block in result["configs"].items()
+    ]
     d = result.get("default")
     if d:
         paper = d["teacher_delta_m_vs_paper_teacher"]
@@ -421,7 +449,8 @@ def markdown(result: dict[str, Any]) -> str:
             + (
                 ""
                 if paper is None
-                else f"; its Teacher is {paper:+.2f} % (Δm) from the paper-Student run's Teacher"
+                else f"; its Teacher is {paper:+.2f} % (Δm) from the paper-Student runs' Teachers "
+                "of the same seeds"
             )
             + ".",
         ]
@@ -433,7 +462,8 @@ def markdown(result: dict[str, Any]) -> str:
     if teachers:
         lines += [
             "",
-            "Each run's Teacher against the paper-Student run's Teacher (Δm, seed mean; exits "
+            "Each run's Teacher against the paper-Student run's Teacher of the same seed (Δm, "
+            "mean over seeds; a seed without a paper run is compared with paper seed 0; exits "
             "train the first Teacher stages too): " + ", ".join(teachers) + ".",
         ]
     return "\n".join(lines) + "\n"
