@@ -16,6 +16,13 @@ import pytest
 from tests.helpers.cli import REPO
 from tests.helpers.tiny_run import TINY_OVERRIDES
 
+#: A skip Student with ConvTranspose up-stages and two shared stages.
+TRANSPOSE_S2 = [
+    "model.student.kind=skip",
+    "model.student.shared_stages=2",
+    "model.student.upsample=transpose",
+]
+
 
 def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.getbasetemp()
@@ -46,7 +53,10 @@ def _train_once(root: Path, name: str, overrides: list[str]) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """best.pt of a 2-epoch `sd` run (teacher + student + ensemble heads), 32x64, width 0.125."""
-    return _train_once(_shared_root(tmp_path_factory), "tiny-sd", TINY_OVERRIDES)
+    # The ConvTranspose skip Student (the first default), so the INT8 tests see the
+    # ConvTranspose nodes the quantiser keeps float.
+    overrides = [*TINY_OVERRIDES, *TRANSPOSE_S2]
+    return _train_once(_shared_root(tmp_path_factory), "tiny-sd", overrides)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +78,7 @@ def tiny_skip_exits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path
     """best.pt of a 2-epoch `sd` run with a `skip` Student (2 shared stages) and exits 1-3."""
     overrides = [
         *TINY_OVERRIDES,
-        "model.student.kind=skip",
-        "model.student.shared_stages=2",
+        *TRANSPOSE_S2,
         "model.exits=[1,2,3]",
     ]
     return _train_once(_shared_root(tmp_path_factory), "tiny-skip-exits", overrides)
