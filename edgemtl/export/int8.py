@@ -5,13 +5,19 @@ TensorRT's explicit-quantization input. TensorRT wants zero-point 0, so both
 activations and weights are symmetric (ORT's default activation scheme is
 asymmetric); weights are per output channel.
 
-Why some nodes stay float (`float_nodes`): ONNX Runtime's CPU provider has no
-INT8 kernel for ConvTranspose, so a quantized one runs in float between
-DequantizeLinear and QuantizeLinear nodes, its weights dequantized on every
-run: about 29 % of the paper Student's INT8 time went there (issue 15). Those
-nodes, and every node fed only by them (a lone quantized op between float
-neighbours pays a Quantize and a Dequantize for one op), are left float;
-TensorRT then runs them in FP16/FP32 inside the INT8 engine.
+Why some nodes stay float (`float_nodes`), measured on ONNX Runtime's CPU provider
+(docs/export.md "INT8: what stays float"):
+- it has no INT8 ConvTranspose kernel, so a quantized one runs in float between
+  DequantizeLinear and QuantizeLinear, its weights dequantized on every run (about
+  29 % of the paper Student's INT8 time, issue 15);
+- a small Conv (fewer than `MIN_INT8_MACS` multiply-adds per output value: the
+  1x1 up-stage convs and the full-resolution 8-channel 3x3 convs of a narrow model)
+  saves less in its INT8 kernel than the Quantize/Dequantize/layout nodes around it
+  cost: quantizing every Conv made the default Student 0.84x as fast as FP32;
+- a cheap op (ReLU, Add, Resize, pooling) fed only by float nodes would pay a
+  Quantize and a Dequantize for one op, so it stays float too. Weighted ops are not
+  swept along: a large Conv behind a float one still pays for its own Quantize.
+TensorRT runs the float layers in FP16/FP32 inside an INT8 engine.
 """
 
 from __future__ import annotations
@@ -29,6 +35,16 @@ from edgemtl.core.errors import UserError
 #: Op types ONNX Runtime's CPU provider runs in float even inside a QDQ graph (no INT8
 #: kernel): quantizing them only adds conversions.
 NO_INT8_KERNEL: frozenset[str] = frozenset({"ConvTranspose"})
+
+#: Ops with weights: never kept float just because their input is float.
+WEIGHTED_OPS: frozenset[str] = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
+
+#: A Conv doing fewer multiply-adds per output value (input channels per group x kernel
+#: area) stays float. `python benchmarks/int8_rule.py` (ONNX Runtime CPU, 1 thread,
+#: 64x128): at width 1/8 this threshold made INT8 1.13-1.30x FP32 for the Teacher and
+#: three Students, where quantizing every Conv gave 0.86-1.23x; at widths 0.25 and 1.0
+#: the speed-ups were within 3 % either way.
+MIN_INT8_MACS = 128
 
 
 class _BatchReader:
@@ -50,19 +66,34 @@ class _BatchReader:
         self._i = 0
 
 
-def float_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes to keep float: op types in `NO_INT8_KERNEL`, then, repeatedly,
-    every node whose activation inputs (graph inputs and initializers aside) all come
-    from nodes already kept float. Nodes are named first where the graph left them
-    unnamed (`name_nodes`)."""
-    inits = {t.name for t in model.graph.initializer}
+def conv_macs_per_output(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> int | None:
+    """Multiply-adds per output value of a Conv (input channels per group x kernel area,
+    from its weight initializer of dims [out, in/group, kh, kw]); None when the node is
+    not a Conv or its weight is computed, not stored."""
+    if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
+        return None
+    dims = list(inits[node.input[1]].dims)
+    return int(np.prod(dims[1:])) if len(dims) >= 3 else None
+
+
+def float_nodes(model: onnx.ModelProto, min_macs: int = MIN_INT8_MACS) -> list[str]:
+    """Names of the nodes to keep float, in graph order: op types in `NO_INT8_KERNEL`,
+    Convs below `min_macs` multiply-adds per output value (0: none), then, repeatedly,
+    every node outside `WEIGHTED_OPS` whose activation inputs (graph inputs and
+    initializers aside) all come from nodes already kept float. Expects named nodes
+    (`name_nodes`)."""
+    inits = {t.name: t for t in model.graph.initializer}
     producer = {out: node for node in model.graph.node for out in node.output}
-    kept = {n.name for n in model.graph.node if n.op_type in NO_INT8_KERNEL}
+    kept: set[str] = set()
+    for node in model.graph.node:
+        macs = conv_macs_per_output(node, inits)
+        if node.op_type in NO_INT8_KERNEL or (macs is not None and macs < min_macs):
+            kept.add(node.name)
     changed = bool(kept)
     while changed:
         changed = False
         for node in model.graph.node:
-            if node.name in kept:
+            if node.name in kept or node.op_type in WEIGHTED_OPS:
                 continue
             sources = [producer.get(i) for i in node.input if i and i not in inits]
             if sources and all(s is not None and s.name in kept for s in sources):
@@ -84,11 +115,16 @@ def name_nodes(model: onnx.ModelProto) -> None:
 
 
 def quantize_int8(
-    fp32_path: str | Path, out_path: str | Path, calib: Sequence[np.ndarray]
+    fp32_path: str | Path,
+    out_path: str | Path,
+    calib: Sequence[np.ndarray],
+    min_macs: int = MIN_INT8_MACS,
 ) -> onnx.ModelProto:
     """Write the INT8 QDQ model to `out_path` and return it.
 
     `calib`: batches shaped like the graph input (N x 3 x H x W float32, normalised).
+    `min_macs`: Convs below it stay float (`float_nodes`; benchmarks/int8_rule.py sweeps it).
+    Raises UserError when `calib` is empty.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -122,7 +158,7 @@ def quantize_int8(
             per_channel=True,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=float_nodes(prepped_model),
+            nodes_to_exclude=float_nodes(prepped_model, min_macs),
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
     return onnx.load(str(out_path))
@@ -149,10 +185,11 @@ def qdq_summary(model: onnx.ModelProto) -> dict[str, Any]:
     ]
     weight_dq = [n for n in dequant if n.input[0] in inits]
     fed = {o for n in dequant for o in n.output}
-    kept_float: dict[str, int] = {}
-    for node in model.graph.node:  # weights not behind a DequantizeLinear: a float node
-        if node.op_type in NO_INT8_KERNEL and len(node.input) > 1 and node.input[1] not in fed:
-            kept_float[node.op_type] = kept_float.get(node.op_type, 0) + 1
+    weighted: dict[bool, dict[str, int]] = {True: {}, False: {}}  # weight behind a DQ?
+    for node in model.graph.node:
+        if node.op_type in WEIGHTED_OPS and len(node.input) > 1:
+            counts = weighted[node.input[1] in fed]
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return {
         "quantize_nodes": len(quant),
         "dequantize_nodes": len(dequant),
@@ -161,5 +198,7 @@ def qdq_summary(model: onnx.ModelProto) -> dict[str, Any]:
         "per_channel_weights": len(per_channel),
         "all_zero_points_zero": all(not np.any(z) for z in zero_points),
         "int8_types": sorted({str(z.dtype) for z in zero_points}),
-        "float_no_int8_kernel": kept_float,  # e.g. {"ConvTranspose": 20}: run as plain float
+        # weighted nodes by op type: quantized, and run as plain float (`float_nodes`)
+        "weighted_int8_nodes": dict(sorted(weighted[True].items())),
+        "weighted_float_nodes": dict(sorted(weighted[False].items())),
     }

@@ -9,6 +9,7 @@ the parity numbers; `edgemtl profile` is the full measurement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,24 +40,42 @@ class _Session:
         return None
 
 
+def interleaved_medians_ms(
+    paths: Sequence[Path],
+    batch: np.ndarray,
+    duration_s: float = DURATION_S,
+    threads: int | None = None,
+) -> list[tuple[float, int]]:
+    """(median ms, timed iterations) per ONNX file in `paths`, timed round-robin on ONNX
+    Runtime's CPU provider on `batch` (N x 3 x H x W float32; cast for FP16 inputs).
+
+    `threads`: intra-op threads (None: the run's, `edgemtl.core.threads.run_choice`,
+    with its spin policy; a number: that many, no spinning). About
+    len(paths) x `duration_s` seconds plus warm-up."""
+    choice = run_choice()
+    count, spin = (choice.threads, choice.spin) if threads is None else (threads, False)
+    jobs = [(_Session(p, count, spin), batch) for p in paths]
+    config = TimingConfig(
+        warmup_iterations=3, warmup_s=0.05, duration_s=duration_s, min_iterations=ROUNDS
+    )
+    results = time_interleaved(jobs, config, rounds=ROUNDS)
+    return [(float(np.median(r.wall_ns)) / 1e6, len(r.wall_ns)) for r in results]
+
+
 def measure_speedup(
     candidate: Path, reference: Path, batch: np.ndarray, duration_s: float = DURATION_S
 ) -> Speedup:
     """Median latency of `candidate` vs `reference` (ONNX files) on `batch` (N x 3 x H x W
     float32), interleaved on ONNX Runtime's CPU provider with the run's threads
     (`edgemtl.core.threads.run_choice`). About 2 x `duration_s` seconds plus warm-up."""
-    choice = run_choice()
-    jobs = [(_Session(p, choice.threads, choice.spin), batch) for p in (candidate, reference)]
-    config = TimingConfig(
-        warmup_iterations=3, warmup_s=0.05, duration_s=duration_s, min_iterations=ROUNDS
+    (median, iterations), (ref_median, _) = interleaved_medians_ms(
+        [candidate, reference], batch, duration_s
     )
-    mine, theirs = time_interleaved(jobs, config, rounds=ROUNDS)
-    median, ref_median = float(np.median(mine.wall_ns)), float(np.median(theirs.wall_ns))
     return Speedup(
         reference=reference.name,
         ratio=round(ref_median / median, 3),
-        median_ms=round(median / 1e6, 4),
-        reference_median_ms=round(ref_median / 1e6, 4),
-        threads=choice.threads,
-        iterations=len(mine.wall_ns),
+        median_ms=round(median, 4),
+        reference_median_ms=round(ref_median, 4),
+        threads=run_choice().threads,
+        iterations=iterations,
     )

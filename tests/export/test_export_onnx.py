@@ -17,26 +17,29 @@ H, W = 8, 12
 
 
 def _toy_graph() -> onnx.ModelProto:
-    """image -> conv3x3 -> relu -> {1x1 conv: seg_logits (3 classes),
-    1x1 conv + L2 normalise: normal}.
+    """image -> conv3x3 (3 -> 16) -> relu -> {conv3x3: seg_logits (3 classes),
+    conv3x3 + L2 normalise: normal}. The two head convs (16 x 3 x 3 = 144 multiply-adds
+    per output) are big enough to quantize; the first (27) is not.
 
     The normalisation is the ReduceL2 / Max / Div pattern F.normalize exports to,
     whose two FP32-blocked consumers of one tensor trip the FP16 converter.
     """
     rng = np.random.default_rng(0)
     inits = [
-        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
-        numpy_helper.from_array(rng.standard_normal(8).astype(np.float32) * 0.1, "b1"),
-        numpy_helper.from_array(rng.standard_normal((3, 8, 1, 1)).astype(np.float32) * 0.3, "wseg"),
-        numpy_helper.from_array(rng.standard_normal((3, 8, 1, 1)).astype(np.float32) * 0.3, "wn"),
+        numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(rng.standard_normal(16).astype(np.float32) * 0.1, "b1"),
+        numpy_helper.from_array(
+            rng.standard_normal((3, 16, 3, 3)).astype(np.float32) * 0.1, "wseg"
+        ),
+        numpy_helper.from_array(rng.standard_normal((3, 16, 3, 3)).astype(np.float32) * 0.1, "wn"),
         numpy_helper.from_array(np.array([1], np.int64), "axes"),
         numpy_helper.from_array(np.array(1e-12, np.float32), "eps"),
     ]
     nodes = [
         helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-        helper.make_node("Conv", ["r1", "wseg"], ["seg_logits"], name="convseg"),
-        helper.make_node("Conv", ["r1", "wn"], ["n_raw"], name="convn"),
+        helper.make_node("Conv", ["r1", "wseg"], ["seg_logits"], pads=[1, 1, 1, 1], name="convseg"),
+        helper.make_node("Conv", ["r1", "wn"], ["n_raw"], pads=[1, 1, 1, 1], name="convn"),
         helper.make_node("ReduceL2", ["n_raw", "axes"], ["n_len"], keepdims=1, name="l2"),
         helper.make_node("Max", ["n_len", "eps"], ["n_safe"], name="clampmin"),
         helper.make_node("Div", ["n_raw", "n_safe"], ["normal"], name="div"),
@@ -98,8 +101,9 @@ def test_int8_is_symmetric_per_channel_qdq_and_runs(tmp_path: Path) -> None:
     model = int8.quantize_int8(src, dst, _inputs(6))
     facts = int8.qdq_summary(model)
     assert facts["activation_quantize_nodes"] >= 2  # activations quantized
-    assert facts["weight_dequantize_nodes"] >= 3  # every conv weight stored int8
-    assert facts["per_channel_weights"] >= 3  # with a per-output-channel axis
+    assert facts["weight_dequantize_nodes"] == 2  # both head conv weights stored int8
+    assert facts["per_channel_weights"] == 2  # with a per-output-channel axis
+    assert facts["weighted_float_nodes"] == {"Conv": 1}  # conv1: 27 multiply-adds per output
     assert facts["all_zero_points_zero"] is True  # symmetric: what TensorRT needs
     weight_dq = [
         n
@@ -116,22 +120,29 @@ def test_int8_is_symmetric_per_channel_qdq_and_runs(tmp_path: Path) -> None:
 
 
 def _transpose_graph() -> onnx.ModelProto:
-    """image -> conv -> relu -> {ConvTranspose(k2, s2) -> relu -> conv: "up" (2H x 2W);
-    1x1 conv: "side"}: the paper Student's up-stage next to a quantizable branch."""
+    """image -> conv1 (3 -> 16, 3x3) -> relu1 -> conv2 (16 -> 16, 3x3) -> relu2 ->
+    {ConvTranspose(k2, s2) -> relu3 -> conv3x3 "out": "up" (2H x 2W); 1x1 conv "side"}.
+
+    conv1 (27 multiply-adds per output) and side (16) are too small to pay for INT8;
+    conv2 and out (144) are not; up1 has no INT8 kernel in ONNX Runtime's CPU provider.
+    """
     rng = np.random.default_rng(2)
     inits = [
-        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
-        numpy_helper.from_array(rng.standard_normal((8, 4, 2, 2)).astype(np.float32) * 0.3, "wt"),
-        numpy_helper.from_array(rng.standard_normal((2, 4, 3, 3)).astype(np.float32) * 0.3, "wo"),
-        numpy_helper.from_array(rng.standard_normal((2, 8, 1, 1)).astype(np.float32) * 0.3, "ws"),
+        numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(rng.standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.1, "w2"),
+        numpy_helper.from_array(rng.standard_normal((16, 16, 2, 2)).astype(np.float32) * 0.1, "wt"),
+        numpy_helper.from_array(rng.standard_normal((2, 16, 3, 3)).astype(np.float32) * 0.1, "wo"),
+        numpy_helper.from_array(rng.standard_normal((2, 16, 1, 1)).astype(np.float32) * 0.3, "ws"),
     ]
     nodes = [
         helper.make_node("Conv", ["image", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-        helper.make_node("ConvTranspose", ["r1", "wt"], ["t1"], strides=[2, 2], name="up1"),
-        helper.make_node("Relu", ["t1"], ["r2"], name="relu2"),
-        helper.make_node("Conv", ["r2", "wo"], ["up"], pads=[1, 1, 1, 1], name="out"),
-        helper.make_node("Conv", ["r1", "ws"], ["side"], name="side"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("ConvTranspose", ["r2", "wt"], ["t1"], strides=[2, 2], name="up1"),
+        helper.make_node("Relu", ["t1"], ["r3"], name="relu3"),
+        helper.make_node("Conv", ["r3", "wo"], ["up"], pads=[1, 1, 1, 1], name="out"),
+        helper.make_node("Conv", ["r2", "ws"], ["side"], name="side"),
     ]
     graph = helper.make_graph(
         nodes,
@@ -148,11 +159,12 @@ def _transpose_graph() -> onnx.ModelProto:
     return model
 
 
-def test_int8_leaves_conv_transpose_and_what_only_it_feeds_float(tmp_path: Path) -> None:
+def test_int8_keeps_float_what_does_not_pay_and_nothing_more(tmp_path: Path) -> None:
     model = _transpose_graph()
-    # ConvTranspose has no INT8 kernel in ONNX Runtime's CPU provider; relu2 and out see
-    # nothing but its float output; conv1, relu1 and side stay quantized.
-    assert int8.float_nodes(model) == ["up1", "relu2", "out"]
+    # conv1 and side: too few multiply-adds per output; up1: no INT8 kernel; relu1 and
+    # relu3 see nothing but float. conv2, relu2 and out are quantized: a weighted op
+    # behind a float one (out) is not swept along.
+    assert int8.float_nodes(model) == ["conv1", "relu1", "up1", "relu3", "side"]
     src, dst = tmp_path / "up.fp32.onnx", tmp_path / "up.int8.onnx"
     onnx_tools.save(model, src)
     quantized = int8.quantize_int8(src, dst, _inputs(6))
@@ -163,19 +175,34 @@ def test_int8_leaves_conv_transpose_and_what_only_it_feeds_float(tmp_path: Path)
         node = next(n for n in quantized.graph.node if n.name == name)
         return node.input[1] in dq_out and node.input[1] not in inits
 
-    assert [weight_is_int8(n) for n in ("conv1", "side", "up1", "out")] == [
-        True,
-        True,
-        False,
-        False,
-    ]
-    assert int8.qdq_summary(quantized)["float_no_int8_kernel"] == {"ConvTranspose": 1}
+    weighted = ("conv1", "conv2", "up1", "out", "side")
+    assert [weight_is_int8(n) for n in weighted] == [False, True, False, True, False]
+    summary = int8.qdq_summary(quantized)
+    assert summary["weighted_float_nodes"] == {"Conv": 2, "ConvTranspose": 1}
+    assert summary["weight_dequantize_nodes"] == 2
+    assert summary["weighted_int8_nodes"] == {"Conv": 2}
     xs = _inputs(2, seed=4)
     ref = onnx_tools.run_batches(onnx_tools.session(src), xs)
     got = onnx_tools.run_batches(onnx_tools.session(dst), xs)
     assert got["up"].shape == (2, 2, 2 * H, 2 * W)
-    scale = float(np.abs(ref["up"]).max())
-    assert float(np.abs(got["up"] - ref["up"]).max()) < 0.1 * scale  # only conv1 quantized
+    for name in ("up", "side"):
+        scale = float(np.abs(ref[name]).max())
+        assert float(np.abs(got[name] - ref[name]).max()) < 0.1 * scale
+
+
+def test_macs_per_output_counts_input_channels_per_group_and_kernel_area() -> None:
+    model = _transpose_graph()
+    inits = {t.name: t for t in model.graph.initializer}
+    macs = {n.name: int8.conv_macs_per_output(n, inits) for n in model.graph.node}
+    assert macs == {
+        "conv1": 27, "relu1": None, "conv2": 144, "relu2": None,
+        "up1": None, "relu3": None, "out": 144, "side": 16,
+    }  # fmt: skip
+    depthwise = helper.make_node("Conv", ["x", "wd"], ["y"], group=16)
+    wd = numpy_helper.from_array(np.zeros((16, 1, 3, 3), np.float32), "wd")
+    assert int8.conv_macs_per_output(depthwise, {"wd": wd}) == 9  # a depthwise conv stays float
+    computed = helper.make_node("Conv", ["x", "w_from_a_node"], ["y"])
+    assert int8.conv_macs_per_output(computed, {}) is None
 
 
 def test_nodes_without_names_get_one() -> None:
@@ -186,7 +213,7 @@ def test_nodes_without_names_get_one() -> None:
     int8.name_nodes(model)
     names = [n.name for n in model.graph.node]
     assert len(set(names)) == len(names) and all(names)
-    assert int8.float_nodes(model) == [names[2], names[3], names[4]]
+    assert int8.float_nodes(model) == [names[i] for i in (0, 1, 4, 5, 7)]
 
 
 def test_end_table_shows_the_speed_up_and_says_when_int8_does_not_pay() -> None:
