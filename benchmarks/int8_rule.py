@@ -36,21 +36,23 @@ SIZE = (64, 128)
 THRESHOLDS = (0, 64, 128, 256)
 
 
-def students() -> dict[str, Any]:
-    """Student shapes by label: the synthetic recipe's default, then the two it replaced."""
+def models() -> dict[str, tuple[str, Any]]:
+    """(head, Student shape) by label: the Teacher, the synthetic recipe's default Student,
+    then the two Students it replaced."""
     from edgemtl.core.config import load_recipe
     from edgemtl.training.models.students import StudentShape
 
     recipe = load_recipe(REPO / "recipes" / "synthetic.yaml")
     return {
-        "student (default)": StudentShape.of(recipe.model.student),
-        "student (skip-s2-transpose)": StudentShape(kind="skip", shared_stages=2),
-        "student (paper)": StudentShape(),
+        "teacher": ("teacher", None),
+        "student (default)": ("student", StudentShape.of(recipe.model.student)),
+        "student (skip-s2-transpose)": ("student", StudentShape(kind="skip", shared_stages=2)),
+        "student (paper)": ("student", StudentShape()),
     }
 
 
-def export_fp32(folder: Path, label: str, width: float) -> Path:
-    """FP32 ONNX of one randomly initialised head (5 synthetic tasks, 64x128)."""
+def export_fp32(path: Path, head: str, student: Any, width: float) -> Path:
+    """FP32 ONNX of one randomly initialised head (the synthetic 5 tasks, 64x128) at `path`."""
     import torch
 
     from edgemtl.core.config import load_recipe
@@ -59,24 +61,22 @@ def export_fp32(folder: Path, label: str, width: float) -> Path:
     from edgemtl.training.export.torch_onnx import export_head
     from edgemtl.training.models.network import MultiTaskNet
 
-    recipe = load_recipe(REPO / "recipes" / "synthetic.yaml")
-    specs = [make_spec(k, CLASS_NAMES) for k in recipe.tasks]
-    head = "teacher" if label == "teacher" else "student"
+    tasks = load_recipe(REPO / "recipes" / "synthetic.yaml").tasks
+    specs = [make_spec(k, CLASS_NAMES) for k in tasks]
     torch.manual_seed(0)
-    net = MultiTaskNet(specs, width=width, student=students().get(label)).eval()
-    path = folder / f"{label.replace(' ', '_').strip('()')}-{width}.fp32.onnx"
+    net = MultiTaskNet(specs, width=width, student=student).eval()
     export_head(net.head_module(head, "raw"), net.output_names(head, "raw"), *SIZE, path)
     return path
 
 
-def sweep(folder: Path, label: str, width: float, seconds: float, threads: int) -> dict[str, Any]:
-    """Speed-up of INT8 over FP32 per threshold, and how many Convs each quantizes."""
+def sweep(fp32: Path, seconds: float, threads: int) -> dict[str, Any]:
+    """Speed-up of INT8 over FP32 (`fp32`, an ONNX file) per threshold, and how many Convs
+    each quantizes."""
     import onnx
 
     from edgemtl.export.int8 import qdq_summary, quantize_int8
     from edgemtl.export.speed import interleaved_medians_ms
 
-    fp32 = export_fp32(folder, label, width)
     rng = np.random.default_rng(0)
     calib = [rng.standard_normal((1, 3, *SIZE), dtype=np.float32) for _ in range(4)]
     paths, facts = [fp32], []
@@ -90,7 +90,7 @@ def sweep(folder: Path, label: str, width: float, seconds: float, threads: int) 
                 "float_convs": summary["weighted_float_nodes"].get("Conv", 0),
             }
         )
-    medians = interleaved_medians_ms(paths, calib[0], seconds, threads=threads)
+    medians = interleaved_medians_ms(paths, calib[0], threads, spin=False, duration_s=seconds)
     fp32_ms = medians[0][0]
     rows = {
         str(t): {
@@ -103,8 +103,6 @@ def sweep(folder: Path, label: str, width: float, seconds: float, threads: int) 
     }
     convs = sum(n.op_type == "Conv" for n in onnx.load(str(fp32)).graph.node)
     return {
-        "model": label,
-        "width": width,
         "convs": convs,
         "fp32_median_ms": round(fp32_ms, 3),
         "fp32_iterations": medians[0][1],
@@ -161,12 +159,12 @@ def main() -> None:
     from edgemtl.export.int8 import MIN_INT8_MACS
 
     start = time.perf_counter()
-    labels = ["teacher", *students()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgemtl-int8-rule-") as tmp:
         for width in (float(w) for w in args.widths.split(",")):
-            for label in labels:
-                row = sweep(Path(tmp), label, width, args.seconds, args.threads)
+            for i, (label, (head, student)) in enumerate(models().items()):
+                fp32 = export_fp32(Path(tmp) / f"model{i}-{width}.fp32.onnx", head, student, width)
+                row = {"model": label, "width": width, **sweep(fp32, args.seconds, args.threads)}
                 best = max(row["thresholds"], key=lambda t: row["thresholds"][t]["speedup_vs_fp32"])
                 print(f"width {width} {label}: fp32 {row['fp32_median_ms']:.2f} ms, best T={best}")
                 rows.append(row)

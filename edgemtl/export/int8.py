@@ -13,7 +13,7 @@ Why some nodes stay float (`float_nodes`), measured on ONNX Runtime's CPU provid
 - a small Conv (fewer than `MIN_INT8_MACS` multiply-adds per output value: the
   1x1 up-stage convs and the full-resolution 8-channel 3x3 convs of a narrow model)
   saves less in its INT8 kernel than the Quantize/Dequantize/layout nodes around it
-  cost: quantizing every Conv made the default Student 0.84x as fast as FP32;
+  cost (`MIN_INT8_MACS` says by how much);
 - a cheap op (ReLU, Add, Resize, pooling) fed only by float nodes would pay a
   Quantize and a Dequantize for one op, so it stays float too. Weighted ops are not
   swept along: a large Conv behind a float one still pays for its own Quantize.

@@ -43,18 +43,15 @@ class _Session:
 def interleaved_medians_ms(
     paths: Sequence[Path],
     batch: np.ndarray,
+    threads: int,
+    spin: bool,
     duration_s: float = DURATION_S,
-    threads: int | None = None,
 ) -> list[tuple[float, int]]:
     """(median ms, timed iterations) per ONNX file in `paths`, timed round-robin on ONNX
-    Runtime's CPU provider on `batch` (N x 3 x H x W float32; cast for FP16 inputs).
-
-    `threads`: intra-op threads (None: the run's, `edgemtl.core.threads.run_choice`,
-    with its spin policy; a number: that many, no spinning). About
-    len(paths) x `duration_s` seconds plus warm-up."""
-    choice = run_choice()
-    count, spin = (choice.threads, choice.spin) if threads is None else (threads, False)
-    jobs = [(_Session(p, count, spin), batch) for p in paths]
+    Runtime's CPU provider on `batch` (N x 3 x H x W float32; cast for FP16 inputs) with
+    `threads` intra-op threads, spin-waiting if `spin`. About len(paths) x `duration_s`
+    seconds plus warm-up."""
+    jobs = [(_Session(p, threads, spin), batch) for p in paths]
     config = TimingConfig(
         warmup_iterations=3, warmup_s=0.05, duration_s=duration_s, min_iterations=ROUNDS
     )
@@ -68,14 +65,15 @@ def measure_speedup(
     """Median latency of `candidate` vs `reference` (ONNX files) on `batch` (N x 3 x H x W
     float32), interleaved on ONNX Runtime's CPU provider with the run's threads
     (`edgemtl.core.threads.run_choice`). About 2 x `duration_s` seconds plus warm-up."""
+    choice = run_choice()
     (median, iterations), (ref_median, _) = interleaved_medians_ms(
-        [candidate, reference], batch, duration_s
+        [candidate, reference], batch, choice.threads, choice.spin, duration_s
     )
     return Speedup(
         reference=reference.name,
         ratio=round(ref_median / median, 3),
         median_ms=round(median, 4),
         reference_median_ms=round(ref_median, 4),
-        threads=run_choice().threads,
+        threads=choice.threads,
         iterations=iterations,
     )
